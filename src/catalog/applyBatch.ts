@@ -1,0 +1,268 @@
+/**
+ * Writes one batch of valid updates into the catalog, inside the caller's transaction.
+ *
+ * The rules (CONTRACT §2), and how this file keeps them:
+ * - version = (observedAt, seq). The current state of a mirror is its highest accepted version.
+ *   Versions are compared here in JavaScript on canonical microsecond strings (see update.ts) that
+ *   were read from the catalog as text under the mirror's row lock, so no `Date` rounding enters.
+ * - idempotency key = (mirror, observedAt, seq). The journal's unique constraint decides what is a
+ *   duplicate (`on conflict do nothing returning`). A journaled key is never newer than the current
+ *   version (the journal and the version move in one transaction), so a duplicate is never applied.
+ * - Updates newer than the current version are applied in version order; every status change among
+ *   them is a transition, so a batch gives the same result as applying its updates one by one.
+ * - The journal invariant (journal_length, journal_oldest_at) is rewritten from the rows actually
+ *   inserted, in the same transaction.
+ *
+ * Lock protocol: before anything else, the batch creates the rows of mirrors it has never seen and
+ * locks every row it will touch, both in mirror order (`collate "C"`), as the trimmer does. Two
+ * batches (or a batch and the trimmer) on the same mirrors therefore queue up instead of
+ * deadlocking, and the previous status is always read under the lock.
+ *
+ * Statements: five round trips per batch whatever its size, every one set-based through unnest.
+ */
+import type { StateUpdate, Status } from '../update.js';
+import { type Executor, tables, UTC_MICROS } from './sql.js';
+
+export interface BatchOutcome {
+  applied: number;
+  stale: number;
+  duplicate: number;
+  transitions: number;
+}
+
+interface MirrorRow {
+  mirror: string;
+  status: Status;
+  status_since: string;
+  observed_at: string;
+  seq: number;
+  workflow_id: string | null;
+  run_id: string | null;
+  flow_type: string | null;
+  source_peer: string | null;
+  destination_peer: string | null;
+  rows_synced: number | null;
+  lag_seconds: number | null;
+  error_class: string | null;
+  error_message: string | null;
+  dropped_at: string | null;
+  transitions_total: number;
+  journal_length: number;
+  journal_oldest_at: string | null;
+}
+
+interface Transition {
+  mirror: string;
+  from: Status | null;
+  to: Status;
+  at: string;
+  seq: number;
+  workflowId: string | null;
+  errorClass: string | null;
+  errorMessage: string | null;
+}
+
+export function compareVersions(a: { observedAt: string; seq: number }, b: { observedAt: string; seq: number }): number {
+  if (a.observedAt !== b.observedAt) return a.observedAt < b.observedAt ? -1 : 1;
+  return a.seq - b.seq;
+}
+
+export function idempotencyKey(u: { mirror: string; observedAt: string; seq: number }): string {
+  return `${u.mirror}\u0000${u.observedAt}\u0000${u.seq}`;
+}
+
+const ROW_COLUMNS = `mirror, status, ${UTC_MICROS('status_since')} as status_since, ${UTC_MICROS('observed_at')} as observed_at,
+  seq, workflow_id, run_id, flow_type, source_peer, destination_peer, rows_synced, lag_seconds, error_class,
+  error_message, ${UTC_MICROS('dropped_at')} as dropped_at, transitions_total, journal_length,
+  ${UTC_MICROS('journal_oldest_at')} as journal_oldest_at`;
+
+/** Folds one mirror's updates (version order) into its row; returns the transitions and the applied flags. */
+function fold(row: MirrorRow | null, mirror: string, updates: StateUpdate[]) {
+  const applied = new Set<StateUpdate>();
+  const transitions: Transition[] = [];
+  let current = row;
+  for (const u of updates) {
+    if (current !== null && compareVersions(u, { observedAt: current.observed_at, seq: current.seq }) <= 0) continue;
+    applied.add(u);
+    const previous: MirrorRow = current ?? {
+      mirror, status: u.status, status_since: u.observedAt, observed_at: u.observedAt, seq: u.seq,
+      workflow_id: null, run_id: null, flow_type: null, source_peer: null, destination_peer: null,
+      rows_synced: null, lag_seconds: null, error_class: null, error_message: null, dropped_at: null,
+      transitions_total: 0, journal_length: 0, journal_oldest_at: null,
+    };
+    const changed = current === null || current.status !== u.status;
+    const next: MirrorRow = {
+      ...previous,
+      status: u.status,
+      status_since: changed ? u.observedAt : previous.status_since,
+      observed_at: u.observedAt,
+      seq: u.seq,
+      workflow_id: u.workflowId ?? previous.workflow_id,
+      run_id: u.runId ?? previous.run_id,
+      flow_type: u.flowType ?? previous.flow_type,
+      source_peer: u.source ?? previous.source_peer,
+      destination_peer: u.destination ?? previous.destination_peer,
+      rows_synced: u.rowsSynced ?? previous.rows_synced,
+      lag_seconds: u.lagSeconds ?? previous.lag_seconds,
+      error_class: u.error?.class ?? null,
+      error_message: u.error?.message ?? null,
+      dropped_at: u.dropped ? u.observedAt : null,
+      transitions_total: previous.transitions_total + (changed ? 1 : 0),
+    };
+    if (changed) {
+      transitions.push({
+        mirror, from: current?.status ?? null, to: u.status, at: u.observedAt, seq: u.seq,
+        workflowId: next.workflow_id, errorClass: next.error_class, errorMessage: next.error_message,
+      });
+    }
+    current = next;
+  }
+  return { row: current, applied, transitions };
+}
+
+export async function applyBatch(db: Executor, schema: string, batch: StateUpdate[]): Promise<BatchOutcome> {
+  const t = tables(schema);
+  const outcome: BatchOutcome = { applied: 0, stale: 0, duplicate: 0, transitions: 0 };
+
+  // Same key twice in one batch: keep the first, count the rest as duplicates.
+  const byKey = new Map<string, StateUpdate>();
+  for (const u of batch) {
+    const key = idempotencyKey(u);
+    if (byKey.has(key)) outcome.duplicate++;
+    else byKey.set(key, u);
+  }
+  if (byKey.size === 0) return outcome;
+  const byMirror = new Map<string, StateUpdate[]>();
+  for (const u of byKey.values()) {
+    const list = byMirror.get(u.mirror);
+    if (list) list.push(u);
+    else byMirror.set(u.mirror, [u]);
+  }
+  const mirrors = [...byMirror.keys()];
+
+  // 1. Rows for mirrors never seen, in lock order. A placeholder never commits: this same
+  //    transaction overwrites it below, because a new mirror's first update is always applied.
+  const created = await db.executeSql(
+    `insert into ${t.mirrors} (mirror, status, status_since, observed_at, seq)
+     select m, 'unknown', '-infinity', '-infinity', -1
+       from unnest($1::text[]) as m
+      where not exists (select 1 from ${t.mirrors} where mirror = m)
+      order by m collate "C"
+     on conflict (mirror) do nothing
+     returning mirror`,
+    [mirrors],
+  );
+  const isNew = new Set<string>(created.rows.map((r: { mirror: string }) => r.mirror));
+
+  // 2. Lock every row in mirror order and read the current state under the lock.
+  const locked = await db.executeSql(
+    `select ${ROW_COLUMNS} from ${t.mirrors} where mirror = any($1::text[]) order by mirror collate "C" for update`,
+    [mirrors],
+  );
+  const rows = new Map<string, MirrorRow>(locked.rows.map((r: MirrorRow) => [r.mirror, r]));
+
+  // 3. Decide, per mirror in version order, what is applied and what is a transition.
+  const journal: { u: StateUpdate; applied: boolean }[] = [];
+  const transitions: Transition[] = [];
+  const nextRows = new Map<string, MirrorRow>();
+  for (const [mirror, updates] of byMirror) {
+    updates.sort(compareVersions);
+    const result = fold(isNew.has(mirror) ? null : (rows.get(mirror) ?? null), mirror, updates);
+    for (const u of updates) journal.push({ u, applied: result.applied.has(u) });
+    transitions.push(...result.transitions);
+    if (result.row) nextRows.set(mirror, result.row);
+  }
+
+  // 4. Journal every update; the unique key turns redeliveries into no-ops.
+  const inserted = await db.executeSql(
+    `insert into ${t.journal} (mirror, observed_at, seq, status, applied, payload)
+     select * from unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::text[], $5::boolean[], $6::jsonb[])
+     on conflict on constraint journal_idempotency_key do nothing
+     returning mirror, ${UTC_MICROS('observed_at')} as observed_at, seq, applied`,
+    [
+      journal.map((j) => j.u.mirror),
+      journal.map((j) => j.u.observedAt),
+      journal.map((j) => j.u.seq),
+      journal.map((j) => j.u.status),
+      journal.map((j) => j.applied),
+      journal.map((j) => JSON.stringify(j.u.payload)),
+    ],
+  );
+  outcome.duplicate += journal.length - inserted.rows.length;
+  for (const r of inserted.rows as { mirror: string; observed_at: string; applied: boolean }[]) {
+    if (r.applied) outcome.applied++;
+    else outcome.stale++;
+    const row = nextRows.get(r.mirror) ?? rows.get(r.mirror);
+    if (!row) throw new Error(`journaled an update of mirror ${JSON.stringify(r.mirror)} whose row is not locked`);
+    const next = nextRows.get(r.mirror) ?? { ...row };
+    next.journal_length += 1;
+    if (next.journal_oldest_at === null || r.observed_at < next.journal_oldest_at) next.journal_oldest_at = r.observed_at;
+    nextRows.set(r.mirror, next);
+  }
+  if (outcome.applied !== journal.filter((j) => j.applied).length) {
+    // A journaled key is never newer than the current version, so an applied update cannot be a
+    // duplicate. Reaching this means the catalog broke that invariant: refuse to write on top of it.
+    throw new Error('catalog invariant broken: an update newer than the current version was already journaled');
+  }
+
+  // 5. Transitions, appended in version order.
+  if (transitions.length > 0) {
+    await db.executeSql(
+      `insert into ${t.transitions} (mirror, from_status, to_status, at, seq, workflow_id, error_class, error_message)
+       select * from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::text[], $7::text[], $8::text[])`,
+      [
+        transitions.map((x) => x.mirror),
+        transitions.map((x) => x.from),
+        transitions.map((x) => x.to),
+        transitions.map((x) => x.at),
+        transitions.map((x) => x.seq),
+        transitions.map((x) => x.workflowId),
+        transitions.map((x) => x.errorClass),
+        transitions.map((x) => x.errorMessage),
+      ],
+    );
+    outcome.transitions = transitions.length;
+  }
+
+  // 6. The new current rows, absolute values computed under the lock.
+  const changed = [...nextRows.values()];
+  if (changed.length > 0) {
+    await db.executeSql(
+      `update ${t.mirrors} as m set
+         status = u.status, status_since = u.status_since, observed_at = u.observed_at, seq = u.seq,
+         workflow_id = u.workflow_id, run_id = u.run_id, flow_type = u.flow_type, source_peer = u.source_peer,
+         destination_peer = u.destination_peer, rows_synced = u.rows_synced, lag_seconds = u.lag_seconds,
+         error_class = u.error_class, error_message = u.error_message, dropped_at = u.dropped_at,
+         transitions_total = u.transitions_total, journal_length = u.journal_length,
+         journal_oldest_at = u.journal_oldest_at, updated_at = now()
+       from unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::bigint[], $6::text[], $7::text[],
+                   $8::text[], $9::text[], $10::text[], $11::bigint[], $12::float8[], $13::text[], $14::text[],
+                   $15::timestamptz[], $16::bigint[], $17::integer[], $18::timestamptz[])
+         as u(mirror, status, status_since, observed_at, seq, workflow_id, run_id, flow_type, source_peer,
+              destination_peer, rows_synced, lag_seconds, error_class, error_message, dropped_at,
+              transitions_total, journal_length, journal_oldest_at)
+       where m.mirror = u.mirror`,
+      [
+        changed.map((r) => r.mirror),
+        changed.map((r) => r.status),
+        changed.map((r) => r.status_since),
+        changed.map((r) => r.observed_at),
+        changed.map((r) => r.seq),
+        changed.map((r) => r.workflow_id),
+        changed.map((r) => r.run_id),
+        changed.map((r) => r.flow_type),
+        changed.map((r) => r.source_peer),
+        changed.map((r) => r.destination_peer),
+        changed.map((r) => r.rows_synced),
+        changed.map((r) => r.lag_seconds),
+        changed.map((r) => r.error_class),
+        changed.map((r) => r.error_message),
+        changed.map((r) => r.dropped_at),
+        changed.map((r) => r.transitions_total),
+        changed.map((r) => r.journal_length),
+        changed.map((r) => r.journal_oldest_at),
+      ],
+    );
+  }
+  return outcome;
+}

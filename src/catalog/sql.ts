@@ -1,0 +1,88 @@
+/** What every catalog statement needs: somewhere to run, and the schema-qualified table names. */
+import type { PoolClient } from '../db.js';
+
+/**
+ * pg-boss's transaction handle (`IDatabase`) and a pooled client both fit this, so one batch
+ * writer serves the transactional worker and the separate-queue-database path alike.
+ */
+export interface Executor {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  executeSql(text: string, values?: unknown[]): Promise<{ rows: any[] }>;
+}
+
+export function clientExecutor(client: PoolClient): Executor {
+  return { executeSql: (text, values) => client.query(text, values) };
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+export interface Tables {
+  schema: string;
+  mirrors: string;
+  transitions: string;
+  journal: string;
+}
+
+const cache = new Map<string, Tables>();
+
+export function tables(schema: string): Tables {
+  let t = cache.get(schema);
+  if (!t) {
+    const s = quoteIdent(schema);
+    t = { schema: s, mirrors: `${s}.mirrors`, transitions: `${s}.transitions`, journal: `${s}.journal` };
+    cache.set(schema, t);
+  }
+  return t;
+}
+
+/**
+ * A timestamptz column as RFC 3339 UTC text with microseconds (`2026-11-21T10:00:00.123456Z`). node-pg
+ * would turn it into a millisecond Date; this keeps the precision every version comparison needs.
+ */
+export function UTC_MICROS(column: string): string {
+  return `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+}
+
+/**
+ * SQLSTATEs after which the same batch may well succeed if simply tried again: the transaction
+ * is rolled back and the jobs are failed back to pg-boss, which retries them.
+ */
+const RETRYABLE_SQLSTATES: Record<string, string> = {
+  '40001': 'serialization_failure: a concurrent transaction won',
+  '40P01': 'deadlock_detected: should not happen under the lock protocol, but is safe to retry',
+  '55P03': 'lock_not_available',
+  '57014': 'query_canceled: statement or transaction timeout',
+  '57P01': 'admin_shutdown: the server is restarting',
+  '57P02': 'crash_shutdown',
+  '57P03': 'cannot_connect_now: the server is starting',
+  '25P02': 'in_failed_sql_transaction: follows an earlier error in the same transaction',
+};
+
+/**
+ * SQLSTATE classes that blame the data rather than the moment: retrying the same batch fails the
+ * same way, so the consumer isolates the update at fault and dead-letters it instead.
+ */
+const POISON_SQLSTATE_CLASSES: Record<string, string> = {
+  '22': 'data exception (a value the column cannot hold)',
+  '23': 'integrity constraint violation',
+  '54': 'program limit exceeded (a value too large to index or store)',
+};
+
+export function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+export function isRetryable(err: unknown): boolean {
+  const code = sqlState(err);
+  // No SQLSTATE: a connection error (ECONNRESET, timeout) rather than a verdict on the data.
+  if (code === undefined) return true;
+  return code in RETRYABLE_SQLSTATES || code.startsWith('08') || code.startsWith('53');
+}
+
+export function isPoison(err: unknown): boolean {
+  const code = sqlState(err);
+  return code !== undefined && code.slice(0, 2) in POISON_SQLSTATE_CLASSES;
+}

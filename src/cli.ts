@@ -1,0 +1,205 @@
+#!/usr/bin/env node
+/**
+ * `mirrorstate [run|migrate|publish|status|trim] [flags]`. Every setting is an environment
+ * variable with a flag of the same meaning (see config.ts); `--help` lists them with defaults.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, type Config, helpText, loadConfig, SETTINGS } from './config.js';
+import { createPool } from './db.js';
+import { createLogger, type Logger } from './log.js';
+import { Daemon, migrateAll, resolveDatabases } from './main.js';
+import { InvalidUpdateError, publishUpdates } from './publish.js';
+import { createBoss } from './queue/boss.js';
+import { printStatus } from './status.js';
+
+const COMMANDS = ['run', 'migrate', 'publish', 'status'] as const;
+type Command = (typeof COMMANDS)[number];
+
+const PUBLISH_FLAGS = {
+  mirror: { type: 'string' },
+  status: { type: 'string' },
+  'observed-at': { type: 'string' },
+  seq: { type: 'string' },
+  'rows-synced': { type: 'string' },
+  'lag-seconds': { type: 'string' },
+  'error-class': { type: 'string' },
+  'error-message': { type: 'string' },
+  'workflow-id': { type: 'string' },
+  'flow-type': { type: 'string' },
+  source: { type: 'string' },
+  destination: { type: 'string' },
+  dropped: { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+const USAGE = `usage: mirrorstate [command] [flags]
+
+commands:
+  run                 the daemon (default)
+  migrate             apply catalog migrations and create the queues, then exit
+  publish             enqueue one state update:
+                        --mirror M --status S [--observed-at T] [--seq N] [--rows-synced N]
+                        [--lag-seconds X] [--error-class C --error-message M] [--dropped]
+                        [--workflow-id W] [--flow-type F] [--source P] [--destination P]
+  status [MIRROR]     a table of current states, or one mirror with its transitions
+
+settings (flag, environment variable; a flag wins):
+${helpText()}
+`;
+
+class UsageError extends Error {}
+
+function parse(argv: string[]) {
+  const settingFlags = Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: 'string' as const }]));
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { ...settingFlags, ...PUBLISH_FLAGS, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  const [first, ...rest] = positionals;
+  const command = (first ?? 'run') as Command;
+  if (!COMMANDS.includes(command)) throw new UsageError(`unknown command "${first}"`);
+  const flags: Record<string, string | undefined> = {};
+  for (const s of SETTINGS) flags[s.flag] = (values as Record<string, unknown>)[s.flag] as string | undefined;
+  return { command, args: rest, values, flags, help: values.help === true };
+}
+
+function numberFlag(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${flag} must be a number, got "${value}"`);
+  return n;
+}
+
+function updateFromFlags(values: Record<string, unknown>): object {
+  const v = values as Partial<Record<keyof typeof PUBLISH_FLAGS, string>> & { dropped?: boolean };
+  const statusCode = v.status !== undefined && /^\d+$/.test(v.status) ? Number(v.status) : v.status;
+  const errorMessage = v['error-message'];
+  return {
+    mirror: v.mirror,
+    status: statusCode,
+    observedAt: v['observed-at'] ?? new Date().toISOString(),
+    seq: numberFlag(v.seq, 'seq'),
+    rowsSynced: numberFlag(v['rows-synced'], 'rows-synced'),
+    lagSeconds: numberFlag(v['lag-seconds'], 'lag-seconds'),
+    workflowId: v['workflow-id'],
+    flowType: v['flow-type'],
+    source: v.source,
+    destination: v.destination,
+    error:
+      errorMessage !== undefined || v['error-class'] !== undefined
+        ? { message: errorMessage ?? '', class: v['error-class'] }
+        : undefined,
+    dropped: v.dropped,
+  };
+}
+
+async function withQueue<T>(config: Config, logger: Logger, fn: (ctx: Awaited<ReturnType<typeof openAll>>) => Promise<T>) {
+  const ctx = await openAll(config, logger);
+  try {
+    return await fn(ctx);
+  } finally {
+    await ctx.boss.stop({ graceful: false, timeout: 1000 }).catch(() => undefined);
+    await ctx.pool.end();
+    await ctx.databases.embedded?.stop();
+  }
+}
+
+async function openAll(config: Config, logger: Logger) {
+  const databases = await resolveDatabases(config, logger, true);
+  const pool = createPool(databases.catalogUrl, 2, 'mirrorstate-cli', logger);
+  const boss = createBoss({ connectionString: databases.queueUrl, schema: config.bossSchema, max: 2, logger, worker: false });
+  await boss.start();
+  return { databases, pool, boss };
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    process.stderr.write(`mirrorstate: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (parsed.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  let config: Readonly<Config>;
+  try {
+    config = loadConfig(process.env, parsed.flags);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`mirrorstate: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+
+  switch (parsed.command) {
+    case 'run': {
+      const daemon = new Daemon(config, logger);
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'signal received');
+        daemon.stop().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            logger.error({ err }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+      try {
+        await daemon.start();
+      } catch (err) {
+        logger.fatal({ err }, 'could not start');
+        await daemon.stop().catch(() => undefined);
+        return 1;
+      }
+      return new Promise<number>(() => undefined); // runs until a signal
+    }
+    case 'migrate':
+      return withQueue(config, logger, async ({ pool, boss }) => {
+        await migrateAll(config, pool, boss, logger);
+        logger.info('catalog and queues are current');
+        return 0;
+      });
+    case 'publish': {
+      let update: object;
+      try {
+        update = updateFromFlags(parsed.values);
+      } catch (err) {
+        process.stderr.write(`mirrorstate publish: ${(err as Error).message}\n`);
+        return 2;
+      }
+      return withQueue(config, logger, async ({ boss }) => {
+        try {
+          const [id] = await publishUpdates(boss, [update]);
+          process.stdout.write(`${JSON.stringify({ enqueued: id })}\n`);
+          return 0;
+        } catch (err) {
+          if (err instanceof InvalidUpdateError) {
+            process.stderr.write(`mirrorstate publish: ${err.message}\n`);
+            return 2;
+          }
+          throw err;
+        }
+      });
+    }
+    case 'status':
+      return withQueue(config, logger, async ({ pool }) => printStatus(pool, config.schema, parsed.args[0], process.stdout));
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`mirrorstate: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,207 @@
+/**
+ * Environment + flags → one frozen, typed Config. Every setting is an environment variable with a
+ * flag of the same meaning; a flag wins over the variable. All bad settings are reported at once,
+ * each naming the variable and the flag, so an operator fixes them in one go.
+ */
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export interface Config {
+  /** Undefined: start an embedded PostgreSQL under `dataDir`. */
+  databaseUrl: string | undefined;
+  /** Undefined: the queue lives in the catalog database. */
+  queueDatabaseUrl: string | undefined;
+  schema: string;
+  bossSchema: string;
+  httpPort: number;
+  httpHost: string;
+  batchSize: number;
+  concurrency: number;
+  journalMaxAgeMs: number;
+  journalMaxPerMirror: number;
+  transitionsMaxAgeMs: number;
+  trimIntervalMs: number;
+  ingestToken: string | undefined;
+  logLevel: LogLevel;
+  dataDir: string;
+  poolSize: number;
+}
+
+type Parser<T> = (raw: string) => T | { error: string };
+
+interface Setting<K extends keyof Config = keyof Config> {
+  key: K;
+  env: string;
+  flag: string;
+  description: string;
+  /** Shown by --help. */
+  defaultText: string;
+  default: Config[K];
+  parse: Parser<Config[K]>;
+}
+
+const DURATION = /^(\d+)(ms|s|m|h|d)?$/;
+const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** `30s`, `15m`, `12h`, `7d`, `250ms`; a bare number is seconds; `0` switches the feature off. */
+export function parseDuration(raw: string): number | { error: string } {
+  const match = DURATION.exec(raw.trim());
+  if (!match) return { error: `must be a duration like 30s, 15m, 12h or 7d, got "${raw}"` };
+  const ms = Number(match[1]) * (DURATION_UNIT_MS[match[2] ?? 's'] ?? 1000);
+  return Number.isSafeInteger(ms) ? ms : { error: `is too large: "${raw}"` };
+}
+
+function integer(min: number, max: number): Parser<number> {
+  return (raw) => {
+    const value = Number(raw);
+    if (raw.trim() === '' || !Number.isInteger(value) || value < min || value > max) {
+      return { error: `must be an integer from ${min} to ${max}, got "${raw}"` };
+    }
+    return value;
+  };
+}
+
+function positiveDuration(raw: string): number | { error: string } {
+  const ms = parseDuration(raw);
+  if (typeof ms === 'number' && ms < 1000) return { error: `must be at least 1s, got "${raw}"` };
+  return ms;
+}
+
+function postgresUrl(raw: string): string | { error: string } {
+  try {
+    const url = new URL(raw);
+    if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+      return { error: 'must be a postgres:// or postgresql:// URL' };
+    }
+    return raw;
+  } catch {
+    return { error: 'must be a postgres:// URL' };
+  }
+}
+
+function identifier(raw: string): string | { error: string } {
+  return IDENTIFIER.test(raw) ? raw : { error: `must be a lower-case SQL identifier ([a-z_][a-z0-9_]*), got "${raw}"` };
+}
+
+function text(raw: string): string | { error: string } {
+  return raw.length > 0 ? raw : { error: 'must not be empty' };
+}
+
+function setting<K extends keyof Config>(s: Setting<K>): Setting<K> {
+  return s;
+}
+
+export const SETTINGS: readonly Setting[] = [
+  setting({
+    key: 'databaseUrl', env: 'DATABASE_URL', flag: 'database-url', default: undefined, defaultText: 'embedded PostgreSQL',
+    description: 'catalog (and queue) database', parse: postgresUrl,
+  }),
+  setting({
+    key: 'queueDatabaseUrl', env: 'MIRRORSTATE_QUEUE_DATABASE_URL', flag: 'queue-database-url', default: undefined,
+    defaultText: 'DATABASE_URL', description: 'queue database, when separate from the catalog', parse: postgresUrl,
+  }),
+  setting({
+    key: 'schema', env: 'MIRRORSTATE_SCHEMA', flag: 'schema', default: 'mirrorstate', defaultText: 'mirrorstate',
+    description: 'catalog schema', parse: identifier,
+  }),
+  setting({
+    key: 'bossSchema', env: 'MIRRORSTATE_BOSS_SCHEMA', flag: 'boss-schema', default: 'pgboss', defaultText: 'pgboss',
+    description: 'pg-boss schema of the queue', parse: identifier,
+  }),
+  setting({
+    key: 'httpPort', env: 'MIRRORSTATE_HTTP_PORT', flag: 'http-port', default: 9477, defaultText: '9477',
+    description: 'HTTP port (/metrics, health, API); 0 picks a free one', parse: integer(0, 65535),
+  }),
+  setting({
+    key: 'httpHost', env: 'MIRRORSTATE_HTTP_HOST', flag: 'http-host', default: '0.0.0.0', defaultText: '0.0.0.0',
+    description: 'HTTP listen address', parse: text,
+  }),
+  setting({
+    key: 'batchSize', env: 'MIRRORSTATE_BATCH_SIZE', flag: 'batch-size', default: 500, defaultText: '500',
+    description: 'jobs fetched per batch', parse: integer(1, 10_000),
+  }),
+  setting({
+    key: 'concurrency', env: 'MIRRORSTATE_CONCURRENCY', flag: 'concurrency', default: 2, defaultText: '2',
+    description: 'batches in flight at once', parse: integer(1, 64),
+  }),
+  setting({
+    key: 'journalMaxAgeMs', env: 'MIRRORSTATE_JOURNAL_MAX_AGE', flag: 'journal-max-age', default: 7 * 86_400_000,
+    defaultText: '7d', description: 'journal retention by age of observedAt (0 = off)', parse: parseDuration,
+  }),
+  setting({
+    key: 'journalMaxPerMirror', env: 'MIRRORSTATE_JOURNAL_MAX_PER_MIRROR', flag: 'journal-max-per-mirror', default: 1000,
+    defaultText: '1000', description: 'journal rows kept per mirror (0 = no limit)', parse: integer(0, 1_000_000_000),
+  }),
+  setting({
+    key: 'transitionsMaxAgeMs', env: 'MIRRORSTATE_TRANSITIONS_MAX_AGE', flag: 'transitions-max-age', default: 0,
+    defaultText: '0', description: 'transitions retention by age (0 = keep forever)', parse: parseDuration,
+  }),
+  setting({
+    key: 'trimIntervalMs', env: 'MIRRORSTATE_TRIM_INTERVAL', flag: 'trim-interval', default: 60_000, defaultText: '1m',
+    description: 'how often the daemon runs retention', parse: positiveDuration,
+  }),
+  setting({
+    key: 'ingestToken', env: 'MIRRORSTATE_INGEST_TOKEN', flag: 'ingest-token', default: undefined,
+    defaultText: 'none: ingest off', description: 'bearer token for POST /api/v1/updates', parse: text,
+  }),
+  setting({
+    key: 'logLevel', env: 'MIRRORSTATE_LOG_LEVEL', flag: 'log-level', default: 'info', defaultText: 'info',
+    description: `pino level (${LOG_LEVELS.join(', ')})`,
+    parse: (raw) => (LOG_LEVELS.includes(raw as LogLevel) ? (raw as LogLevel) : { error: `must be one of ${LOG_LEVELS.join(', ')}, got "${raw}"` }),
+  }),
+  setting({
+    key: 'dataDir', env: 'MIRRORSTATE_DATA_DIR', flag: 'data-dir', default: '.mirrorstate', defaultText: './.mirrorstate',
+    description: 'where the embedded PostgreSQL keeps its data', parse: text,
+  }),
+  setting({
+    key: 'poolSize', env: 'MIRRORSTATE_POOL_SIZE', flag: 'pool-size', default: 10, defaultText: '10',
+    description: 'catalog connections per pool', parse: integer(2, 200),
+  }),
+];
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * `flags` holds the command line's values by flag name (without dashes); they win over `env`.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string | undefined> = {}): Readonly<Config> {
+  const problems: string[] = [];
+  const config: Record<string, unknown> = {};
+  for (const s of SETTINGS) {
+    const fromFlag = flags[s.flag];
+    const raw = fromFlag ?? env[s.env];
+    if (raw === undefined || (fromFlag === undefined && raw === '')) {
+      config[s.key] = s.default;
+      continue;
+    }
+    const parsed = s.parse(raw);
+    if (typeof parsed === 'object' && parsed !== null && 'error' in parsed) {
+      // Parsers never echo URLs or tokens back, so a problem line is safe to print.
+      problems.push(`${s.env} / --${s.flag} ${parsed.error}`);
+    } else config[s.key] = parsed;
+  }
+  if (config.schema === config.bossSchema && config.queueDatabaseUrl === undefined) {
+    problems.push('MIRRORSTATE_SCHEMA and MIRRORSTATE_BOSS_SCHEMA must differ: the catalog and pg-boss each own their schema');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config as unknown as Config);
+}
+
+export function helpText(): string {
+  const width = Math.max(...SETTINGS.map((s) => s.flag.length)) + 4;
+  return SETTINGS.map(
+    (s) => `  --${s.flag.padEnd(width)}${s.env}\n  ${''.padEnd(width + 2)}${s.description} (default: ${s.defaultText})`,
+  ).join('\n');
+}
+
+/** Whether catalog and queue share a database, so a batch and its job completion commit together. */
+export function queueSharesCatalog(config: Config): boolean {
+  return config.queueDatabaseUrl === undefined || config.queueDatabaseUrl === config.databaseUrl;
+}

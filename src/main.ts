@@ -1,0 +1,136 @@
+/**
+ * Wiring only: config → logger → catalog → queue → consumer → http server → shutdown.
+ *
+ * Shutdown order (SIGTERM/SIGINT): stop taking jobs and let the batches in hand commit, stop the
+ * trimmer, stop pg-boss, stop HTTP, close the catalog pool, stop the embedded PostgreSQL.
+ */
+import type { PgBoss } from 'pg-boss';
+import { appliedVersion, latestVersion, migrate } from './catalog/migrate.js';
+import { type Config, queueSharesCatalog } from './config.js';
+import { createPool, type Pool } from './db.js';
+import { type EmbeddedDatabase, runningEmbeddedUrl, startEmbeddedPostgres } from './embedded.js';
+import { registerHealthRoutes } from './http/health.js';
+import { HttpServer } from './http/server.js';
+import { type Logger, redactUrl } from './log.js';
+import { createDaemonMetrics, type DaemonMetrics } from './metrics/daemon.js';
+import { registerMetricsRoute } from './metrics/route.js';
+import { createBoss, ensureQueues } from './queue/boss.js';
+import { Consumer } from './queue/consumer.js';
+
+export interface Databases {
+  catalogUrl: string;
+  queueUrl: string;
+  embedded: EmbeddedDatabase | undefined;
+}
+
+/**
+ * The catalog URL from config; else the embedded PostgreSQL a daemon already runs (when `shareRunning`,
+ * for the one-shot commands); else an embedded PostgreSQL started for this process.
+ */
+export async function resolveDatabases(config: Config, logger: Logger, shareRunning = false): Promise<Databases> {
+  let embedded: EmbeddedDatabase | undefined;
+  let catalogUrl = config.databaseUrl ?? (shareRunning ? runningEmbeddedUrl(config.dataDir) : undefined);
+  if (catalogUrl === undefined) {
+    embedded = await startEmbeddedPostgres(config.dataDir, logger);
+    catalogUrl = embedded.url;
+    // The embedded server's fixed local credentials are no secret: printing them is the point.
+    process.stdout.write(`mirrorstate: embedded PostgreSQL running, DATABASE_URL=${catalogUrl}\n`);
+  }
+  return { catalogUrl, queueUrl: config.queueDatabaseUrl ?? catalogUrl, embedded };
+}
+
+/** Catalog migrations, pg-boss's own schema, and the queues: what `mirrorstate migrate` does. */
+export async function migrateAll(config: Config, pool: Pool, boss: PgBoss, logger: Logger): Promise<void> {
+  await migrate(pool, config.schema, logger.child({ component: 'migrate' }));
+  await ensureQueues(boss);
+}
+
+export class Daemon {
+  private readonly log: Logger;
+  private pool: Pool | undefined;
+  private boss: PgBoss | undefined;
+  private consumer: Consumer | undefined;
+  private http: HttpServer | undefined;
+  private databases: Databases | undefined;
+  private stopping: Promise<void> | undefined;
+  readonly metrics: DaemonMetrics = createDaemonMetrics();
+  port = 0;
+
+  constructor(
+    private readonly config: Config,
+    logger: Logger,
+  ) {
+    this.log = logger;
+  }
+
+  async start(): Promise<void> {
+    const { config, log } = this;
+    this.databases = await resolveDatabases(config, log);
+    const { catalogUrl, queueUrl } = this.databases;
+    log.info(
+      { catalog: redactUrl(catalogUrl), queue: redactUrl(queueUrl), schema: config.schema, bossSchema: config.bossSchema },
+      'starting',
+    );
+    this.pool = createPool(catalogUrl, config.poolSize, 'mirrorstate', log);
+    // The queue pool serves fetches, heartbeats and, for a transactional worker, one connection per
+    // batch in flight: size it for the concurrency plus pg-boss's own work.
+    this.boss = createBoss({
+      connectionString: queueUrl,
+      schema: config.bossSchema,
+      max: config.concurrency + 6,
+      logger: log.child({ component: 'pg-boss' }),
+      worker: true,
+    });
+    await this.boss.start();
+    await migrateAll(config, this.pool, this.boss, log);
+
+    this.consumer = new Consumer({
+      boss: this.boss,
+      schema: config.schema,
+      batchSize: config.batchSize,
+      concurrency: config.concurrency,
+      catalogPool: queueSharesCatalog(config) ? null : this.pool,
+      logger: log,
+      metrics: this.metrics,
+    });
+    await this.consumer.start();
+
+    this.http = new HttpServer(log);
+    registerHealthRoutes(this.http, { check: () => this.readiness() });
+    registerMetricsRoute(this.http, { registry: this.metrics.registry });
+    const address = await this.http.start(config.httpPort, config.httpHost);
+    this.port = address.port;
+    log.info({ port: this.port }, 'mirrorstate running');
+  }
+
+  async readiness(): Promise<string[]> {
+    const reasons: string[] = [];
+    if (!this.pool) return ['starting'];
+    try {
+      const applied = await appliedVersion(this.pool, this.config.schema);
+      const latest = latestVersion();
+      if (applied < latest) reasons.push(`catalog migrations behind: at ${applied}, files reach ${latest}; run mirrorstate migrate`);
+    } catch (err) {
+      reasons.push(`catalog unreachable: ${(err as Error).message}`);
+    }
+    if (!this.consumer?.running) reasons.push('consumer not running');
+    return reasons;
+  }
+
+  /** Idempotent; resolves when everything is closed. */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    const log = this.log;
+    log.info('shutting down: finishing the batches in hand');
+    await this.consumer?.stop();
+    await this.boss?.stop({ graceful: true, timeout: 30_000 });
+    await this.http?.stop();
+    await this.pool?.end();
+    await this.databases?.embedded?.stop();
+    log.info('stopped');
+  }
+}

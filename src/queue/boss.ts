@@ -1,0 +1,68 @@
+/**
+ * pg-boss setup: the instance options and the two queues.
+ *
+ * Crash recovery in seconds: a daemon killed mid-batch leaves its jobs `active`. With a queue
+ * heartbeat of 10 s (pg-boss's minimum) a live worker refreshes its claim every 3 s while a batch
+ * runs, and a supervisor pass every 2 s fails and retries claims whose heartbeat is older than that.
+ * The jobs of a dead daemon therefore come back 10–12 s after it died, while a long but healthy
+ * batch is never taken away. The pass is a few indexed updates on the job table, so 2 s costs little.
+ * `expireInSeconds` stays an outer bound on one batch's handler (and its transaction).
+ */
+import { PgBoss } from 'pg-boss';
+import type { Logger } from '../log.js';
+
+export const UPDATES_QUEUE = 'mirrorstate-updates';
+export const DEAD_LETTER_QUEUE = 'mirrorstate-updates-dlq';
+export const TRIM_QUEUE = 'mirrorstate-trim';
+
+export const HEARTBEAT_SECONDS = 10;
+export const HEARTBEAT_REFRESH_SECONDS = 3;
+export const SUPERVISE_INTERVAL_SECONDS = 2;
+export const BATCH_EXPIRE_SECONDS = 120;
+
+export interface BossOptions {
+  connectionString: string;
+  schema: string;
+  max: number;
+  logger: Logger;
+  /** Workers run here: LISTEN/NOTIFY and the supervisor. A producer-only instance needs neither. */
+  worker: boolean;
+}
+
+export function createBoss(options: BossOptions): PgBoss {
+  const boss = new PgBoss({
+    connectionString: options.connectionString,
+    schema: options.schema,
+    max: options.max,
+    application_name: 'mirrorstate',
+    useListenNotify: options.worker,
+    supervise: options.worker,
+    schedule: options.worker,
+    superviseIntervalSeconds: SUPERVISE_INTERVAL_SECONDS,
+    monitorIntervalSeconds: SUPERVISE_INTERVAL_SECONDS,
+  });
+  const log = options.logger;
+  boss.on('error', (err) => log.error({ err }, 'pg-boss error'));
+  boss.on('warning', (warning) => log.warn({ warning }, 'pg-boss warning'));
+  return boss;
+}
+
+/** Creates the queues, or brings an existing queue's options up to date. Idempotent. */
+export async function ensureQueues(boss: PgBoss): Promise<void> {
+  await boss.createQueue(DEAD_LETTER_QUEUE, { notify: false, retentionSeconds: 14 * 86_400, deleteAfterSeconds: 7 * 86_400 });
+  const updates = {
+    notify: true,
+    expireInSeconds: BATCH_EXPIRE_SECONDS,
+    heartbeatSeconds: HEARTBEAT_SECONDS,
+    // A failed batch is a transient catalog problem (bad updates never fail a batch: they are
+    // dead-lettered), so retry on a backoff for a long while rather than give up on a producer's data.
+    retryLimit: 1000,
+    retryDelay: 1,
+    retryBackoff: true,
+    retryDelayMax: 60,
+    deleteAfterSeconds: 3600,
+  };
+  await boss.createQueue(UPDATES_QUEUE, updates);
+  await boss.updateQueue(UPDATES_QUEUE, updates);
+  await boss.createQueue(TRIM_QUEUE, { policy: 'singleton', expireInSeconds: 600, retryLimit: 0, deleteAfterSeconds: 3600 });
+}

@@ -1,0 +1,216 @@
+/**
+ * The batch consumer: jobs in, one catalog write out, dead letters for what cannot be written.
+ *
+ * Settle rules:
+ * - A job is completed only when its updates are committed. When the queue lives in the catalog
+ *   database the worker is transactional: pg-boss opens the transaction, the batch is written and
+ *   the dead letters are inserted through it, and pg-boss completes the jobs in it before the one
+ *   commit. Crash anywhere: nothing committed, the jobs come back (heartbeat, see boss.ts).
+ * - With a separate queue database the catalog transaction commits first and pg-boss completes the
+ *   jobs after. A crash between the two redelivers jobs whose updates are already journaled; the
+ *   idempotency key makes that a no-op, and dead letters carry ids derived from (job, index), so a
+ *   redelivered dead letter is not inserted twice.
+ * - Invalid updates never fail a batch: each becomes one dead-letter job, and the valid updates of
+ *   the same job still apply. An update the catalog itself refuses (a SQLSTATE that blames the data)
+ *   is found by bisecting the batch under savepoints, dead-lettered, and the rest is written.
+ * - Anything else (connection lost, serialization failure, timeout) throws: the transaction rolls
+ *   back and pg-boss retries the jobs with backoff.
+ */
+import { createHash } from 'node:crypto';
+import type { Job, PgBoss } from 'pg-boss';
+import { applyBatch, compareVersions, type BatchOutcome } from '../catalog/applyBatch.js';
+import { clientExecutor, type Executor, isPoison, sqlState } from '../catalog/sql.js';
+import { inTransaction, type Pool } from '../db.js';
+import type { Logger } from '../log.js';
+import type { DaemonMetrics } from '../metrics/daemon.js';
+import { describeErrors, type FieldError, parseMessage, type StateUpdate } from '../update.js';
+import { DEAD_LETTER_QUEUE, HEARTBEAT_REFRESH_SECONDS, UPDATES_QUEUE } from './boss.js';
+
+/** The dead-letter job's data (CONTRACT §2). */
+export interface DeadLetter {
+  reason: string;
+  errors: FieldError[];
+  update: unknown;
+  job: { id: string; index: number | null };
+}
+
+interface Origin {
+  jobId: string;
+  index: number | null;
+}
+
+export interface ConsumerOptions {
+  boss: PgBoss;
+  schema: string;
+  batchSize: number;
+  concurrency: number;
+  /** Set when the queue has a database of its own: the catalog is written through this pool. */
+  catalogPool: Pool | null;
+  logger: Logger;
+  metrics: DaemonMetrics;
+}
+
+/** A dead letter's job id: the same source job and index always give the same id. */
+export function deadLetterId(origin: Origin): string {
+  const hex = createHash('sha256').update(`${origin.jobId}:${origin.index ?? 'job'}`).digest('hex');
+  const variant = ((parseInt(hex[16] ?? '0', 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+function addOutcome(a: BatchOutcome, b: BatchOutcome): BatchOutcome {
+  return {
+    applied: a.applied + b.applied,
+    stale: a.stale + b.stale,
+    duplicate: a.duplicate + b.duplicate,
+    transitions: a.transitions + b.transitions,
+  };
+}
+
+const NOTHING: BatchOutcome = { applied: 0, stale: 0, duplicate: 0, transitions: 0 };
+
+export class Consumer {
+  private started = false;
+  private readonly log: Logger;
+
+  constructor(private readonly options: ConsumerOptions) {
+    this.log = options.logger.child({ component: 'consumer' });
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    const { boss, batchSize, concurrency, catalogPool } = this.options;
+    const polling = {
+      batchSize,
+      localConcurrency: concurrency,
+      // NOTIFY wakes the worker within milliseconds; polling is only the backstop.
+      pollingIntervalSeconds: 1,
+      notifyPollingIntervalSeconds: 5,
+      // Under load, fetch again at once while batches come back full instead of sleeping.
+      burstWhenBatchFull: true,
+      heartbeatRefreshSeconds: HEARTBEAT_REFRESH_SECONDS,
+    };
+    if (catalogPool === null) {
+      await boss.work(UPDATES_QUEUE, { ...polling, transactional: true }, (jobs: Job<unknown>[], tx: Executor) =>
+        this.handle(jobs, tx),
+      );
+    } else {
+      await boss.work<unknown>(UPDATES_QUEUE, polling, (jobs) =>
+        inTransaction(catalogPool, 'begin', (client) => this.handle(jobs, clientExecutor(client))),
+      );
+    }
+    this.started = true;
+    this.log.info({ batchSize, concurrency, transactional: catalogPool === null }, 'consumer started');
+  }
+
+  /** Stops fetching and waits for the batches in hand to commit. Idempotent. */
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    await this.options.boss.offWork(UPDATES_QUEUE, { wait: true });
+    this.log.info('consumer stopped');
+  }
+
+  get running(): boolean {
+    return this.started;
+  }
+
+  /** One batch of jobs → one catalog write through `db` (+ dead letters). */
+  async handle(jobs: Job<unknown>[], db: Executor): Promise<BatchOutcome> {
+    const started = performance.now();
+    const valid: StateUpdate[] = [];
+    const origins = new Map<StateUpdate, Origin>();
+    const deadLetters: DeadLetter[] = [];
+    const now = Date.now();
+    for (const job of jobs) {
+      const message = parseMessage(job.data, now);
+      if (!message.ok) {
+        deadLetters.push({ reason: `${message.reason}: ${describeErrors(message.errors)}`, errors: message.errors, update: job.data, job: { id: job.id, index: null } });
+        continue;
+      }
+      for (const element of message.elements) {
+        if (element.result.ok) {
+          valid.push(element.result.value);
+          origins.set(element.result.value, { jobId: job.id, index: element.index });
+        } else {
+          deadLetters.push({
+            reason: `invalid update: ${describeErrors(element.result.errors)}`,
+            errors: element.result.errors,
+            update: element.received,
+            job: { id: job.id, index: element.index },
+          });
+        }
+      }
+    }
+
+    const outcome = valid.length > 0 ? await this.writeIsolated(db, valid, origins, deadLetters) : NOTHING;
+    if (deadLetters.length > 0) {
+      await this.options.boss.insert(
+        DEAD_LETTER_QUEUE,
+        deadLetters.map((data) => ({ id: deadLetterId({ jobId: data.job.id, index: data.job.index }), data })),
+        this.options.catalogPool === null ? { db } : {},
+      );
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const { metrics } = this.options;
+    metrics.batchSize.observe(valid.length);
+    metrics.batchDuration.observe(seconds);
+    metrics.updates.inc({ result: 'applied' }, outcome.applied);
+    metrics.updates.inc({ result: 'stale' }, outcome.stale);
+    metrics.updates.inc({ result: 'duplicate' }, outcome.duplicate);
+    metrics.updates.inc({ result: 'rejected' }, deadLetters.length);
+    if (deadLetters.length > 0) {
+      this.log.warn({ deadLetters: deadLetters.length, first: deadLetters[0]?.reason }, 'dead-lettered invalid updates');
+    }
+    this.log.debug({ jobs: jobs.length, updates: valid.length, ...outcome, ms: Math.round(seconds * 1000) }, 'batch written');
+    return outcome;
+  }
+
+  /**
+   * Writes the batch under a savepoint. When the catalog refuses it for its data, splits the batch
+   * by mirror (all updates of a mirror stay together, so version order is kept) until the update at
+   * fault is alone, dead-letters it, and writes everything else.
+   */
+  private async writeIsolated(
+    db: Executor,
+    updates: StateUpdate[],
+    origins: Map<StateUpdate, Origin>,
+    deadLetters: DeadLetter[],
+  ): Promise<BatchOutcome> {
+    await db.executeSql('savepoint mirrorstate_batch');
+    try {
+      const outcome = await applyBatch(db, this.options.schema, updates);
+      await db.executeSql('release savepoint mirrorstate_batch');
+      return outcome;
+    } catch (err) {
+      if (!isPoison(err)) throw err;
+      await db.executeSql('rollback to savepoint mirrorstate_batch');
+      await db.executeSql('release savepoint mirrorstate_batch');
+      const mirrors = [...new Set(updates.map((u) => u.mirror))];
+      if (mirrors.length > 1) {
+        const half = new Set(mirrors.slice(0, Math.ceil(mirrors.length / 2)));
+        const first = await this.writeIsolated(db, updates.filter((u) => half.has(u.mirror)), origins, deadLetters);
+        const second = await this.writeIsolated(db, updates.filter((u) => !half.has(u.mirror)), origins, deadLetters);
+        return addOutcome(first, second);
+      }
+      if (updates.length > 1) {
+        let outcome = NOTHING;
+        for (const u of [...updates].sort(compareVersions)) {
+          outcome = addOutcome(outcome, await this.writeIsolated(db, [u], origins, deadLetters));
+        }
+        return outcome;
+      }
+      const [update] = updates;
+      if (!update) return NOTHING;
+      const origin = origins.get(update) ?? { jobId: 'unknown', index: null };
+      const message = `${(err as Error).message} (SQLSTATE ${sqlState(err)})`;
+      deadLetters.push({
+        reason: `the catalog refused the update: ${message}`,
+        errors: [{ field: '', message }],
+        update: update.payload,
+        job: { id: origin.jobId, index: origin.index },
+      });
+      this.log.warn({ err, mirror: update.mirror, job: origin }, 'catalog refused an update; dead-lettered it');
+      return NOTHING;
+    }
+  }
+}

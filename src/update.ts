@@ -1,0 +1,383 @@
+/**
+ * The state-update message, version 1 (CONTRACT §2): parse and validate, purely.
+ *
+ * A parsed update carries its `observedAt` as a canonical UTC string with exactly six fraction
+ * digits (`2026-11-21T10:00:00.123456Z`). That string sorts like the instant it names, so the
+ * version `(observedAt, seq)` can be compared in JavaScript without losing the microseconds that a
+ * `Date` would drop, and PostgreSQL parses it into the same `timestamptz` exactly.
+ */
+
+export const STATUSES = [
+  'unknown',
+  'running',
+  'paused',
+  'pausing',
+  'setup',
+  'snapshot',
+  'terminating',
+  'terminated',
+  'completed',
+  'resync',
+  'failed',
+  'modifying',
+] as const;
+
+export type Status = (typeof STATUSES)[number];
+
+/** The most updates one job or one HTTP request may carry. */
+export const MAX_UPDATES_PER_MESSAGE = 1000;
+/** How far into the future of our clock an `observedAt` may lie. */
+export const MAX_FUTURE_SKEW_MS = 5 * 60 * 1000;
+
+const MAX_NAME_CHARS = 255;
+const MAX_ERROR_MESSAGE_CHARS = 8192;
+const FLOW_TYPE = /^[a-z0-9_]{1,32}$/;
+const ERROR_CLASS = /^[a-z0-9_]{1,64}$/;
+const CONTROL_CHARACTER = /\p{Cc}/u;
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+
+export interface UpdateError {
+  message: string;
+  class: string;
+}
+
+export interface StateUpdate {
+  mirror: string;
+  status: Status;
+  /** Canonical UTC, microsecond precision: the value every ordering rule uses. */
+  observedAt: string;
+  seq: number;
+  workflowId: string | null;
+  runId: string | null;
+  flowType: string | null;
+  source: string | null;
+  destination: string | null;
+  rowsSynced: number | null;
+  lagSeconds: number | null;
+  error: UpdateError | null;
+  dropped: boolean;
+  /** The update exactly as received, unknown fields included: what the journal keeps. */
+  payload: Record<string, unknown>;
+}
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };
+
+const STATUS_BY_SPELLING = new Map<string, Status>(
+  STATUSES.flatMap((status) => [
+    [status, status],
+    [status.toUpperCase(), status],
+    [`STATUS_${status.toUpperCase()}`, status],
+  ]),
+);
+
+export function statusCode(status: Status): number {
+  return STATUSES.indexOf(status);
+}
+
+export function parseStatus(value: unknown): Status | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) ? STATUSES[value] : undefined;
+  if (typeof value === 'string') return STATUS_BY_SPELLING.get(value);
+  return undefined;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function charCount(value: string): number {
+  let count = 0;
+  for (const _ of value) count++;
+  return count;
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function isLeapYear(year: number): boolean {
+  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+}
+
+/**
+ * RFC 3339 with an offset → canonical UTC at microseconds, or a reason. Fractions beyond
+ * microseconds are truncated (Go's RFC3339Nano writes nine digits).
+ */
+export function parseTimestamp(
+  text: string,
+): { ok: true; canonical: string; epochMicros: bigint } | { ok: false; message: string } {
+  const match = RFC3339.exec(text);
+  if (!match) {
+    return { ok: false, message: 'must be an RFC 3339 timestamp with an offset, e.g. 2026-11-21T10:00:00.123456Z' };
+  }
+  const [, y, mo, d, h, mi, s, fraction = '', , sign, oh, om] = match;
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h);
+  const minute = Number(mi);
+  const second = Number(s);
+  const offsetHours = Number(oh ?? 0);
+  const offsetMinutes = Number(om ?? 0);
+  const maxDay = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1];
+  if (year < 1 || month < 1 || month > 12 || maxDay === undefined || day < 1 || day > maxDay) {
+    return { ok: false, message: `has no such date: ${y}-${mo}-${d}` };
+  }
+  if (hour > 23 || minute > 59 || second > 59) {
+    return { ok: false, message: `has no such time of day: ${h}:${mi}:${s} (leap seconds are not accepted)` };
+  }
+  if (offsetHours > 23 || offsetMinutes > 59) {
+    return { ok: false, message: `has an invalid offset: ${sign}${oh}:${om}` };
+  }
+  const micros = fraction.slice(0, 6).padEnd(6, '0');
+  const offsetMs = (sign === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  date.setUTCHours(hour, minute, second, 0);
+  const utcMs = date.getTime() - offsetMs;
+  const utc = new Date(utcMs);
+  const utcYear = utc.getUTCFullYear();
+  if (utcYear < 1 || utcYear > 9999) {
+    return { ok: false, message: 'is outside the years 0001–9999 once converted to UTC' };
+  }
+  const canonical = `${utc.toISOString().slice(0, 19)}.${micros}Z`;
+  return { ok: true, canonical, epochMicros: BigInt(utcMs) * 1000n + BigInt(micros) };
+}
+
+/** Walks a received value for what PostgreSQL's jsonb cannot store (U+0000, unpaired surrogates). */
+function findUnstorableString(value: unknown, path: string, depth = 0): string | undefined {
+  if (depth > 64) return path;
+  if (typeof value === 'string') {
+    return value.includes('\u0000') || !value.isWellFormed() ? path : undefined;
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = findUnstorableString(value[i], `${path}[${i}]`, depth + 1);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (isPlainObject(value)) {
+    for (const [key, item] of Object.entries(value)) {
+      const found =
+        findUnstorableString(key, path, depth + 1) ?? findUnstorableString(item, path ? `${path}.${key}` : key, depth + 1);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
+}
+
+class Checker {
+  readonly errors: FieldError[] = [];
+  constructor(private readonly input: Record<string, unknown>) {}
+
+  fail(field: string, message: string): undefined {
+    this.errors.push({ field, message });
+    return undefined;
+  }
+
+  /** `null` means the same as absent for optional fields. */
+  present(field: string): boolean {
+    return this.input[field] !== undefined && this.input[field] !== null;
+  }
+
+  name(field: string, required: boolean): string | null {
+    const value = this.input[field];
+    if (value === undefined || value === null) {
+      if (required) this.fail(field, 'is required');
+      return null;
+    }
+    if (typeof value !== 'string') return this.fail(field, `must be a string, got ${typeName(value)}`) ?? null;
+    const length = charCount(value);
+    if (required && length < 1) return this.fail(field, 'must not be empty') ?? null;
+    if (length > MAX_NAME_CHARS) return this.fail(field, `must be at most ${MAX_NAME_CHARS} characters, got ${length}`) ?? null;
+    return value;
+  }
+
+  integer(field: string): number | null {
+    const value = this.input[field];
+    if (value === undefined || value === null) return null;
+    if (typeof value !== 'number' || !Number.isInteger(value)) {
+      return this.fail(field, `must be an integer, got ${typeName(value)}`) ?? null;
+    }
+    if (value < 0 || !Number.isSafeInteger(value)) {
+      return this.fail(field, 'must be between 0 and 2^53-1') ?? null;
+    }
+    return value;
+  }
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'number' && !Number.isInteger(value)) return `the number ${value}`;
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)}`.slice(0, 80);
+}
+
+/**
+ * Validates one update as received. `nowMs` is the daemon's clock, for the future limit.
+ */
+export function parseUpdate(input: unknown, nowMs: number = Date.now()): ParseResult<StateUpdate> {
+  if (!isPlainObject(input)) {
+    return { ok: false, errors: [{ field: '', message: `an update must be a JSON object, got ${typeName(input)}` }] };
+  }
+  const unstorable = findUnstorableString(input, '');
+  if (unstorable !== undefined) {
+    return {
+      ok: false,
+      errors: [{ field: unstorable, message: 'contains U+0000 or an unpaired surrogate, which cannot be stored' }],
+    };
+  }
+  const check = new Checker(input);
+
+  const mirror = check.name('mirror', true);
+  if (mirror !== null && CONTROL_CHARACTER.test(mirror)) check.fail('mirror', 'must not contain control characters');
+
+  let status: Status | undefined;
+  if (!check.present('status')) check.fail('status', 'is required');
+  else {
+    status = parseStatus(input.status);
+    if (status === undefined) {
+      check.fail(
+        'status',
+        `must be one of ${STATUSES.join(', ')} (lower case, upper case, STATUS_-prefixed) or their codes 0–11, got ${typeName(input.status)}`,
+      );
+    }
+  }
+
+  let observedAt: string | undefined;
+  if (!check.present('observedAt')) check.fail('observedAt', 'is required');
+  else if (typeof input.observedAt !== 'string') check.fail('observedAt', `must be a string, got ${typeName(input.observedAt)}`);
+  else {
+    const parsed = parseTimestamp(input.observedAt);
+    if (!parsed.ok) check.fail('observedAt', parsed.message);
+    else if (parsed.epochMicros > BigInt(nowMs + MAX_FUTURE_SKEW_MS) * 1000n) {
+      check.fail('observedAt', 'is more than 5 minutes in the future of the daemon clock');
+    } else observedAt = parsed.canonical;
+  }
+
+  const seq = check.integer('seq') ?? 0;
+  const workflowId = check.name('workflowId', false);
+  const runId = check.name('runId', false);
+  const source = check.name('source', false);
+  const destination = check.name('destination', false);
+  const rowsSynced = check.integer('rowsSynced');
+
+  let flowType: string | null = null;
+  if (check.present('flowType')) {
+    if (typeof input.flowType !== 'string' || !FLOW_TYPE.test(input.flowType)) {
+      check.fail('flowType', 'must match [a-z0-9_]{1,32}, e.g. cdc, qrep, xmin');
+    } else flowType = input.flowType;
+  }
+
+  let lagSeconds: number | null = null;
+  if (check.present('lagSeconds')) {
+    const lag = input.lagSeconds;
+    if (typeof lag !== 'number' || !Number.isFinite(lag) || lag < 0) {
+      check.fail('lagSeconds', `must be a finite number >= 0, got ${typeName(lag)}`);
+    } else lagSeconds = lag;
+  }
+
+  let error: UpdateError | null = null;
+  if (check.present('error')) {
+    const value = input.error;
+    if (!isPlainObject(value)) check.fail('error', `must be an object { message, class }, got ${typeName(value)}`);
+    else {
+      const message = value.message;
+      const errorClass = value.class ?? 'unknown';
+      let ok = true;
+      if (typeof message !== 'string') {
+        ok = check.fail('error.message', `is required and must be a string, got ${typeName(message)}`) ?? false;
+      } else if (charCount(message) > MAX_ERROR_MESSAGE_CHARS) {
+        ok = check.fail('error.message', `must be at most ${MAX_ERROR_MESSAGE_CHARS} characters`) ?? false;
+      }
+      if (typeof errorClass !== 'string' || !ERROR_CLASS.test(errorClass)) {
+        ok = check.fail('error.class', 'must match [a-z0-9_]{1,64}') ?? false;
+      }
+      if (ok) error = { message: message as string, class: errorClass as string };
+    }
+  }
+
+  let dropped = false;
+  if (check.present('dropped')) {
+    if (typeof input.dropped !== 'boolean') check.fail('dropped', `must be a boolean, got ${typeName(input.dropped)}`);
+    else dropped = input.dropped;
+  }
+
+  if (check.errors.length > 0 || mirror === null || status === undefined || observedAt === undefined) {
+    return { ok: false, errors: check.errors };
+  }
+  return {
+    ok: true,
+    value: {
+      mirror,
+      status,
+      observedAt,
+      seq,
+      workflowId,
+      runId,
+      flowType,
+      source,
+      destination,
+      rowsSynced,
+      lagSeconds,
+      error,
+      dropped,
+      payload: input,
+    },
+  };
+}
+
+/** One element of a message: its position in `{updates:[…]}` (null for a bare update) and the outcome. */
+export interface ParsedElement {
+  index: number | null;
+  received: unknown;
+  result: ParseResult<StateUpdate>;
+}
+
+export type ParsedMessage =
+  | { ok: true; elements: ParsedElement[] }
+  | { ok: false; reason: string; errors: FieldError[] };
+
+/**
+ * A message is one update or `{ "updates": [ … ] }` of at most 1000. Anything else is rejected
+ * whole; inside a valid envelope each update stands or falls on its own.
+ */
+export function parseMessage(data: unknown, nowMs: number = Date.now()): ParsedMessage {
+  if (isPlainObject(data) && 'updates' in data && !('mirror' in data)) {
+    const updates = data.updates;
+    if (!Array.isArray(updates)) {
+      return { ok: false, reason: 'invalid message', errors: [{ field: 'updates', message: 'must be an array of updates' }] };
+    }
+    if (updates.length > MAX_UPDATES_PER_MESSAGE) {
+      return {
+        ok: false,
+        reason: 'invalid message',
+        errors: [{ field: 'updates', message: `must hold at most ${MAX_UPDATES_PER_MESSAGE} updates, got ${updates.length}` }],
+      };
+    }
+    return {
+      ok: true,
+      elements: updates.map((received, index) => ({ index, received, result: parseUpdate(received, nowMs) })),
+    };
+  }
+  if (isPlainObject(data)) {
+    return { ok: true, elements: [{ index: null, received: data, result: parseUpdate(data, nowMs) }] };
+  }
+  return {
+    ok: false,
+    reason: 'invalid message',
+    errors: [{ field: '', message: `job data must be an update object or { "updates": [...] }, got ${typeName(data)}` }],
+  };
+}
+
+/** The reason line of a dead letter: the first error, and how many more. */
+export function describeErrors(errors: FieldError[]): string {
+  const [first] = errors;
+  if (!first) return 'invalid update';
+  const head = first.field ? `${first.field} ${first.message}` : first.message;
+  return errors.length > 1 ? `${head} (and ${errors.length - 1} more)` : head;
+}

@@ -1,0 +1,50 @@
+/**
+ * Each test file makes its own database on the machine's PostgreSQL (TEST_DATABASE_URL names the
+ * server, default postgres://postgres@127.0.0.1:5432/postgres) and drops it when it is done, unless
+ * a test failed and KEEP_FAILED_DATABASES is set, to leave evidence behind.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+export const SERVER_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  pool: pg.Pool;
+  drop(): Promise<void>;
+}
+
+export function databaseUrl(name: string): string {
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export async function createTestDatabase(prefix: string): Promise<TestDatabase> {
+  const name = `ms_${prefix.replace(/[^a-z0-9_]/g, '_')}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: SERVER_URL });
+  await admin.connect();
+  try {
+    await admin.query(`create database ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = databaseUrl(name);
+  const pool = new pg.Pool({ connectionString: url, max: 8 });
+  return {
+    name,
+    url,
+    pool,
+    async drop() {
+      await pool.end();
+      const client = new pg.Client({ connectionString: SERVER_URL });
+      await client.connect();
+      try {
+        await client.query(`drop database if exists ${name} with (force)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
