@@ -8,7 +8,7 @@ import { ConfigError, type Config, helpText, loadConfig, SETTINGS } from './conf
 import { createPool } from './db.js';
 import { createLogger, type Logger } from './log.js';
 import { Daemon, migrateAll, resolveDatabases } from './main.js';
-import { InvalidUpdateError, publishUpdates } from './publish.js';
+import { InvalidUpdateError, publishUpdates, type UpdateInput } from './publish.js';
 import { createBoss } from './queue/boss.js';
 import { printStatus } from './status.js';
 
@@ -177,7 +177,8 @@ async function main(argv: string[]): Promise<number> {
       }
       return withQueue(config, logger, async ({ boss }) => {
         try {
-          const [id] = await publishUpdates(boss, [update]);
+          // Flags may be missing or mistyped: publishUpdates validates at run time and says which.
+          const [id] = await publishUpdates(boss, [update as UpdateInput]);
           process.stdout.write(`${JSON.stringify({ enqueued: id })}\n`);
           return 0;
         } catch (err) {
