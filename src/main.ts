@@ -9,13 +9,16 @@ import { appliedVersion, latestVersion, migrate } from './catalog/migrate.js';
 import { type Config, queueSharesCatalog } from './config.js';
 import { createPool, type Pool } from './db.js';
 import { type EmbeddedDatabase, runningEmbeddedUrl, startEmbeddedPostgres } from './embedded.js';
+import { registerApiRoutes } from './http/api.js';
 import { registerHealthRoutes } from './http/health.js';
+import { registerIngestRoute } from './http/ingest.js';
 import { HttpServer } from './http/server.js';
 import { type Logger, redactUrl } from './log.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics/daemon.js';
 import { registerMetricsRoute } from './metrics/route.js';
 import { createBoss, ensureQueues } from './queue/boss.js';
 import { Consumer } from './queue/consumer.js';
+import { Trimmer } from './queue/trimmer.js';
 
 export interface Databases {
   catalogUrl: string;
@@ -50,6 +53,7 @@ export class Daemon {
   private pool: Pool | undefined;
   private boss: PgBoss | undefined;
   private consumer: Consumer | undefined;
+  private trimmer: Trimmer | undefined;
   private http: HttpServer | undefined;
   private databases: Databases | undefined;
   private stopping: Promise<void> | undefined;
@@ -95,9 +99,24 @@ export class Daemon {
     });
     await this.consumer.start();
 
+    this.trimmer = new Trimmer({
+      boss: this.boss,
+      pool: this.pool,
+      schema: config.schema,
+      journalMaxAgeMs: config.journalMaxAgeMs,
+      journalMaxPerMirror: config.journalMaxPerMirror,
+      transitionsMaxAgeMs: config.transitionsMaxAgeMs,
+      trimIntervalMs: config.trimIntervalMs,
+      logger: log,
+      metrics: this.metrics,
+    });
+    await this.trimmer.start();
+
     this.http = new HttpServer(log);
     registerHealthRoutes(this.http, { check: () => this.readiness() });
     registerMetricsRoute(this.http, { registry: this.metrics.registry });
+    registerApiRoutes(this.http, { pool: this.pool, schema: config.schema });
+    registerIngestRoute(this.http, { boss: this.boss, token: config.ingestToken, logger: log });
     const address = await this.http.start(config.httpPort, config.httpHost);
     this.port = address.port;
     log.info({ port: this.port }, 'mirrorstate running');
@@ -127,6 +146,7 @@ export class Daemon {
     const log = this.log;
     log.info('shutting down: finishing the batches in hand');
     await this.consumer?.stop();
+    await this.trimmer?.stop();
     await this.boss?.stop({ graceful: true, timeout: 30_000 });
     await this.http?.stop();
     await this.pool?.end();
