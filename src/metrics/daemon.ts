@@ -1,8 +1,32 @@
 /**
  * The daemon's own metric families (CONTRACT §5), declared once: name, help, type, labels.
- * Per-mirror families are not prom-client objects: see metrics/mirrors.ts.
+ * Per-mirror families are not prom-client objects: see metrics/mirrors.ts. Nor are the three
+ * scrape families below: their values belong to one scrape (concurrent scrapes may differ), so
+ * the route renders them per response instead of sharing a prom-client gauge.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { DEAD_LETTER_QUEUE, UPDATES_QUEUE } from '../queue/boss.js';
+import type { Family } from './exposition.js';
+
+/** pg-boss 12's job states, every one reported (0 when empty) so queries never meet a gap. */
+export const JOB_STATES = ['created', 'retry', 'active', 'completed', 'cancelled', 'failed'] as const;
+export const REPORTED_QUEUES = [UPDATES_QUEUE, DEAD_LETTER_QUEUE] as const;
+
+export const CATALOG_UP: Family = {
+  name: 'mirrorstate_catalog_up',
+  type: 'gauge',
+  help: '1 if the catalog read for this scrape succeeded, 0 if it failed or ran out of time (the per-mirror series are then those of the last good snapshot).',
+};
+export const SNAPSHOT_TIMESTAMP: Family = {
+  name: 'mirrorstate_snapshot_timestamp_seconds',
+  type: 'gauge',
+  help: 'When the per-mirror data in this scrape was read from the catalog, in Unix seconds (0: never).',
+};
+export const SCRAPE_DURATION: Family = {
+  name: 'mirrorstate_scrape_duration_seconds',
+  type: 'gauge',
+  help: 'Time this scrape spent reading the catalog.',
+};
 
 export type UpdateResult = 'applied' | 'stale' | 'duplicate' | 'rejected';
 
@@ -12,6 +36,7 @@ export interface DaemonMetrics {
   batchSize: Histogram;
   batchDuration: Histogram;
   journalTrimmed: Counter;
+  queueJobs: Gauge<'queue' | 'state'>;
 }
 
 export function createDaemonMetrics(): DaemonMetrics {
@@ -25,6 +50,13 @@ export function createDaemonMetrics(): DaemonMetrics {
   });
   // Every result exists from the start, so rate() and absent() work before the first batch.
   for (const result of ['applied', 'stale', 'duplicate', 'rejected'] satisfies UpdateResult[]) updates.inc({ result }, 0);
+  const queueJobs = new Gauge({
+    name: 'mirrorstate_queue_jobs',
+    help: 'Jobs per pg-boss state in the updates queue and its dead-letter queue (counted every 5 s).',
+    labelNames: ['queue', 'state'] as const,
+    registers: [registry],
+  });
+  for (const queue of REPORTED_QUEUES) for (const state of JOB_STATES) queueJobs.set({ queue, state }, 0);
   return {
     registry,
     updates,
@@ -45,5 +77,6 @@ export function createDaemonMetrics(): DaemonMetrics {
       help: 'Journal rows removed by retention.',
       registers: [registry],
     }),
+    queueJobs,
   };
 }

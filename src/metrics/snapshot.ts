@@ -1,0 +1,148 @@
+/**
+ * Catalog snapshots for /metrics: one catalog read shared by concurrent scrapes (single flight),
+ * rendered through the per-mirror text cache, and the last good one kept for when the catalog is
+ * unreachable.
+ *
+ * Outage rule: a scrape whose catalog read fails, or does not finish within the scrape's budget,
+ * is answered with the last good snapshot's per-mirror series (so dashboards do not blank) and
+ * `mirrorstate_catalog_up 0`; `mirrorstate_snapshot_timestamp_seconds` keeps saying how old that
+ * snapshot is. A read that outlives its scrape keeps running and serves the next scrape.
+ */
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import pg from 'pg';
+import type { Logger } from '../log.js';
+import { MirrorTextCache, type MirrorText } from './mirrors.js';
+import { readMirrorRows } from './readMirrorRows.js';
+
+/** Server-side bound on one catalog read; a scrape gives up waiting much earlier (its own timeout). */
+export const SNAPSHOT_STATEMENT_TIMEOUT_MS = 30_000;
+export const SNAPSHOT_CONNECT_TIMEOUT_MS = 5_000;
+/** Mirrors rendered between two yields to the event loop, so a cold cache never blocks it for long. */
+export const RENDER_CHUNK_MIRRORS = 1000;
+
+export interface Snapshot {
+  /** When the read started, in Unix seconds: the catalog state the per-mirror series show. */
+  takenAtSeconds: number;
+  /** Time the catalog read took, in seconds. */
+  readSeconds: number;
+  /** Per-mirror text in mirror order. */
+  mirrors: MirrorText[];
+}
+
+export interface ScrapeSnapshot {
+  /** Undefined until a first catalog read succeeded. */
+  snapshot: Snapshot | undefined;
+  catalogUp: boolean;
+  /** Time this scrape spent on the catalog read (waiting for a shared one included), in seconds. */
+  readSeconds: number;
+}
+
+/**
+ * A pool of its own: scrapes never queue behind catalog writes for a connection, and the
+ * statement timeout bounds a read server-side.
+ */
+export function createSnapshotPool(url: string, logger: Logger): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 2,
+    application_name: 'mirrorstate-metrics',
+    connectionTimeoutMillis: SNAPSHOT_CONNECT_TIMEOUT_MS,
+    statement_timeout: SNAPSHOT_STATEMENT_TIMEOUT_MS,
+  });
+  pool.on('error', (err) => logger.warn({ err }, 'idle metrics connection failed'));
+  return pool;
+}
+
+export interface MirrorSnapshotsOptions {
+  pool: pg.Pool;
+  schema: string;
+  logger: Logger;
+}
+
+export class MirrorSnapshots {
+  private readonly cache = new MirrorTextCache();
+  private flight: Promise<Snapshot> | undefined;
+  private last: Snapshot | undefined;
+  private catalogWasUp = true;
+  private readonly log: Logger;
+
+  constructor(private readonly options: MirrorSnapshotsOptions) {
+    this.log = options.logger.child({ component: 'metrics' });
+  }
+
+  /** The latest snapshot, read now (or joining a read in flight), waiting at most `budgetMs`. */
+  async forScrape(budgetMs: number): Promise<ScrapeSnapshot> {
+    const started = performance.now();
+    const flight = this.readShared();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), Math.max(0, budgetMs));
+    });
+    try {
+      const outcome = await Promise.race([flight.then(
+          (s) => s,
+          (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+        ), timedOut]);
+      const readSeconds = (performance.now() - started) / 1000;
+      if (outcome === 'timeout') {
+        this.noteDown(new Error(`catalog read did not finish within the scrape budget of ${budgetMs} ms`));
+        return { snapshot: this.last, catalogUp: false, readSeconds };
+      }
+      if (outcome instanceof Error) {
+        this.noteDown(outcome);
+        return { snapshot: this.last, catalogUp: false, readSeconds };
+      }
+      this.noteUp();
+      return { snapshot: outcome, catalogUp: true, readSeconds: outcome.readSeconds };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Rendered from the cache, how many mirrors the last read had to render anew: for tests. */
+  get lastRendered(): number {
+    return this.cache.rendered;
+  }
+
+  private readShared(): Promise<Snapshot> {
+    if (this.flight === undefined) {
+      const flight = this.read();
+      this.flight = flight;
+      // Settled: the next scrape reads again. A rejection is handled by each waiting scrape.
+      flight.then(
+        () => (this.flight = undefined),
+        () => (this.flight = undefined),
+      );
+    }
+    return this.flight;
+  }
+
+  private async read(): Promise<Snapshot> {
+    const takenAtSeconds = Date.now() / 1000;
+    const started = performance.now();
+    const rows = await readMirrorRows(this.options.pool, this.options.schema);
+    const readSeconds = (performance.now() - started) / 1000;
+    const mirrors: MirrorText[] = new Array<MirrorText>(rows.length);
+    this.cache.beginSnapshot();
+    for (let i = 0; i < rows.length; i++) {
+      if (i > 0 && i % RENDER_CHUNK_MIRRORS === 0) await yieldToEventLoop();
+      mirrors[i] = this.cache.text(rows[i]!);
+    }
+    this.cache.endSnapshot();
+    const snapshot: Snapshot = { takenAtSeconds, readSeconds, mirrors };
+    this.last = snapshot;
+    return snapshot;
+  }
+
+  private noteDown(err: Error): void {
+    if (this.catalogWasUp) {
+      this.log.warn({ err, servingSnapshotOf: this.last?.takenAtSeconds }, 'catalog read for /metrics failed: serving the last good snapshot');
+    } else this.log.debug({ err }, 'catalog read for /metrics failed again');
+    this.catalogWasUp = false;
+  }
+
+  private noteUp(): void {
+    if (!this.catalogWasUp) this.log.info('catalog read for /metrics succeeded again');
+    this.catalogWasUp = true;
+  }
+}
