@@ -15,7 +15,9 @@ import { registerIngestRoute } from './http/ingest.js';
 import { HttpServer } from './http/server.js';
 import { type Logger, redactUrl } from './log.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics/daemon.js';
+import { QueueJobsPoller } from './metrics/queueJobs.js';
 import { registerMetricsRoute } from './metrics/route.js';
+import { createSnapshotPool, MirrorSnapshots } from './metrics/snapshot.js';
 import { createBoss, ensureQueues } from './queue/boss.js';
 import { Consumer } from './queue/consumer.js';
 import { Trimmer } from './queue/trimmer.js';
@@ -55,6 +57,8 @@ export class Daemon {
   private consumer: Consumer | undefined;
   private trimmer: Trimmer | undefined;
   private http: HttpServer | undefined;
+  private queueJobs: QueueJobsPoller | undefined;
+  private snapshotPool: Pool | undefined;
   private databases: Databases | undefined;
   private stopping: Promise<void> | undefined;
   readonly metrics: DaemonMetrics = createDaemonMetrics();
@@ -114,7 +118,16 @@ export class Daemon {
 
     this.http = new HttpServer(log);
     registerHealthRoutes(this.http, { check: () => this.readiness() });
-    registerMetricsRoute(this.http, { registry: this.metrics.registry });
+    this.queueJobs = new QueueJobsPoller({
+      db: this.boss.getDb(),
+      bossSchema: config.bossSchema,
+      gauge: this.metrics.queueJobs,
+      logger: log,
+    });
+    await this.queueJobs.start();
+    this.snapshotPool = createSnapshotPool(catalogUrl, log);
+    const snapshots = new MirrorSnapshots({ pool: this.snapshotPool, schema: config.schema, logger: log });
+    registerMetricsRoute(this.http, { registry: this.metrics.registry, snapshots });
     registerApiRoutes(this.http, { pool: this.pool, schema: config.schema });
     registerIngestRoute(this.http, { boss: this.boss, token: config.ingestToken, logger: log });
     const address = await this.http.start(config.httpPort, config.httpHost);
@@ -147,8 +160,10 @@ export class Daemon {
     log.info('shutting down: finishing the batches in hand');
     await this.consumer?.stop();
     await this.trimmer?.stop();
+    await this.queueJobs?.stop();
     await this.boss?.stop({ graceful: true, timeout: 30_000 });
     await this.http?.stop();
+    await this.snapshotPool?.end();
     await this.pool?.end();
     await this.databases?.embedded?.stop();
     log.info('stopped');
