@@ -1,0 +1,73 @@
+/** Shared by the metrics tests: catalog rows written directly, scrapes over HTTP, promtool. */
+import { spawnSync } from 'node:child_process';
+import type pg from 'pg';
+
+export interface MirrorFixture {
+  mirror: string;
+  status: string;
+  statusSince: string;
+  observedAt: string;
+  seq?: number;
+  workflowId?: string | null;
+  flowType?: string | null;
+  source?: string | null;
+  destination?: string | null;
+  rowsSynced?: number | null;
+  lagSeconds?: number | null;
+  errorClass?: string | null;
+  errorMessage?: string | null;
+  dropped?: boolean;
+  transitionsTotal?: number;
+}
+
+/** Writes a mirror's current row the way the batch writer leaves it (insert or replace). */
+export async function putMirror(pool: pg.Pool, schema: string, f: MirrorFixture): Promise<void> {
+  await pool.query(
+    `insert into "${schema}".mirrors (mirror, status, status_since, observed_at, seq, workflow_id, flow_type, source_peer,
+       destination_peer, rows_synced, lag_seconds, error_class, error_message, dropped_at, transitions_total)
+     values ($1, $2, $3::timestamptz, $4::timestamptz, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+       case when $14::boolean then $4::timestamptz end, $15)
+     on conflict (mirror) do update set status = excluded.status, status_since = excluded.status_since,
+       observed_at = excluded.observed_at, seq = excluded.seq, workflow_id = excluded.workflow_id,
+       flow_type = excluded.flow_type, source_peer = excluded.source_peer, destination_peer = excluded.destination_peer,
+       rows_synced = excluded.rows_synced, lag_seconds = excluded.lag_seconds, error_class = excluded.error_class,
+       error_message = excluded.error_message, dropped_at = excluded.dropped_at,
+       transitions_total = excluded.transitions_total, updated_at = clock_timestamp()`,
+    [
+      f.mirror, f.status, f.statusSince, f.observedAt, f.seq ?? 0, f.workflowId ?? null, f.flowType ?? null,
+      f.source ?? null, f.destination ?? null, f.rowsSynced ?? null, f.lagSeconds ?? null, f.errorClass ?? null,
+      f.errorMessage ?? null, f.dropped ?? false, f.transitionsTotal ?? 1,
+    ],
+  );
+}
+
+export interface Scrape {
+  status: number;
+  contentType: string;
+  text: string;
+}
+
+export async function scrape(url: string, headers: Record<string, string> = {}): Promise<Scrape> {
+  const res = await fetch(`${url}/metrics`, { headers });
+  return { status: res.status, contentType: res.headers.get('content-type') ?? '', text: await res.text() };
+}
+
+/** The exposition from the first `# HELP peerdb_` line on: the per-mirror families. */
+export function mirrorPart(text: string): string {
+  const start = text.indexOf('# HELP peerdb_');
+  return start < 0 ? '' : text.slice(start);
+}
+
+/** A sample's value by its exact series text (`name{labels}`), or undefined when absent. */
+export function sample(text: string, series: string): string | undefined {
+  const prefix = `${series} `;
+  const found = text.split('\n').find((l) => l.startsWith(prefix));
+  return found?.slice(prefix.length);
+}
+
+/** `promtool check metrics` on `text`: its complaints, one per line. */
+export function promtoolCheckMetrics(text: string): string[] {
+  const result = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  if (result.error) throw new Error('promtool not found: install prometheus (apt-get install prometheus)', { cause: result.error });
+  return `${result.stdout}${result.stderr}`.split('\n').filter((l) => l.trim() !== '');
+}
