@@ -1,0 +1,94 @@
+/**
+ * The shipped dashboards and alert rules: promtool accepts and unit-tests the rules, every PromQL
+ * expression parses and names only families the daemon serves, the dashboard shows every family,
+ * and the README documents every family (a new family without docs fails here).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CATALOG_UP, createDaemonMetrics, SCRAPE_DURATION, SNAPSHOT_TIMESTAMP } from '../../src/metrics/daemon.js';
+import { MIRROR_FAMILIES } from '../../src/metrics/mirrors.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ALERTS = path.join(ROOT, 'grafana/alerts');
+const tmp = mkdtempSync(path.join(tmpdir(), 'mirrorstate-grafana-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const registry = createDaemonMetrics().registry;
+const DAEMON_FAMILIES = [
+  ...registry.getMetricsAsArray().map((m) => m.name).filter((n) => n.startsWith('mirrorstate_')),
+  CATALOG_UP.name, SNAPSHOT_TIMESTAMP.name, SCRAPE_DURATION.name,
+];
+const FAMILIES = [...MIRROR_FAMILIES.map((f) => f.name), ...DAEMON_FAMILIES];
+const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'];
+const SERIES_NAMES = new Set(FAMILIES.flatMap((f) => [f, ...HISTOGRAM_SUFFIXES.map((s) => f + s)]));
+
+function promtool(...args: string[]): { code: number | null; output: string } {
+  const r = spawnSync('promtool', args, { encoding: 'utf8', cwd: ALERTS });
+  if (r.error) throw new Error('promtool not found: install prometheus (apt-get install prometheus)', { cause: r.error });
+  return { code: r.status, output: `${r.stdout}${r.stderr}` };
+}
+
+function namesIn(expr: string): string[] {
+  return [...expr.matchAll(/\b(?:peerdb|mirrorstate)_[a-z_]+/g)].map((m) => m[0]);
+}
+
+interface Panel {
+  title: string;
+  targets?: { expr: string }[];
+}
+const dashboard = JSON.parse(readFileSync(path.join(ROOT, 'grafana/dashboards/mirrorstate.json'), 'utf8')) as { uid: string; panels: Panel[] };
+const dashboardExprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
+const rulesText = readFileSync(path.join(ALERTS, 'mirrorstate.rules.yml'), 'utf8');
+
+describe('alert rules', () => {
+  it('pass promtool check rules', () => {
+    const r = promtool('check', 'rules', 'mirrorstate.rules.yml');
+    expect(r.output).toContain('SUCCESS: 8 rules found');
+    expect(r.code).toBe(0);
+  });
+
+  it('pass their promtool unit tests', () => {
+    const r = promtool('test', 'rules', 'mirrorstate.rules.test.yml');
+    expect(r.output).toContain('SUCCESS');
+    expect(r.code, r.output).toBe(0);
+  });
+
+  it('name only families the daemon serves', () => {
+    const unknown = namesIn(rulesText).filter((n) => !SERIES_NAMES.has(n));
+    expect(unknown).toEqual([]);
+  });
+});
+
+describe('dashboard', () => {
+  it('has PromQL that promtool parses', () => {
+    // Grafana's variables replaced by what they expand to, each expression a recording rule.
+    const rules = dashboardExprs.map((expr, i) => ({
+      record: `dashboard:expr_${i}`,
+      expr: expr.replaceAll('$__rate_interval', '5m').replaceAll('$job', '.+'),
+    }));
+    const file = path.join(tmp, 'dashboard.rules.json');
+    writeFileSync(file, JSON.stringify({ groups: [{ name: 'dashboard', rules }] }));
+    const r = promtool('check', 'rules', file);
+    expect(r.code, r.output).toBe(0);
+    expect(rules.length).toBeGreaterThan(15);
+  });
+
+  it('names only families the daemon serves, and shows every one of them', () => {
+    const used = new Set(dashboardExprs.flatMap(namesIn));
+    expect([...used].filter((n) => !SERIES_NAMES.has(n))).toEqual([]);
+    const shown = FAMILIES.filter((f) => [...used].some((n) => n === f || HISTOGRAM_SUFFIXES.some((s) => n === f + s)));
+    expect(shown.sort()).toEqual([...FAMILIES].sort());
+  });
+});
+
+describe('README', () => {
+  it('documents every metric family in its Metrics section', () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('\n## Metrics'), readme.indexOf('\n## ', readme.indexOf('\n## Metrics') + 1));
+    expect(FAMILIES.filter((f) => !section.includes(`\`${f}`))).toEqual([]);
+  });
+});
