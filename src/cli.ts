@@ -11,8 +11,9 @@ import { Daemon, migrateAll, resolveDatabases } from './main.js';
 import { InvalidUpdateError, publishUpdates, type UpdateInput } from './publish.js';
 import { createBoss } from './queue/boss.js';
 import { printStatus } from './status.js';
+import { trim } from './catalog/trim.js';
 
-const COMMANDS = ['run', 'migrate', 'publish', 'status'] as const;
+const COMMANDS = ['run', 'migrate', 'publish', 'status', 'trim'] as const;
 type Command = (typeof COMMANDS)[number];
 
 const PUBLISH_FLAGS = {
@@ -41,6 +42,7 @@ commands:
                         [--lag-seconds X] [--error-class C --error-message M] [--dropped]
                         [--workflow-id W] [--flow-type F] [--source P] [--destination P]
   status [MIRROR]     a table of current states, or one mirror with its transitions
+  trim                run journal (and transitions) retention once, then exit
 
 settings (flag, environment variable; a flag wins):
 ${helpText()}
@@ -102,6 +104,18 @@ async function withQueue<T>(config: Config, logger: Logger, fn: (ctx: Awaited<Re
     await ctx.boss.stop({ graceful: false, timeout: 1000 }).catch(() => undefined);
     await ctx.pool.end();
     await ctx.databases.embedded?.stop();
+  }
+}
+
+/** The catalog alone, for commands that never touch the queue (status, trim). */
+async function withCatalog<T>(config: Config, logger: Logger, fn: (pool: ReturnType<typeof createPool>) => Promise<T>) {
+  const databases = await resolveDatabases(config, logger, true);
+  const pool = createPool(databases.catalogUrl, 2, 'mirrorstate-cli', logger);
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.end();
+    await databases.embedded?.stop();
   }
 }
 
@@ -191,7 +205,14 @@ async function main(argv: string[]): Promise<number> {
       });
     }
     case 'status':
-      return withQueue(config, logger, async ({ pool }) => printStatus(pool, config.schema, parsed.args[0], process.stdout));
+      return withCatalog(config, logger, (pool) => printStatus(pool, config.schema, parsed.args[0], process.stdout));
+    case 'trim':
+      return withCatalog(config, logger, async (pool) => {
+        const started = performance.now();
+        const result = await trim(pool, config.schema, config);
+        process.stdout.write(`${JSON.stringify({ ...result, durationMs: Math.round(performance.now() - started) })}\n`);
+        return 0;
+      });
   }
 }
 

@@ -1,9 +1,12 @@
-/** `mirrorstate status [MIRROR]`: current states as a table, or one mirror with its transitions. */
+/**
+ * `mirrorstate status [MIRROR]`: current states as a table, or one mirror with its journal metadata
+ * and transitions. It reads exactly as the read API does (catalog/read*.ts): the table from one
+ * statement, one mirror from one snapshot.
+ */
 import type { Pool } from './db.js';
-import { inTransaction } from './db.js';
-import { tables, UTC_MICROS } from './catalog/sql.js';
-
-export const SNAPSHOT = 'begin isolation level repeatable read read only';
+import { readMirror } from './catalog/readMirror.js';
+import { readMirrors } from './catalog/readMirrors.js';
+import { DETAIL_TRANSITIONS } from './catalog/readRows.js';
 
 function table(rows: Record<string, unknown>[], columns: string[]): string {
   const cell = (v: unknown) => (v === null || v === undefined ? '-' : String(v));
@@ -13,36 +16,31 @@ function table(rows: Record<string, unknown>[], columns: string[]): string {
 }
 
 export async function printStatus(pool: Pool, schema: string, mirror: string | undefined, out: NodeJS.WritableStream): Promise<number> {
-  const t = tables(schema);
   if (mirror === undefined) {
-    const { rows } = await pool.query(
-      `select mirror, status, ${UTC_MICROS('status_since')} as since, ${UTC_MICROS('observed_at')} as observed_at,
-              flow_type, rows_synced, lag_seconds, error_class, journal_length as journal, transitions_total as transitions
-         from ${t.mirrors} where dropped_at is null order by mirror`,
-    );
-    out.write(rows.length ? table(rows, Object.keys(rows[0])) : 'no mirrors yet\n');
+    const mirrors = await readMirrors(pool, schema);
+    const rows = mirrors.map((m) => ({
+      mirror: m.mirror, status: m.status, since: m.statusSince, observed_at: m.observedAt, flow_type: m.flowType,
+      rows_synced: m.rowsSynced, lag_seconds: m.lagSeconds, error_class: m.error?.class,
+      journal: m.journalLength, transitions: m.transitionsTotal,
+    }));
+    out.write(rows.length ? table(rows, Object.keys(rows[0] as object)) : 'no mirrors yet\n');
     return 0;
   }
-  return inTransaction(pool, SNAPSHOT, async (client) => {
-    const { rows: [row] } = await client.query(
-      `select mirror, status, ${UTC_MICROS('status_since')} as status_since, ${UTC_MICROS('observed_at')} as observed_at, seq,
-              workflow_id, run_id, flow_type, source_peer, destination_peer, rows_synced, lag_seconds, error_class,
-              error_message, ${UTC_MICROS('dropped_at')} as dropped_at, transitions_total, journal_length,
-              ${UTC_MICROS('journal_oldest_at')} as journal_oldest_at
-         from ${t.mirrors} where mirror = $1`,
-      [mirror],
-    );
-    if (!row) {
-      out.write(`no mirror named ${JSON.stringify(mirror)}\n`);
-      return 1;
-    }
-    out.write(table(Object.entries(row).map(([field, value]) => ({ field, value })), ['field', 'value']));
-    const { rows: transitions } = await client.query(
-      `select id, from_status as "from", to_status as "to", ${UTC_MICROS('at')} as at, seq, error_class
-         from ${t.transitions} where mirror = $1 order by id desc limit 20`,
-      [mirror],
-    );
-    out.write(`\ntransitions (newest first):\n${table(transitions, ['id', 'from', 'to', 'at', 'seq', 'error_class'])}`);
-    return 0;
-  });
+  const detail = await readMirror(pool, schema, mirror, { events: 0, transitions: DETAIL_TRANSITIONS });
+  if (!detail) {
+    out.write(`no mirror named ${JSON.stringify(mirror)}\n`);
+    return 1;
+  }
+  const m = detail.mirror;
+  const fields: Record<string, unknown> = {
+    mirror: m.mirror, status: m.status, status_since: m.statusSince, observed_at: m.observedAt, seq: m.seq,
+    workflow_id: m.workflowId, run_id: m.runId, flow_type: m.flowType, source: m.source, destination: m.destination,
+    rows_synced: m.rowsSynced, lag_seconds: m.lagSeconds, error_class: m.error?.class, error_message: m.error?.message,
+    dropped_at: m.droppedAt, transitions_total: m.transitionsTotal, journal_length: detail.journal.length,
+    journal_oldest_at: detail.journal.oldestAt,
+  };
+  out.write(table(Object.entries(fields).map(([field, value]) => ({ field, value })), ['field', 'value']));
+  const transitions = detail.transitions.map((x) => ({ ...x, error_class: x.error?.class }));
+  out.write(`\ntransitions (newest first):\n${table(transitions, ['id', 'from', 'to', 'at', 'seq', 'error_class'])}`);
+  return 0;
 }

@@ -1,0 +1,33 @@
+/**
+ * One mirror with its journal and its latest transitions, all from one snapshot: the journal's
+ * length and oldestAt (the mirror row) always describe exactly the events returned with them
+ * (when the events are not cut by the limit), however the trimmer and the writer interleave.
+ */
+import { inTransaction, type Pool } from '../db.js';
+import {
+  DETAIL_TRANSITIONS, detailStatements, type MirrorDetail, SNAPSHOT_BEGIN, toJournalEvent, toMirrorState, toTransition,
+} from './readRows.js';
+
+export interface ReadMirrorOptions {
+  /** Newest journal events to return (0–1000). */
+  events: number;
+  /** Newest transitions to return. */
+  transitions?: number;
+}
+
+/** Undefined when no mirror has that name. */
+export async function readMirror(pool: Pool, schema: string, mirror: string, options: ReadMirrorOptions): Promise<MirrorDetail | undefined> {
+  const sql = detailStatements(schema);
+  return inTransaction(pool, SNAPSHOT_BEGIN, async (client) => {
+    const { rows: [row] } = await client.query(sql.mirror, [mirror]);
+    if (!row) return undefined;
+    const events = await client.query(sql.events, [mirror, options.events]);
+    const transitions = await client.query(sql.transitions, [mirror, options.transitions ?? DETAIL_TRANSITIONS]);
+    const state = toMirrorState(row);
+    return {
+      mirror: state,
+      journal: { length: state.journalLength, oldestAt: state.journalOldestAt, events: events.rows.map(toJournalEvent) },
+      transitions: transitions.rows.map(toTransition),
+    };
+  });
+}
