@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgBoss } from 'pg-boss';
 import { createLogger } from '../../src/log.js';
-import { publishUpdates } from '../../src/publish.js';
+import { publishUpdates, type UpdateInput } from '../../src/publish.js';
 import { createBoss } from '../../src/queue/boss.js';
 import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
@@ -106,8 +106,8 @@ afterAll(async () => {
 describe('Prometheus scraping the daemon', () => {
   it('finds exactly the mirrors put into each status, dropped ones excluded', async () => {
     const t = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
-    await publishUpdates(boss, [
-      ...['r1', 'r2', 'r3'].map((mirror) => ({ mirror, status: 'running', observedAt: t(5000), flowType: 'cdc' })),
+    const updates: UpdateInput[] = [
+      ...['r1', 'r2', 'r3'].map((mirror): UpdateInput => ({ mirror, status: 'running', observedAt: t(5000), flowType: 'cdc' })),
       // p1 ran first: its later update moves it to paused.
       { mirror: 'p1', status: 'running', observedAt: t(6000) },
       { mirror: 'p1', status: 'paused', observedAt: t(5000) },
@@ -115,7 +115,8 @@ describe('Prometheus scraping the daemon', () => {
       { mirror: 's1', status: 5, observedAt: t(5000) },
       { mirror: 'billing "eu" \\ 🚀', status: 'failed', observedAt: t(5000), error: { message: 'boom', class: 'auth' } },
       { mirror: 'gone', status: 'running', observedAt: t(6000) },
-    ]);
+    ];
+    await publishUpdates(boss, updates);
     await waitFor('gone on /metrics', async () => (await query('peerdb_mirror_status{mirror="gone"} == 1')).length === 1, 30_000, 250);
     await publishUpdates(boss, [{ mirror: 'gone', status: 'terminated', observedAt: t(1000), dropped: true }]);
 

@@ -1,0 +1,81 @@
+/**
+ * SIGKILL mid-drain, several times, then restart: the final catalog equals the model, no journal
+ * row exists twice, nothing is left in the queue, and the jobs the dead daemon held came back
+ * within seconds (heartbeat + supervisor, see src/queue/boss.ts).
+ */
+import type { PgBoss } from 'pg-boss';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
+import { expectCatalogMatchesModel, generateUpdates, packJobs, pendingJobs, rng, shuffle } from '../helpers/model.js';
+import { insertJobs, startProducer } from '../helpers/queue.js';
+
+const ENV = { MIRRORSTATE_BATCH_SIZE: '25', MIRRORSTATE_CONCURRENCY: '2' };
+
+describe('a daemon killed with SIGKILL mid-drain', () => {
+  let db: TestDatabase;
+  let producer: PgBoss;
+  const daemons: DaemonProcess[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase('crash');
+    // The first daemon migrates and creates the queues; the stream goes in while it is stopped.
+    const first = await startDaemon({ databaseUrl: db.url, env: ENV });
+    expect(await first.stop()).toBe(0);
+    producer = await startProducer(db.url);
+  });
+  afterAll(async () => {
+    for (const d of daemons) await d.stop('SIGKILL');
+    await producer?.stop({ graceful: false });
+    await db?.drop();
+  });
+
+  const journalRows = async () => Number((await db.pool.query('select count(*) from mirrorstate.journal')).rows[0].count);
+  const activeJobs = async () =>
+    Number((await db.pool.query(`select count(*) from pgboss.job where name = 'mirrorstate-updates' and state = 'active'`)).rows[0].count);
+
+  it('loses nothing and duplicates nothing, and the held jobs come back within seconds', async () => {
+    const random = rng(7);
+    const updates = generateUpdates(7, 50, 60);
+    const stream = shuffle([...updates, ...updates.filter(() => random() < 0.25)], random);
+    await insertJobs(producer, packJobs(stream, random, 5));
+    const total = new Set(updates.map((u) => `${u.mirror}|${u.observedAt}`)).size;
+
+    let killedWithActiveJobs = 0;
+    for (const fraction of [0.15, 0.4, 0.7]) {
+      const daemon = await startDaemon({ databaseUrl: db.url, env: ENV });
+      daemons.push(daemon);
+      await waitFor(`journal past ${fraction * 100}%`, async () => (await journalRows()) >= fraction * total, 60_000, 5);
+      const active = await activeJobs();
+      if (active > 0) killedWithActiveJobs++;
+      expect(await daemon.stop('SIGKILL')).toBe('SIGKILL');
+      // Measure how long the dead daemon's claims take to come back (heartbeat 10 s, supervisor 2 s).
+      const killedAt = Date.now();
+      if (active > 0) {
+        const next = await startDaemon({ databaseUrl: db.url, env: ENV });
+        daemons.push(next);
+        await waitFor('the killed daemon’s jobs to be retried', async () => {
+          const { rows } = await db.pool.query(
+            `select count(*)::int as n from pgboss.job where name = 'mirrorstate-updates' and state = 'active'
+               and started_on < $1`,
+            [new Date(killedAt)],
+          );
+          return rows[0].n === 0;
+        }, 30_000, 100);
+        console.log(`claims of the killed daemon (${active} active jobs) came back after ${Date.now() - killedAt} ms`);
+        expect(await next.stop('SIGKILL')).toBe('SIGKILL');
+      }
+    }
+    expect(killedWithActiveJobs).toBeGreaterThan(0);
+
+    const last = await startDaemon({ databaseUrl: db.url, env: ENV });
+    daemons.push(last);
+    await waitFor('the queue to drain', async () => (await pendingJobs(db.pool)) === 0, 90_000, 100);
+    await expectCatalogMatchesModel(db.pool, updates);
+    const { rows } = await db.pool.query(
+      `select count(*)::int as n from pgboss.job where name = 'mirrorstate-updates' and state <> 'completed'`,
+    );
+    expect(rows[0].n).toBe(0);
+    expect(await last.stop()).toBe(0);
+  });
+});
