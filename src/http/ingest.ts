@@ -25,6 +25,9 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 export const BODY_IDLE_TIMEOUT_MS = 10_000;
 /** A 1 MiB body that takes longer than this in all is a slow-loris, not a producer. */
 export const BODY_TOTAL_TIMEOUT_MS = 30_000;
+/** After an early answer, how long and how much of the unread body is drained before closing. */
+export const LINGER_MS = 2_000;
+export const LINGER_MAX_BYTES = 4 * MAX_BODY_BYTES;
 
 export interface IngestOptions {
   boss: PgBoss;
@@ -168,13 +171,39 @@ function decodeBody(bytes: Buffer): Decoded {
   return { ok: true, updates: list };
 }
 
-/** An answer given before the body is read to its end closes the connection: the rest is never read. */
+/**
+ * Closes the connection after the answer, lingering first. Node ends the socket once the answer is
+ * flushed and destroys it right after; closing a socket with unread bytes makes the kernel send a
+ * reset, and a client still sending its body may then lose the answer it was sent (it sees
+ * ECONNRESET instead of 413). So instead: the answer and a FIN go out, what is still in flight is
+ * drained and discarded for at most LINGER_MS / LINGER_MAX_BYTES, then the socket is destroyed.
+ * (Unhooking Node's destroy relies on net.Socket#destroySoon's `once('finish', this.destroy)`; if
+ * that ever changes, this degrades to an immediate close, never to a leak: the timer still fires.)
+ */
+function closeAfterAnswer(res: ServerResponse): void {
+  const req = res.req;
+  const socket = req.socket;
+  res.setHeader('connection', 'close');
+  // Registered after Node's own 'finish' handler (which called destroySoon), so it runs after it.
+  res.once('finish', () => {
+    socket.removeListener('finish', socket.destroy);
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    socket.once('close', () => clearTimeout(timer));
+    let drained = 0;
+    req.on('data', (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > LINGER_MAX_BYTES) socket.destroy();
+    });
+    req.on('error', () => socket.destroy());
+    req.on('end', () => socket.destroy());
+    req.resume();
+  });
+}
+
+/** An answer given before the body is read to its end closes the connection: the rest is never kept. */
 function refuse(res: ServerResponse, refusal: Refusal, closeConnection: boolean): void {
   for (const [name, value] of Object.entries(refusal.headers ?? {})) res.setHeader(name, value);
-  if (closeConnection) {
-    res.setHeader('connection', 'close');
-    res.once('finish', () => res.req.destroy());
-  }
+  if (closeConnection) closeAfterAnswer(res);
   sendJson(res, refusal.status, { error: refusal.error });
 }
 
