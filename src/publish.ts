@@ -71,7 +71,8 @@ export class InvalidUpdateError extends Error {
       .map((e) => `[${e.index}] ${e.field || 'update'} ${e.message}`)
       .join('; ');
     const more = errors.length > ERRORS_IN_MESSAGE ? ` (and ${errors.length - ERRORS_IN_MESSAGE} more)` : '';
-    super(`invalid update${errors.length > 1 ? 's' : ''}, nothing was published: ${shown}${more}`);
+    const invalid = new Set(errors.map((e) => e.index)).size;
+    super(`${invalid} invalid update${invalid === 1 ? '' : 's'}, nothing was published: ${shown}${more}`);
     this.name = 'InvalidUpdateError';
   }
 }
