@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseDuration } from '../../src/config.js';
+import { redactUrl } from '../../src/log.js';
+
+describe('config', () => {
+  it('has the contract defaults', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      databaseUrl: undefined, schema: 'mirrorstate', bossSchema: 'pgboss', httpPort: 9477, httpHost: '0.0.0.0',
+      journalMaxAgeMs: 7 * 86_400_000, journalMaxPerMirror: 1000, transitionsMaxAgeMs: 0, trimIntervalMs: 60_000,
+      ingestToken: undefined, logLevel: 'info',
+    });
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+  it('reads variables, and flags win', () => {
+    const c = loadConfig({ MIRRORSTATE_HTTP_PORT: '1', MIRRORSTATE_BATCH_SIZE: '7' }, { 'http-port': '2' });
+    expect([c.httpPort, c.batchSize]).toEqual([2, 7]);
+  });
+  it.each([
+    ['30s', 30_000], ['15m', 900_000], ['12h', 43_200_000], ['7d', 604_800_000], ['0', 0], ['250ms', 250], ['90', 90_000],
+  ])('duration %s = %i ms', (raw, ms) => expect(parseDuration(raw)).toBe(ms));
+  it.each([['1w'], ['-1s'], ['1.5h'], ['']])('rejects duration %j', (raw) => expect(typeof parseDuration(raw)).toBe('object'));
+
+  it('reports every bad setting at once, by variable and flag', () => {
+    try {
+      loadConfig({ MIRRORSTATE_CONCURRENCY: '0', MIRRORSTATE_SCHEMA: 'Bad-Name', MIRRORSTATE_LOG_LEVEL: 'loud', MIRRORSTATE_TRIM_INTERVAL: '0' });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const problems = (err as ConfigError).problems;
+      expect(problems.map((p) => p.split(' ')[0])).toEqual([
+        'MIRRORSTATE_SCHEMA', 'MIRRORSTATE_CONCURRENCY', 'MIRRORSTATE_TRIM_INTERVAL', 'MIRRORSTATE_LOG_LEVEL',
+      ]);
+    }
+  });
+  it('refuses a catalog schema equal to the pg-boss schema', () => {
+    expect(() => loadConfig({ MIRRORSTATE_SCHEMA: 'pgboss' })).toThrow(/must differ/);
+  });
+});
+
+describe('redactUrl', () => {
+  it.each([
+    ['postgres://u:secret@h:5432/db', 'postgres://u:***@h:5432/db'],
+    ['postgres://u@h/db', 'postgres://u@h/db'],
+    ['postgres://h/db?password=secret&sslmode=require', 'postgres://h/db?password=***&sslmode=require'],
+    ['not a url', '<unparseable url>'],
+  ])('%s → %s', (url, shown) => expect(redactUrl(url)).toBe(shown));
+});

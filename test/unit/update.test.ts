@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { parseMessage, parseStatus, parseTimestamp, parseUpdate, STATUSES } from '../../src/update.js';
+
+const NOW = Date.parse('2026-11-21T12:00:00Z');
+const base = { mirror: 'm', status: 'running', observedAt: '2026-11-21T10:00:00Z' };
+const errorsOf = (input: unknown) => {
+  const r = parseUpdate(input, NOW);
+  return r.ok ? [] : r.errors.map((e) => e.field);
+};
+
+describe('statuses', () => {
+  it.each(STATUSES.map((s, code) => [s, code] as const))('%s (code %i) in all four spellings', (status, code) => {
+    for (const spelling of [status, status.toUpperCase(), `STATUS_${status.toUpperCase()}`, code]) {
+      expect(parseStatus(spelling)).toBe(status);
+    }
+  });
+  it.each([['Running'], ['status_running'], ['RUN'], [12], [-1], [1.5], ['1'], [null], [true]])('rejects %j', (value) => {
+    expect(parseStatus(value)).toBeUndefined();
+  });
+  it('keeps PeerDB codes', () => {
+    expect(STATUSES.indexOf('failed')).toBe(10);
+    expect(STATUSES.indexOf('modifying')).toBe(11);
+  });
+});
+
+describe('timestamps', () => {
+  it.each([
+    ['2026-11-21T10:00:00Z', '2026-11-21T10:00:00.000000Z'],
+    ['2026-11-21t10:00:00z', '2026-11-21T10:00:00.000000Z'],
+    ['2026-11-21T10:00:00.5Z', '2026-11-21T10:00:00.500000Z'],
+    ['2026-11-21T10:00:00.123456789Z', '2026-11-21T10:00:00.123456Z'],
+    ['2026-11-21T10:00:00.999999999Z', '2026-11-21T10:00:00.999999Z'],
+    ['2026-11-21T11:30:00.000001+01:30', '2026-11-21T10:00:00.000001Z'],
+    ['2026-11-20T23:00:00-11:00', '2026-11-21T10:00:00.000000Z'],
+    ['2024-02-29T00:00:00Z', '2024-02-29T00:00:00.000000Z'],
+    ['0001-01-01T00:00:00Z', '0001-01-01T00:00:00.000000Z'],
+  ])('%s → %s', (input, canonical) => {
+    const r = parseTimestamp(input);
+    expect(r.ok && r.canonical).toBe(canonical);
+  });
+  it.each([
+    ['2026-11-21T10:00:00'], ['2026-11-21 10:00:00Z'], ['2026-11-21'], ['2026-02-29T00:00:00Z'], ['2026-13-01T00:00:00Z'],
+    ['2026-11-21T24:00:00Z'], ['2026-11-21T10:00:60Z'], ['2026-11-21T10:00:00+24:00'], ['2026-11-21T10:00:00.Z'],
+    ['1763719200'], ['0000-12-31T23:00:00Z'], ['0001-01-01T00:00:00+01:00'],
+  ])('rejects %s', (input) => {
+    expect(parseTimestamp(input).ok).toBe(false);
+  });
+  it('sorts canonical strings like instants', () => {
+    const a = parseTimestamp('2026-11-21T10:00:00.000001Z');
+    const b = parseTimestamp('2026-11-21T11:00:00.000000+01:00');
+    expect(a.ok && b.ok && b.canonical < a.canonical).toBe(true);
+  });
+});
+
+describe('parseUpdate', () => {
+  it('normalizes a full update and keeps the payload as received', () => {
+    const input = {
+      ...base, status: 'STATUS_FAILED', observedAt: '2026-11-21T11:00:00.123456789+01:00', seq: 3, workflowId: 'wf', runId: 'r',
+      flowType: 'cdc', source: 'pg', destination: 'sf', rowsSynced: 10, lagSeconds: 1.5, error: { message: 'x' }, dropped: true, extra: { a: 1 },
+    };
+    const r = parseUpdate(input, NOW);
+    expect(r).toEqual({
+      ok: true,
+      value: {
+        mirror: 'm', status: 'failed', observedAt: '2026-11-21T10:00:00.123456Z', seq: 3, workflowId: 'wf', runId: 'r', flowType: 'cdc',
+        source: 'pg', destination: 'sf', rowsSynced: 10, lagSeconds: 1.5, error: { message: 'x', class: 'unknown' }, dropped: true, payload: input,
+      },
+    });
+  });
+  it('treats null like an absent optional field', () => {
+    const r = parseUpdate({ ...base, seq: null, rowsSynced: null, error: null, dropped: null, flowType: null }, NOW);
+    expect(r.ok && [r.value.seq, r.value.rowsSynced, r.value.error, r.value.dropped, r.value.flowType]).toEqual([0, null, null, false, null]);
+  });
+  it.each([
+    [{ status: 'running', observedAt: base.observedAt }, ['mirror']],
+    [{ ...base, mirror: '' }, ['mirror']],
+    [{ ...base, mirror: 'x'.repeat(256) }, ['mirror']],
+    [{ ...base, mirror: '🚀'.repeat(255) }, []],
+    [{ ...base, mirror: `quote " back \\ space ünï` }, []],
+    [{ ...base, mirror: 'new\nline' }, ['mirror']],
+    [{ ...base, mirror: 'del\u007f' }, ['mirror']],
+    [{ ...base, mirror: 'c1\u0085' }, ['mirror']],
+    [{ ...base, mirror: 5 }, ['mirror']],
+    [{ ...base, status: undefined }, ['status']],
+    [{ ...base, status: 'sleeping' }, ['status']],
+    [{ ...base, observedAt: undefined }, ['observedAt']],
+    [{ ...base, observedAt: 1763719200 }, ['observedAt']],
+    [{ ...base, observedAt: '2026-11-21T12:05:01Z' }, ['observedAt']],
+    [{ ...base, observedAt: '2026-11-21T12:04:59Z' }, []],
+    [{ ...base, seq: -1 }, ['seq']],
+    [{ ...base, seq: 1.5 }, ['seq']],
+    [{ ...base, seq: 2 ** 53 }, ['seq']],
+    [{ ...base, seq: 2 ** 53 - 1 }, []],
+    [{ ...base, seq: '1' }, ['seq']],
+    [{ ...base, workflowId: 'w'.repeat(256) }, ['workflowId']],
+    [{ ...base, flowType: 'CDC' }, ['flowType']],
+    [{ ...base, flowType: 'a'.repeat(33) }, ['flowType']],
+    [{ ...base, rowsSynced: -1 }, ['rowsSynced']],
+    [{ ...base, lagSeconds: -0.1 }, ['lagSeconds']],
+    [{ ...base, lagSeconds: '1' }, ['lagSeconds']],
+    [{ ...base, error: 'boom' }, ['error']],
+    [{ ...base, error: { class: 'x' } }, ['error.message']],
+    [{ ...base, error: { message: 'm', class: 'Bad Class' } }, ['error.class']],
+    [{ ...base, error: { message: 'm'.repeat(8193) } }, ['error.message']],
+    [{ ...base, dropped: 'yes' }, ['dropped']],
+    [{ ...base, extra: 'a\u0000b' }, ['extra']],
+    [{ mirror: 1, status: 'x', observedAt: 'y', seq: -1 }, ['mirror', 'status', 'observedAt', 'seq']],
+  ])('%j → errors on %j', (input, fields) => {
+    expect(errorsOf(input)).toEqual(fields);
+  });
+  it.each([[null], [[base]], ['text'], [42]])('rejects %j as not an object', (input) => {
+    expect(errorsOf(input)).toEqual(['']);
+  });
+});
+
+describe('parseMessage', () => {
+  it('takes one update or { updates: [...] } with indexes', () => {
+    const one = parseMessage(base, NOW);
+    expect(one.ok && one.elements.map((e) => e.index)).toEqual([null]);
+    const many = parseMessage({ updates: [base, { ...base, status: 'x' }] }, NOW);
+    expect(many.ok && many.elements.map((e) => [e.index, e.result.ok])).toEqual([[0, true], [1, false]]);
+  });
+  it.each([[[base]], ['x'], [null], [{ updates: 'x' }], [{ updates: Array(1001).fill(base) }]])('rejects %j whole', (data) => {
+    expect(parseMessage(data, NOW).ok).toBe(false);
+  });
+  it('accepts exactly 1000 updates', () => {
+    const r = parseMessage({ updates: Array(1000).fill(base) }, NOW);
+    expect(r.ok && r.elements.length).toBe(1000);
+  });
+});
