@@ -25,9 +25,13 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 export const BODY_IDLE_TIMEOUT_MS = 10_000;
 /** A 1 MiB body that takes longer than this in all is a slow-loris, not a producer. */
 export const BODY_TOTAL_TIMEOUT_MS = 30_000;
-/** After an early answer, how long and how much of the unread body is drained before closing. */
+/**
+ * After an early answer, how long and how much of the unread body is drained (never kept) before
+ * closing. The byte bound must exceed what a fast client can have in flight in socket buffers
+ * (Linux autotunes receive buffers up to tens of MiB), or the close resets the answer away.
+ */
 export const LINGER_MS = 2_000;
-export const LINGER_MAX_BYTES = 4 * MAX_BODY_BYTES;
+export const LINGER_MAX_BYTES = 64 * MAX_BODY_BYTES;
 
 export interface IngestOptions {
   boss: PgBoss;
