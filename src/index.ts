@@ -13,7 +13,6 @@ export {
   publishUpdates,
   type PublishOptions,
   type StatusInput,
-  toJobData,
   type UpdateInput,
   validateUpdates,
 } from './publish.js';
