@@ -9,7 +9,7 @@
  */
 import { STATUSES } from '../update.js';
 import { escapeLabelValue, type Family, formatValue } from './exposition.js';
-import type { MirrorRow } from './readMirrorRows.js';
+import type { MirrorRow, MirrorVersion } from './readMirrorRows.js';
 
 export interface MirrorFamily extends Family {
   /** This mirror's sample lines of the family, each ending in a line feed; `m` is `mirror="…"`, escaped. */
@@ -94,46 +94,61 @@ export function epoch(text: string): string {
   return text.slice(0, end);
 }
 
-/** One mirror's text, one string per family of MIRROR_FAMILIES, in that order. */
-export type MirrorText = readonly string[];
+/** One mirror's text, one UTF-8 buffer per family of MIRROR_FAMILIES, in that order. */
+export type MirrorText = readonly Buffer[];
 
+/**
+ * Buffers rather than strings: a scrape joins them with Buffer.concat, a memcpy, where joining
+ * 80,000 strings would flatten and then UTF-8-encode 12 MB on every scrape.
+ */
 export function renderMirror(row: MirrorRow): MirrorText {
   const m = `mirror="${escapeLabelValue(row.mirror)}"`;
-  return MIRROR_FAMILIES.map((family) => family.samples(row, m));
+  return MIRROR_FAMILIES.map((family) => Buffer.from(family.samples(row, m), 'utf8'));
 }
 
 interface CacheEntry {
   version: string;
   text: MirrorText;
+  /** The last snapshot that listed the mirror. */
+  generation: number;
 }
 
 /** Rendered text by mirror, reused while the mirror's row version stays the same. */
 export class MirrorTextCache {
-  private entries = new Map<string, CacheEntry>();
-  private next = new Map<string, CacheEntry>();
-  /** Mirrors rendered (not reused) since the last `beginSnapshot()`: for tests and logs. */
-  rendered = 0;
+  private readonly entries = new Map<string, CacheEntry>();
+  private generation = 0;
 
-  /** Starts collecting a snapshot; `text()` calls until `endSnapshot()` belong to it. */
-  beginSnapshot(): void {
-    this.next = new Map();
-    this.rendered = 0;
+  /** Mirrors whose cached text is missing or was rendered from another row version. */
+  stale(versions: readonly MirrorVersion[]): string[] {
+    const stale: string[] = [];
+    for (const v of versions) if (this.entries.get(v.mirror)?.version !== v.version) stale.push(v.mirror);
+    return stale;
   }
 
-  text(row: MirrorRow): MirrorText {
-    let entry = this.entries.get(row.mirror);
-    if (entry === undefined || entry.version !== row.version) {
-      entry = { version: row.version, text: renderMirror(row) };
-      this.rendered++;
+  /** Renders `rows` (the stale mirrors' current rows) into the cache. */
+  render(rows: readonly MirrorRow[]): void {
+    for (const row of rows) this.entries.set(row.mirror, { version: row.version, text: renderMirror(row), generation: -1 });
+  }
+
+  /**
+   * The snapshot's text in `versions` order. Mirrors not in it (dropped, gone) leave the cache.
+   * A mirror without a matching entry (its row cannot change between two reads of one snapshot,
+   * so this does not happen) is left out rather than served stale.
+   */
+  snapshot(versions: readonly MirrorVersion[]): MirrorText[] {
+    const generation = ++this.generation;
+    const texts: MirrorText[] = [];
+    for (const { mirror, version } of versions) {
+      const entry = this.entries.get(mirror);
+      if (entry === undefined || entry.version !== version) continue;
+      entry.generation = generation;
+      texts.push(entry.text);
     }
-    this.next.set(row.mirror, entry);
-    return entry.text;
-  }
-
-  /** Mirrors not seen in this snapshot (dropped ones among them) are forgotten. */
-  endSnapshot(): void {
-    this.entries = this.next;
-    this.next = new Map();
+    // Sweeping costs a pass over the cache, so only when some mirror left the snapshot.
+    if (this.entries.size > texts.length) {
+      for (const [mirror, entry] of this.entries) if (entry.generation !== generation) this.entries.delete(mirror);
+    }
+    return texts;
   }
 
   get size(): number {

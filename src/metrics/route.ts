@@ -11,7 +11,6 @@
  * snapshot.ts), which beats a failed scrape that would blank every per-mirror series at once.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { once } from 'node:events';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Registry } from 'prom-client';
 import type { HttpServer } from '../http/server.js';
@@ -48,10 +47,20 @@ function scrapeFamilies(scrape: ScrapeSnapshot, format: Format): string {
   );
 }
 
-/** Writes `text`; waits for the socket to drain when its buffer is full. False once the client is gone. */
-async function send(res: ServerResponse, text: string): Promise<boolean> {
+/** Writes `chunk`; waits for the socket to drain when its buffer is full. False once the client is gone. */
+async function send(res: ServerResponse, chunk: string | Buffer): Promise<boolean> {
   if (res.destroyed) return false;
-  if (!res.write(text)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+  if (!res.write(chunk)) {
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        res.off('drain', done);
+        res.off('close', done);
+        resolve();
+      };
+      res.on('drain', done);
+      res.on('close', done);
+    });
+  }
   return !res.destroyed;
 }
 
@@ -67,15 +76,14 @@ export async function serveMetrics(req: IncomingMessage, res: ServerResponse, op
   if (!(await send(res, own + scrapeFamilies(scrape, format)))) return;
   const mirrors = scrape.snapshot?.mirrors ?? [];
   for (const [f, family] of MIRROR_FAMILIES.entries()) {
-    let chunk = familyHeader(family, format);
+    if (!(await send(res, familyHeader(family, format)))) return;
     for (let start = 0; start < mirrors.length; start += STREAM_CHUNK_MIRRORS) {
       const end = Math.min(start + STREAM_CHUNK_MIRRORS, mirrors.length);
-      for (let i = start; i < end; i++) chunk += mirrors[i]![f];
-      if (!(await send(res, chunk))) return;
-      chunk = '';
+      const parts: Buffer[] = new Array<Buffer>(end - start);
+      for (let i = start; i < end; i++) parts[i - start] = mirrors[i]![f]!;
+      if (!(await send(res, Buffer.concat(parts)))) return;
       await yieldToEventLoop();
     }
-    if (chunk !== '' && !(await send(res, chunk))) return;
   }
   res.end(format === 'openmetrics' ? '# EOF\n' : '');
 }

@@ -11,14 +11,15 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from '../log.js';
+import { inTransaction } from '../db.js';
 import { MirrorTextCache, type MirrorText } from './mirrors.js';
-import { readMirrorRows } from './readMirrorRows.js';
+import { type MirrorRow, readMirrorRows, readMirrorVersions } from './readMirrorRows.js';
 
 /** Server-side bound on one catalog read; a scrape gives up waiting much earlier (its own timeout). */
 export const SNAPSHOT_STATEMENT_TIMEOUT_MS = 30_000;
 export const SNAPSHOT_CONNECT_TIMEOUT_MS = 5_000;
 /** Mirrors rendered between two yields to the event loop, so a cold cache never blocks it for long. */
-export const RENDER_CHUNK_MIRRORS = 1000;
+export const RENDER_CHUNK_MIRRORS = 250;
 
 export interface Snapshot {
   /** When the read started, in Unix seconds: the catalog state the per-mirror series show. */
@@ -99,10 +100,8 @@ export class MirrorSnapshots {
     }
   }
 
-  /** Rendered from the cache, how many mirrors the last read had to render anew: for tests. */
-  get lastRendered(): number {
-    return this.cache.rendered;
-  }
+  /** How many mirrors the last read had to render anew (the others came from the cache). */
+  lastRendered = 0;
 
   private readShared(): Promise<Snapshot> {
     if (this.flight === undefined) {
@@ -118,17 +117,24 @@ export class MirrorSnapshots {
   }
 
   private async read(): Promise<Snapshot> {
+    const { pool, schema } = this.options;
     const takenAtSeconds = Date.now() / 1000;
     const started = performance.now();
-    const rows = await readMirrorRows(this.options.pool, this.options.schema);
+    // Versions and the changed rows from one snapshot: a row written in between cannot pair an
+    // old version with new values (or the reverse) and then stick in the cache.
+    const { versions, rows } = await inTransaction(pool, 'begin isolation level repeatable read read only', async (client) => {
+      const versions = await readMirrorVersions(client, schema);
+      const stale = this.cache.stale(versions);
+      const rows: MirrorRow[] = stale.length > 0 ? await readMirrorRows(client, schema, stale) : [];
+      return { versions, rows };
+    });
     const readSeconds = (performance.now() - started) / 1000;
-    const mirrors: MirrorText[] = new Array<MirrorText>(rows.length);
-    this.cache.beginSnapshot();
-    for (let i = 0; i < rows.length; i++) {
-      if (i > 0 && i % RENDER_CHUNK_MIRRORS === 0) await yieldToEventLoop();
-      mirrors[i] = this.cache.text(rows[i]!);
+    for (let i = 0; i < rows.length; i += RENDER_CHUNK_MIRRORS) {
+      if (i > 0) await yieldToEventLoop();
+      this.cache.render(rows.slice(i, i + RENDER_CHUNK_MIRRORS));
     }
-    this.cache.endSnapshot();
+    this.lastRendered = rows.length;
+    const mirrors: MirrorText[] = this.cache.snapshot(versions);
     const snapshot: Snapshot = { takenAtSeconds, readSeconds, mirrors };
     this.last = snapshot;
     return snapshot;
