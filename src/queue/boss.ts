@@ -19,6 +19,7 @@ export const HEARTBEAT_SECONDS = 10;
 export const HEARTBEAT_REFRESH_SECONDS = 3;
 export const SUPERVISE_INTERVAL_SECONDS = 2;
 export const BATCH_EXPIRE_SECONDS = 120;
+export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
 
 export interface BossOptions {
   connectionString: string;
@@ -40,6 +41,9 @@ export function createBoss(options: BossOptions): PgBoss {
     schedule: options.worker,
     superviseIntervalSeconds: SUPERVISE_INTERVAL_SECONDS,
     monitorIntervalSeconds: SUPERVISE_INTERVAL_SECONDS,
+    // A batch transaction left open by a process that hangs (not one that dies: the server sees
+    // that at once) must not hold row locks and the vacuum horizon for long.
+    options: `-c idle_in_transaction_session_timeout=${IDLE_IN_TRANSACTION_TIMEOUT_MS}`,
   });
   const log = options.logger;
   boss.on('error', (err) => log.error({ err }, 'pg-boss error'));

@@ -11,8 +11,11 @@
  *   idempotency key makes that a no-op, and dead letters carry ids derived from (job, index), so a
  *   redelivered dead letter is not inserted twice.
  * - Invalid updates never fail a batch: each becomes one dead-letter job, and the valid updates of
- *   the same job still apply. An update the catalog itself refuses (a SQLSTATE that blames the data)
- *   is found by bisecting the batch under savepoints, dead-lettered, and the rest is written.
+ *   the same job still apply.
+ * - An update the catalog itself refuses (a SQLSTATE that blames the data, see catalog/sql.ts) fails
+ *   its batch once. When pg-boss hands those jobs back (retryCount > 0) the batch is written under
+ *   savepoints, bisected by mirror until the refused update is alone; it is dead-lettered and the
+ *   rest is written. Savepoints cost two round trips, so first attempts go without them.
  * - Anything else (connection lost, serialization failure, timeout) throws: the transaction rolls
  *   back and pg-boss retries the jobs with backoff.
  */
@@ -87,6 +90,9 @@ export class Consumer {
       notifyPollingIntervalSeconds: 5,
       // Under load, fetch again at once while batches come back full instead of sleeping.
       burstWhenBatchFull: true,
+      // pg-boss would bound each batch transaction with one more statement per batch; the pool's
+      // idle_in_transaction_session_timeout (boss.ts) bounds a stuck one instead.
+      ...(catalogPool === null ? { transactionTimeoutSeconds: 0 } : {}),
       heartbeatRefreshSeconds: HEARTBEAT_REFRESH_SECONDS,
     };
     if (catalogPool === null) {
@@ -142,7 +148,19 @@ export class Consumer {
       }
     }
 
-    const outcome = valid.length > 0 ? await this.writeIsolated(db, valid, origins, deadLetters) : NOTHING;
+    let outcome = NOTHING;
+    if (valid.length > 0 && jobs.some((job) => job.retryCount > 0)) {
+      outcome = await this.writeIsolated(db, valid, origins, deadLetters);
+    } else if (valid.length > 0) {
+      try {
+        outcome = await applyBatch(db, this.options.schema, valid);
+      } catch (err) {
+        if (isPoison(err)) {
+          this.log.warn({ err, jobs: jobs.length }, 'the catalog refused this batch; it comes back to be written update by update');
+        }
+        throw err;
+      }
+    }
     if (deadLetters.length > 0) {
       await this.options.boss.insert(
         DEAD_LETTER_QUEUE,

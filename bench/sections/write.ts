@@ -1,0 +1,230 @@
+/**
+ * Write throughput over 1,000 mirrors, side by side in one run on one database server:
+ * - raw:    the same journal rows and current-state upserts as batched SQL, no queue, no rules (the limit);
+ * - naive:  one transaction per update (lock, journal, transition, update), no batching;
+ * - daemon: the daemon end to end draining single-update jobs, then 100-update jobs;
+ * and freshness: publish → committed in the catalog, at a steady 1,000 updates/s.
+ *
+ * Freshness is observed at commit: a trigger in the bench database NOTIFYs each journal row's
+ * `sentAt`, and PostgreSQL delivers a NOTIFY only when its transaction commits.
+ */
+import pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
+import { type DaemonProcess, startDaemon, waitFor } from '../../test/helpers/daemon.js';
+import { startProducer } from '../../test/helpers/queue.js';
+import type { BenchSection } from '../index.js';
+
+const MIRRORS = 1000;
+const UPDATES = 20_000;
+const NAIVE_UPDATES = 2_000;
+const FRESHNESS_RATE = 1000;
+const FRESHNESS_SECONDS = 10;
+const STATUSES = ['running', 'paused', 'snapshot', 'failed'];
+
+const nowMicros = () => performance.timeOrigin + performance.now();
+
+function makeUpdates(n: number, offset = 0): Record<string, unknown>[] {
+  const start = Date.now() - 3_600_000;
+  return Array.from({ length: n }, (_, i) => ({
+    mirror: `bench_mirror_${(i + offset) % MIRRORS}`,
+    status: STATUSES[Math.floor((i + offset) / MIRRORS) % STATUSES.length],
+    observedAt: new Date(start + i + offset).toISOString(),
+    seq: 0,
+    rowsSynced: i,
+  }));
+}
+
+function progress(label: string, done: number, total: number): void {
+  process.stdout.write(`\r  ${label}: ${done}/${total}   `);
+  if (done >= total) process.stdout.write('\n');
+}
+
+async function journalCount(pool: pg.Pool): Promise<number> {
+  return Number((await pool.query('select count(*) from mirrorstate.journal')).rows[0].count);
+}
+
+async function reset(pool: pg.Pool): Promise<void> {
+  await pool.query('truncate mirrorstate.mirrors, mirrorstate.transitions, mirrorstate.journal');
+  await pool.query(`delete from pgboss.job where name = 'mirrorstate-updates'`);
+}
+
+/** The limit: the same rows, batched, no rules. */
+async function raw(pool: pg.Pool, updates: Record<string, unknown>[]): Promise<number> {
+  const started = performance.now();
+  for (let i = 0; i < updates.length; i += 500) {
+    const chunk = updates.slice(i, i + 500);
+    const client = await pool.connect();
+    try {
+      await client.query('begin');
+      await client.query(
+        `insert into mirrorstate.journal (mirror, observed_at, seq, status, applied, payload)
+         select * from unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::text[], $5::boolean[], $6::jsonb[])`,
+        [chunk.map((u) => u.mirror), chunk.map((u) => u.observedAt), chunk.map(() => 0), chunk.map((u) => u.status),
+          chunk.map(() => true), chunk.map((u) => JSON.stringify(u))],
+      );
+      // Last update per mirror of the chunk, as one upsert.
+      const last = new Map(chunk.map((u) => [u.mirror as string, u]));
+      const rows = [...last.values()].sort((a, b) => String(a.mirror).localeCompare(String(b.mirror)));
+      await client.query(
+        `insert into mirrorstate.mirrors (mirror, status, status_since, observed_at, seq, rows_synced)
+         select m, s, t, t, 0, r from unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[]) as u(m, s, t, r)
+         on conflict (mirror) do update set status = excluded.status, observed_at = excluded.observed_at,
+           rows_synced = excluded.rows_synced, updated_at = now()`,
+        [rows.map((u) => u.mirror), rows.map((u) => u.status), rows.map((u) => u.observedAt), rows.map((u) => u.rowsSynced)],
+      );
+      await client.query('commit');
+    } finally {
+      client.release();
+    }
+    progress('raw', Math.min(i + 500, updates.length), updates.length);
+  }
+  return (performance.now() - started) / 1000;
+}
+
+/** One transaction per update, the rules kept by separate statements. */
+async function naive(pool: pg.Pool, updates: Record<string, unknown>[]): Promise<number> {
+  const started = performance.now();
+  const client = await pool.connect();
+  try {
+    for (const [i, u] of updates.entries()) {
+      await client.query('begin');
+      await client.query(
+        `insert into mirrorstate.mirrors (mirror, status, status_since, observed_at, seq) values ($1, $2, $3, $3, 0)
+         on conflict (mirror) do nothing`,
+        [u.mirror, u.status, u.observedAt],
+      );
+      const { rows } = await client.query('select status, observed_at from mirrorstate.mirrors where mirror = $1 for update', [u.mirror]);
+      await client.query(
+        `insert into mirrorstate.journal (mirror, observed_at, seq, status, applied, payload) values ($1, $2, 0, $3, true, $4)
+         on conflict do nothing`,
+        [u.mirror, u.observedAt, u.status, JSON.stringify(u)],
+      );
+      if (rows[0]?.status !== u.status) {
+        await client.query(
+          `insert into mirrorstate.transitions (mirror, from_status, to_status, at, seq) values ($1, $2, $3, $4, 0)`,
+          [u.mirror, rows[0]?.status ?? null, u.status, u.observedAt],
+        );
+      }
+      await client.query(
+        `update mirrorstate.mirrors set status = $2, observed_at = $3, rows_synced = $4, journal_length = journal_length + 1,
+           updated_at = now() where mirror = $1`,
+        [u.mirror, u.status, u.observedAt, u.rowsSynced],
+      );
+      await client.query('commit');
+      if (i % 200 === 199) progress('naive', i + 1, updates.length);
+    }
+  } finally {
+    client.release();
+  }
+  return (performance.now() - started) / 1000;
+}
+
+/** Fills the queue with the daemon stopped, then times the drain from the daemon's start. */
+async function daemonDrain(db: TestDatabase, producer: PgBoss, jobs: object[], updates: number, label: string): Promise<number> {
+  for (let i = 0; i < jobs.length; i += 1000) {
+    await producer.insert('mirrorstate-updates', jobs.slice(i, i + 1000).map((data) => ({ data })));
+  }
+  const daemon = await startDaemon({ databaseUrl: db.url });
+  const started = performance.now();
+  try {
+    await waitFor(`${label} drain`, async () => {
+      const n = await journalCount(db.pool);
+      progress(label, n, updates);
+      return n >= updates;
+    }, 600_000, 20);
+    return (performance.now() - started) / 1000;
+  } finally {
+    await daemon.stop();
+  }
+}
+
+async function freshness(db: TestDatabase, producer: PgBoss): Promise<number[]> {
+  await db.pool.query(`
+    create or replace function mirrorstate.bench_notify() returns trigger language plpgsql as $$
+    begin perform pg_notify('bench_committed', new.payload->>'sentAt'); return null; end $$;
+    create trigger bench_notify after insert on mirrorstate.journal for each row execute function mirrorstate.bench_notify();`);
+  const listener = new pg.Client({ connectionString: db.url });
+  await listener.connect();
+  const latencies: number[] = [];
+  listener.on('notification', (n) => latencies.push(nowMicros() - Number(n.payload)));
+  await listener.query('listen bench_committed');
+  let daemon: DaemonProcess | undefined;
+  try {
+    daemon = await startDaemon({ databaseUrl: db.url });
+    const total = FRESHNESS_RATE * FRESHNESS_SECONDS;
+    const perTick = FRESHNESS_RATE / 100; // every 10 ms
+    const start = performance.now();
+    let sent = 0;
+    let offset = 0;
+    while (sent < total) {
+      const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * FRESHNESS_RATE) + perTick);
+      if (due > sent) {
+        const batch = makeUpdates(due - sent, 50_000 + offset).map((u) => ({ data: { ...u, sentAt: String(nowMicros()) } }));
+        offset += batch.length;
+        await producer.insert('mirrorstate-updates', batch);
+        sent = due;
+        if (sent % 1000 < batch.length) progress('freshness', sent, total);
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await waitFor('freshness drain', () => latencies.length >= total, 60_000);
+    return latencies;
+  } finally {
+    await daemon?.stop();
+    await listener.end();
+  }
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+async function run(): Promise<void> {
+  const db = await createTestDatabase('bench_write');
+  let producer: PgBoss | undefined;
+  try {
+    // Migrate and create the queues through the daemon itself.
+    const first = await startDaemon({ databaseUrl: db.url });
+    await first.stop();
+    producer = await startProducer(db.url);
+    const updates = makeUpdates(UPDATES);
+
+    const rawSeconds = await raw(db.pool, updates);
+    await reset(db.pool);
+    const naiveSeconds = await naive(db.pool, updates.slice(0, NAIVE_UPDATES));
+    await reset(db.pool);
+    const singleSeconds = await daemonDrain(db, producer, updates, UPDATES, 'daemon, 1-update jobs');
+    await reset(db.pool);
+    const hundred: object[] = [];
+    for (let i = 0; i < updates.length; i += 100) hundred.push({ updates: updates.slice(i, i + 100) });
+    const hundredSeconds = await daemonDrain(db, producer, hundred, UPDATES, 'daemon, 100-update jobs');
+    await reset(db.pool);
+    const latencies = await freshness(db, producer);
+
+    const rate = (n: number, s: number) => Math.round(n / s);
+    const rawRate = rate(UPDATES, rawSeconds);
+    const rows = [
+      ['raw batched SQL, no queue (limit)', UPDATES, rawSeconds, rawRate],
+      ['naive: one transaction per update', NAIVE_UPDATES, naiveSeconds, rate(NAIVE_UPDATES, naiveSeconds)],
+      ['daemon, single-update jobs', UPDATES, singleSeconds, rate(UPDATES, singleSeconds)],
+      ['daemon, 100-update jobs', UPDATES, hundredSeconds, rate(UPDATES, hundredSeconds)],
+    ] as const;
+    const naiveRate = rate(NAIVE_UPDATES, naiveSeconds);
+    console.log(`\n| write path (${MIRRORS} mirrors) | updates | seconds | updates/s | vs raw | vs naive |`);
+    console.log('|---|---:|---:|---:|---:|---:|');
+    for (const [name, n, s, r] of rows) {
+      console.log(`| ${name} | ${n} | ${s.toFixed(2)} | ${r} | ${(r / rawRate).toFixed(2)}× | ${(r / naiveRate).toFixed(1)}× |`);
+    }
+    const ms = latencies.map((l) => l);
+    console.log(`\n| freshness at ${FRESHNESS_RATE} updates/s for ${FRESHNESS_SECONDS} s | p50 ms | p99 ms | max ms |`);
+    console.log('|---|---:|---:|---:|');
+    console.log(`| publish → committed (single-update jobs) | ${percentile(ms, 50).toFixed(1)} | ${percentile(ms, 99).toFixed(1)} | ${Math.max(...ms).toFixed(1)} |`);
+  } finally {
+    await producer?.stop({ graceful: false });
+    await db.drop();
+  }
+}
+
+export default { name: 'write', run } satisfies BenchSection;
