@@ -147,25 +147,38 @@ export function parseTimestamp(
   return { ok: true, canonical, epochMicros: BigInt(utcMs) * 1000n + BigInt(micros) };
 }
 
-/** Walks a received value for what PostgreSQL's jsonb cannot store (U+0000, unpaired surrogates). */
-function findUnstorableString(value: unknown, path: string, depth = 0): string | undefined {
-  if (depth > 64) return path;
+/** How deep an update's JSON may nest (unknown fields included): far beyond any real payload. */
+export const MAX_PAYLOAD_DEPTH = 64;
+
+function isUnstorable(text: string): boolean {
+  return text.includes('\u0000') || !text.isWellFormed();
+}
+
+/**
+ * Walks a received value for what the journal's jsonb cannot hold: U+0000 or unpaired surrogates
+ * in any string or key, or nesting deeper than MAX_PAYLOAD_DEPTH. Returns the field at fault.
+ */
+function findUnstorable(value: unknown, path: string, depth = 0): FieldError | undefined {
+  if (depth > MAX_PAYLOAD_DEPTH) {
+    return { field: path, message: `nests deeper than ${MAX_PAYLOAD_DEPTH} levels` };
+  }
   if (typeof value === 'string') {
-    return value.includes('\u0000') || !value.isWellFormed() ? path : undefined;
+    return isUnstorable(value) ? { field: path, message: 'contains U+0000 or an unpaired surrogate, which cannot be stored' } : undefined;
   }
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const found = findUnstorableString(value[i], `${path}[${i}]`, depth + 1);
-      if (found !== undefined) return found;
-    }
-    return undefined;
-  }
+  const entries: [string, unknown][] = Array.isArray(value)
+    ? value.map((item, i) => [`${path}[${i}]`, item])
+    : isPlainObject(value)
+      ? Object.entries(value).map(([key, item]) => [path ? `${path}.${key}` : key, item])
+      : [];
   if (isPlainObject(value)) {
-    for (const [key, item] of Object.entries(value)) {
-      const found =
-        findUnstorableString(key, path, depth + 1) ?? findUnstorableString(item, path ? `${path}.${key}` : key, depth + 1);
-      if (found !== undefined) return found;
+    const badKey = Object.keys(value).find(isUnstorable);
+    if (badKey !== undefined) {
+      return { field: path ? `${path}.${badKey}` : badKey, message: 'is a key with U+0000 or an unpaired surrogate, which cannot be stored' };
     }
+  }
+  for (const [itemPath, item] of entries) {
+    const found = findUnstorable(item, itemPath, depth + 1);
+    if (found !== undefined) return found;
   }
   return undefined;
 }
@@ -214,7 +227,10 @@ function typeName(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'number' && !Number.isInteger(value)) return `the number ${value}`;
-  return typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)}`.slice(0, 80);
+  if (typeof value === 'object') return 'an object';
+  // String() rather than JSON.stringify: a library caller may hand us a bigint or a symbol.
+  const shown = typeof value === 'string' ? JSON.stringify(value) : String(value as string);
+  return `${typeof value} ${shown}`.slice(0, 80);
 }
 
 /**
@@ -224,13 +240,8 @@ export function parseUpdate(input: unknown, nowMs: number = Date.now()): ParseRe
   if (!isPlainObject(input)) {
     return { ok: false, errors: [{ field: '', message: `an update must be a JSON object, got ${typeName(input)}` }] };
   }
-  const unstorable = findUnstorableString(input, '');
-  if (unstorable !== undefined) {
-    return {
-      ok: false,
-      errors: [{ field: unstorable, message: 'contains U+0000 or an unpaired surrogate, which cannot be stored' }],
-    };
-  }
+  const unstorable = findUnstorable(input, '');
+  if (unstorable !== undefined) return { ok: false, errors: [unstorable] };
   const check = new Checker(input);
 
   const mirror = check.name('mirror', true);

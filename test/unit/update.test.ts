@@ -104,9 +104,22 @@ describe('parseUpdate', () => {
     [{ ...base, error: { message: 'm'.repeat(8193) } }, ['error.message']],
     [{ ...base, dropped: 'yes' }, ['dropped']],
     [{ ...base, extra: 'a\u0000b' }, ['extra']],
+    [{ ...base, extra: { 'k\u0000': 1 } }, ['extra.k\u0000']],
+    [{ ...base, extra: { list: ['ok', '\ud800'] } }, ['extra.list[1]']],
     [{ mirror: 1, status: 'x', observedAt: 'y', seq: -1 }, ['mirror', 'status', 'observedAt', 'seq']],
   ])('%j → errors on %j', (input, fields) => {
     expect(errorsOf(input)).toEqual(fields);
+  });
+  it('answers a bigint or a symbol with a field error, not a crash', () => {
+    expect(errorsOf({ ...base, seq: 1n })).toEqual(['seq']);
+    expect(errorsOf({ ...base, mirror: Symbol('m') })).toEqual(['mirror']);
+  });
+  it('names nesting deeper than 64 levels as the fault, not a character', () => {
+    let deep: unknown = 'leaf';
+    for (let i = 0; i < 70; i++) deep = [deep];
+    const r = parseUpdate({ ...base, extra: deep }, NOW);
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.errors[0]?.message).toBe('nests deeper than 64 levels');
   });
   it.each([[null], [[base]], ['text'], [42]])('rejects %j as not an object', (input) => {
     expect(errorsOf(input)).toEqual(['']);
