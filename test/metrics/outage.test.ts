@@ -77,8 +77,9 @@ describe('catalog outage', () => {
     await boss.stop({ graceful: false, timeout: 1000 });
     // Terminating the backends breaks this pool's idle connections too; it reconnects afterwards.
     db.pool.on('error', () => undefined);
+    // The daemon's open connections go too; terminate_backend's timeout waits until they are gone.
     await admin(`alter database ${db.name} with allow_connections false`);
-    await admin(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${db.name}'`);
+    await admin(`select pg_terminate_backend(pid, 10000) from pg_stat_activity where datname = '${db.name}'`);
     try {
       const down = await scrape(daemon.url);
       expect(down.status).toBe(200);
