@@ -66,6 +66,8 @@ export class MirrorSnapshots {
   private last: Snapshot | undefined;
   private catalogWasUp = true;
   private readonly log: Logger;
+  /** How many mirrors the last read had to render anew (the others came from the cache). */
+  lastRendered = 0;
 
   constructor(private readonly options: MirrorSnapshotsOptions) {
     this.log = options.logger.child({ component: 'metrics' });
@@ -80,10 +82,11 @@ export class MirrorSnapshots {
       timer = setTimeout(() => resolve('timeout'), Math.max(0, budgetMs));
     });
     try {
-      const outcome = await Promise.race([flight.then(
-          (s) => s,
-          (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
-        ), timedOut]);
+      const settled = flight.then(
+        (snapshot) => snapshot,
+        (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+      );
+      const outcome = await Promise.race([settled, timedOut]);
       const readSeconds = (performance.now() - started) / 1000;
       if (outcome === 'timeout') {
         this.noteDown(new Error(`catalog read did not finish within the scrape budget of ${budgetMs} ms`));
@@ -99,9 +102,6 @@ export class MirrorSnapshots {
       clearTimeout(timer);
     }
   }
-
-  /** How many mirrors the last read had to render anew (the others came from the cache). */
-  lastRendered = 0;
 
   private readShared(): Promise<Snapshot> {
     if (this.flight === undefined) {
