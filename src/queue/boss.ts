@@ -46,7 +46,14 @@ export function createBoss(options: BossOptions): PgBoss {
     options: `-c idle_in_transaction_session_timeout=${IDLE_IN_TRANSACTION_TIMEOUT_MS}`,
   });
   const log = options.logger;
-  boss.on('error', (err) => log.error({ err }, 'pg-boss error'));
+  boss.on('error', (err: Error & { code?: string }) => {
+    // Only what an operator needs: pg's errors carry the whole client (connection parameters
+    // included) as enumerable properties.
+    const brief = { message: err.message, code: err.code, stack: err.stack };
+    // 57P01: the server is shutting down (a restart, or the embedded one stopping with us).
+    if (err.code === '57P01') log.warn({ err: brief }, 'pg-boss connection ended by the server');
+    else log.error({ err: brief }, 'pg-boss error');
+  });
   boss.on('warning', (warning) => log.warn({ warning }, 'pg-boss warning'));
   return boss;
 }
