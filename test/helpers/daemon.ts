@@ -41,7 +41,10 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonProcess
   proc.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = once(proc, 'exit');
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon did not start within 60 s:\n${output}`)), 60_000);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL'); // never leave a half-started daemon behind
+      reject(new Error(`daemon did not start within 60 s:\n${output}`));
+    }, 60_000);
     const onData = () => {
       const match = /"port":(\d+),"msg":"mirrorstate running"/.exec(output);
       if (match) {
