@@ -45,17 +45,20 @@ export class HttpServer {
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    // Routes match the path as sent: URL() resolves `.` and `..` segments (even `%2E%2E`), which
+    // would make mirrors named `.` or `..` unreachable.
+    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
     let pathMatched = false;
     for (const route of this.routes) {
-      const match = route.pattern.exec(url.pathname);
+      const match = route.pattern.exec(path);
       if (!match) continue;
       pathMatched = true;
       if (route.method !== req.method && !(route.method === 'GET' && req.method === 'HEAD')) continue;
       await route.handler(req, res, match.slice(1), url);
       return;
     }
-    if (pathMatched) sendError(res, 405, `method ${req.method} not allowed on ${url.pathname}`);
-    else sendError(res, 404, `no route ${url.pathname}`);
+    if (pathMatched) sendError(res, 405, `method ${req.method} not allowed on ${path}`);
+    else sendError(res, 404, `no route ${path}`);
   }
 
   async start(port: number, host: string): Promise<AddressInfo> {

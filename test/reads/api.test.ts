@@ -4,6 +4,7 @@
  * transitions are written, and the `status` and `trim` commands.
  */
 import { execFile } from 'node:child_process';
+import { request } from 'node:http';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MirrorDetail, MirrorState, TransitionView } from '../../src/catalog/readRows.js';
@@ -132,6 +133,26 @@ describe('GET /api/v1/mirrors/{mirror}', () => {
       expect({ path, status, parameter: body.parameter }).toEqual({ path, status: 400, parameter });
       expect(body.error).toContain(parameter);
     }
+  });
+
+  it('reaches mirrors named . and .. when the dots are percent-encoded', async () => {
+    await write(db.pool, [
+      { mirror: '.', status: 'running', observedAt: ago(5_000) },
+      { mirror: '..', status: 'paused', observedAt: ago(5_000) },
+    ]);
+    // fetch() would resolve %2E%2E as a dot segment before sending; a raw request sends it as is.
+    const raw = (path: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        request({ host: '127.0.0.1', port: daemon?.port, path }, (res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        }).on('error', reject).end();
+      });
+    const one = await raw('/api/v1/mirrors/%2E');
+    expect({ status: one.status, mirror: JSON.parse(one.body).mirror?.mirror }).toEqual({ status: 200, mirror: '.' });
+    const two = await raw('/api/v1/mirrors/%2E%2E/transitions');
+    expect({ status: two.status, to: JSON.parse(two.body).transitions?.[0]?.to }).toEqual({ status: 200, to: 'paused' });
   });
 
   it('decodes URL-encoded awkward names', async () => {
