@@ -22,6 +22,9 @@ import { createBoss, ensureQueues } from './queue/boss.js';
 import { Consumer } from './queue/consumer.js';
 import { Trimmer } from './queue/trimmer.js';
 
+/** Kubernetes' default probe timeout is 1 s; answer well inside it. */
+const READINESS_TIMEOUT_MS = 800;
+
 export interface Databases {
   catalogUrl: string;
   queueUrl: string;
@@ -62,6 +65,7 @@ export class Daemon {
   private databases: Databases | undefined;
   private stopping: Promise<void> | undefined;
   readonly metrics: DaemonMetrics = createDaemonMetrics();
+  private readonly latestMigration = latestVersion();
   port = 0;
 
   constructor(
@@ -137,13 +141,22 @@ export class Daemon {
 
   async readiness(): Promise<string[]> {
     const reasons: string[] = [];
-    if (!this.pool) return ['starting'];
+    const pool = this.pool;
+    if (!pool) return ['starting'];
+    let timer: NodeJS.Timeout | undefined;
     try {
-      const applied = await appliedVersion(this.pool, this.config.schema);
-      const latest = latestVersion();
-      if (applied < latest) reasons.push(`catalog migrations behind: at ${applied}, files reach ${latest}; run mirrorstate migrate`);
+      // A probe must get an answer in time even when the catalog does not answer at all.
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${READINESS_TIMEOUT_MS} ms`)), READINESS_TIMEOUT_MS);
+      });
+      const applied = await Promise.race([appliedVersion(pool, this.config.schema), timeout]);
+      if (applied < this.latestMigration) {
+        reasons.push(`catalog migrations behind: at ${applied}, files reach ${this.latestMigration}; run mirrorstate migrate`);
+      }
     } catch (err) {
       reasons.push(`catalog unreachable: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
     }
     if (!this.consumer?.running) reasons.push('consumer not running');
     return reasons;
