@@ -11,6 +11,11 @@ export interface BenchSection {
   run(): Promise<void>;
 }
 
+// The sections make their databases through the test helpers, which read TEST_DATABASE_URL.
+if (process.env.BENCH_DATABASE_URL && !process.env.TEST_DATABASE_URL) {
+  process.env.TEST_DATABASE_URL = process.env.BENCH_DATABASE_URL;
+}
+
 const dir = fileURLToPath(new URL('./sections/', import.meta.url));
 const wanted = process.argv.slice(2);
 const files = readdirSync(dir).filter((f) => f.endsWith('.ts')).sort();

@@ -13,35 +13,16 @@ import { migrate } from '../../src/catalog/migrate.js';
 import { readMirror } from '../../src/catalog/readMirror.js';
 import { readMirrorNaive } from '../../src/catalog/readMirrorNaive.js';
 import { createLogger } from '../../src/log.js';
+import { admin, databaseUrl } from '../../test/helpers/db.js';
 import type { BenchSection } from '../index.js';
+import { percentile } from '../lib.js';
 
-const SERVER_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const MIRRORS = 1_000;
 const JOURNAL_PER_MIRROR = 1_000;
 const TRANSITIONS_PER_MIRROR = 20;
 const FILL_MIRRORS_PER_STEP = 100;
 const READS = { 20: 2_000, 1000: 300 } as const;
 const SCHEMA = 'mirrorstate';
-
-function databaseUrl(name: string): string {
-  const url = new URL(SERVER_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: SERVER_URL });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
-}
 
 const mirrorName = (i: number) => `mirror_${String(i).padStart(4, '0')}`;
 

@@ -18,34 +18,15 @@ import { createLogger } from '../../src/log.js';
 import { readMirrorRows, readMirrorVersions, type MirrorRow } from '../../src/metrics/readMirrorRows.js';
 import { STATUSES } from '../../src/update.js';
 import { startDaemon } from '../../test/helpers/daemon.js';
+import { admin, databaseUrl } from '../../test/helpers/db.js';
 import type { BenchSection } from '../index.js';
+import { percentile } from '../lib.js';
 
-const SERVER_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const SIZES = [1_000, 10_000];
 const SCRAPES = 30;
 const BASELINE_RENDERS = 10;
 const FILL_CHUNK = 2_000;
 const CHURN = 0.01;
-
-function databaseUrl(name: string): string {
-  const url = new URL(SERVER_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: SERVER_URL });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
-}
 
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 

@@ -23,7 +23,7 @@ it('answers 503 "no answer" while the catalog hangs, and 200 once it answers aga
     await locker.query('lock table mirrorstate.schema_migrations in access exclusive mode');
     const answer = await fetch(`${daemon.url}/readyz`, { signal: AbortSignal.timeout(5_000) });
     expect(answer.status).toBe(503);
-    expect((await answer.json()).error).toMatch(/^catalog unreachable: no answer within \d+ ms/);
+    expect(((await answer.json()) as { error: string }).error).toMatch(/^catalog unreachable: no answer within \d+ ms/);
   } finally {
     await locker.query('rollback');
     locker.release();

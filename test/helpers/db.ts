@@ -21,6 +21,17 @@ export function databaseUrl(name: string): string {
   return url.toString();
 }
 
+/** Runs one statement on the server's maintenance database (create/drop database, settings). */
+export async function admin(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: SERVER_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
 export async function createTestDatabase(prefix: string): Promise<TestDatabase> {
   const name = `ms_${prefix.replace(/[^a-z0-9_]/g, '_')}_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: SERVER_URL });

@@ -4,13 +4,12 @@
  * The outage is real: the catalog database refuses connections and the daemon's are terminated.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { createLogger } from '../../src/log.js';
 import { publishUpdates } from '../../src/publish.js';
 import { createBoss } from '../../src/queue/boss.js';
 import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
-import { createTestDatabase, SERVER_URL, type TestDatabase } from '../helpers/db.js';
+import { admin, createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { mirrorPart, sample, scrape } from './fixtures.js';
 
 let db: TestDatabase;
@@ -20,16 +19,6 @@ let boss: PgBoss;
 async function readyz(): Promise<{ status: number; body: { error?: string; reasons?: string[] } }> {
   const res = await fetch(`${daemon.url}/readyz`);
   return { status: res.status, body: (await res.json()) as { error?: string; reasons?: string[] } };
-}
-
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: SERVER_URL });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
 }
 
 beforeAll(async () => {
