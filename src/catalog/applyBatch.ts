@@ -121,12 +121,15 @@ function fold(row: MirrorRow | null, mirror: string, updates: StateUpdate[]) {
   return { row: current, applied, transitions };
 }
 
-/** The new rows as the 16 column arrays of the update in step 4, in its order. */
-function rowColumns(rows: Map<string, MirrorRow>): unknown[][] {
+type NextRow = MirrorRow & { changed: boolean };
+
+/** The new rows as the 17 column arrays of the update in step 4, in its order. */
+function rowColumns(rows: Map<string, NextRow>): unknown[][] {
   const all = [...rows.values()];
-  const columns: (keyof MirrorRow)[] = [
+  const columns: (keyof NextRow)[] = [
     'mirror', 'status', 'status_since', 'observed_at', 'seq', 'workflow_id', 'run_id', 'flow_type', 'source_peer',
     'destination_peer', 'rows_synced', 'lag_seconds', 'error_class', 'error_message', 'dropped_at', 'transitions_total',
+    'changed',
   ];
   return columns.map((c) => all.map((r) => r[c]));
 }
@@ -175,16 +178,17 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   // 3. Decide, per mirror in version order, what is applied and what is a transition.
   const journal: { u: StateUpdate; applied: boolean }[] = [];
   const transitions: Transition[] = [];
-  const nextRows = new Map<string, MirrorRow>();
+  const nextRows = new Map<string, NextRow>();
   for (const [mirror, updates] of byMirror) {
     updates.sort(compareVersions);
     const result = fold(isNew.has(mirror) ? null : (rows.get(mirror) ?? null), mirror, updates);
     for (const u of updates) journal.push({ u, applied: result.applied.has(u) });
     transitions.push(...result.transitions);
-    // Every mirror of the batch gets its row written: a stale-only one keeps its state but its
-    // journal metadata still moves.
-    const row = result.row ?? rows.get(mirror);
-    if (row) nextRows.set(mirror, row);
+    // Every mirror of the batch is a candidate for step 4: a stale-only one keeps its state but its
+    // journal metadata may still move. Step 4 writes only rows that changed or whose journal grew,
+    // so a redelivery leaves its mirror's row (updated_at included) untouched.
+    const row = result.applied.size > 0 ? result.row : rows.get(mirror);
+    if (row) nextRows.set(mirror, { ...row, changed: result.applied.size > 0 });
   }
 
   // 4. One statement for the rest: journal every update (the unique key turns redeliveries into
@@ -213,11 +217,12 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
          updated_at = now()
        from unnest($15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[], $19::bigint[], $20::text[], $21::text[],
                    $22::text[], $23::text[], $24::text[], $25::bigint[], $26::float8[], $27::text[], $28::text[],
-                   $29::timestamptz[], $30::bigint[])
+                   $29::timestamptz[], $30::bigint[], $31::boolean[])
          as u(mirror, status, status_since, observed_at, seq, workflow_id, run_id, flow_type, source_peer,
-              destination_peer, rows_synced, lag_seconds, error_class, error_message, dropped_at, transitions_total)
+              destination_peer, rows_synced, lag_seconds, error_class, error_message, dropped_at, transitions_total,
+              changed)
        left join added on added.mirror = u.mirror
-       where m.mirror = u.mirror
+       where m.mirror = u.mirror and (u.changed or added.n is not null)
      )
      select mirror, applied from j`,
     [

@@ -60,7 +60,10 @@ describe('applyBatch', () => {
     expect(await write([u({ status: 'failed', observedAt: '2026-11-21T10:00:01Z' })])).toMatchObject({ applied: 0, stale: 1 });
     // The same key in a different spelling (offset, nanoseconds) is the same update.
     const again = u({ status: 'paused', observedAt: '2026-11-21T11:00:05.000000999+01:00', rowsSynced: 9 });
+    const touched = async () => (await db.pool.query(`select updated_at::text, xmin::text from ${SCHEMA}.mirrors`)).rows[0];
+    const before = await touched();
     expect(await write([again, again])).toEqual({ applied: 0, stale: 0, duplicate: 2, transitions: 0 });
+    expect(await touched()).toEqual(before); // not even rewritten
     expect(await mirror()).toMatchObject({ status: 'paused', rows_synced: 9, journal_length: 2, journal_oldest_at: '2026-11-21T10:00:01.000000Z' });
     const { rows } = await db.pool.query(`select applied from ${SCHEMA}.journal order by observed_at`);
     expect(rows.map((r) => r.applied)).toEqual([false, true]);
