@@ -19,16 +19,21 @@ export interface DaemonProcess {
 }
 
 export interface DaemonOptions {
-  databaseUrl: string;
+  /** Undefined: no DATABASE_URL at all, so the daemon starts its embedded PostgreSQL. */
+  databaseUrl: string | undefined;
+  cwd?: string;
   env?: Record<string, string>;
   args?: string[];
 }
 
 export async function startDaemon(options: DaemonOptions): Promise<DaemonProcess> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.DATABASE_URL;
   const proc = spawn(process.execPath, [CLI, 'run', ...(options.args ?? [])], {
+    cwd: options.cwd,
     env: {
-      ...process.env,
-      DATABASE_URL: options.databaseUrl,
+      ...env,
+      ...(options.databaseUrl === undefined ? {} : { DATABASE_URL: options.databaseUrl }),
       MIRRORSTATE_HTTP_PORT: '0',
       MIRRORSTATE_HTTP_HOST: '127.0.0.1',
       MIRRORSTATE_LOG_LEVEL: 'info',
