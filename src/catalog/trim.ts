@@ -48,6 +48,8 @@ export interface TrimOptions extends RetentionSettings {
   chunkMirrors?: number;
   /** Called after each committed chunk with the journal rows it removed (for the metric). */
   onJournalTrimmed?: (rows: number) => void;
+  /** Aborted: the run ends after the chunk in hand (every committed chunk is consistent). */
+  signal?: AbortSignal;
 }
 
 export interface TrimResult {
@@ -230,9 +232,10 @@ async function journalPass(
   lock: (db: Executor, after: string) => Promise<string[]>,
   remove: (db: Executor, mirrors: string[]) => Promise<Deleted>,
   onChunk: (deleted: number) => void,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   let after = '';
-  for (;;) {
+  while (!signal?.aborted) {
     const chunk = await journalChunk(pool, schema, (db) => lock(db, after), remove);
     if (chunk.mirrors.length === 0) return;
     if (chunk.deleted > 0) onChunk(chunk.deleted);
@@ -279,6 +282,7 @@ export async function trim(pool: Pool, schema: string, options: TrimOptions): Pr
           result.chunks++;
           options.onJournalTrimmed?.(n);
         },
+        options.signal,
       );
     }
     if (options.journalMaxPerMirror > 0) {
@@ -292,12 +296,13 @@ export async function trim(pool: Pool, schema: string, options: TrimOptions): Pr
           result.chunks++;
           options.onJournalTrimmed?.(n);
         },
+        options.signal,
       );
     }
     if (options.transitionsMaxAgeMs > 0) {
       // Only rows older than a cutoff qualify, and new transitions are new: this loop ends.
       const maxAgeMs = options.transitionsMaxAgeMs;
-      for (;;) {
+      while (!options.signal?.aborted) {
         const n = await inTransaction(pool, 'begin', async (client) => {
           const db = clientExecutor(client);
           const mirrors = await lockMirrorsWithOldTransitions(db, schema, maxAgeMs, chunkRows);

@@ -32,6 +32,8 @@ export class Trimmer {
   private timer: NodeJS.Timeout | undefined;
   private workId: string | undefined;
   private stopping: Promise<void> | undefined;
+  /** Aborted by stop(): a run in progress ends after its current chunk instead of finishing. */
+  private readonly abort = new AbortController();
 
   constructor(private readonly options: TrimmerOptions) {
     this.log = options.logger.child({ component: 'trimmer' });
@@ -72,6 +74,7 @@ export class Trimmer {
       const result = await trim(pool, schema, {
         journalMaxAgeMs, journalMaxPerMirror, transitionsMaxAgeMs,
         onJournalTrimmed: (rows) => metrics.journalTrimmed.inc(rows),
+        signal: this.abort.signal,
       });
       this.log.info({ ...result, durationMs: Math.round(performance.now() - started) }, 'trim done');
     } catch (err) {
@@ -80,9 +83,10 @@ export class Trimmer {
     }
   }
 
-  /** Idempotent: stops scheduling and waits for a trim in progress to finish. */
+  /** Idempotent: stops scheduling and waits for a trim in progress to end after its current chunk. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      this.abort.abort();
       if (this.timer) clearInterval(this.timer);
       this.timer = undefined;
       if (this.workId !== undefined) await this.options.boss.offWork(TRIM_QUEUE, { id: this.workId, wait: true });

@@ -129,6 +129,20 @@ describe('trim', () => {
     expect(await invariantViolations(db.pool)).toEqual([]);
   });
 
+  it('stops after the chunk in hand when aborted, every committed chunk consistent', async () => {
+    const updates = [];
+    for (let i = 0; i < 60; i++) updates.push({ mirror: 'abort_a', status: 'running', observedAt: ago(30 * DAY_MS - i * 1000) });
+    await write(db.pool, updates);
+    const stop = new AbortController();
+    const result = await trim(db.pool, SCHEMA, {
+      ...OFF, journalMaxPerMirror: 5, chunkRows: 10,
+      signal: stop.signal, onJournalTrimmed: () => stop.abort(), // abort once the first chunk committed
+    });
+    expect(result).toMatchObject({ chunks: 1, journalByCount: 10 });
+    expect((await mirrorRow('abort_a')).journal_length).toBe(50);
+    expect(await invariantViolations(db.pool)).toEqual([]);
+  });
+
   it('neither deadlocks nor breaks the invariant while batches redeliver the keys it deletes', async () => {
     const mirrors = Array.from({ length: 12 }, (_, i) => `race_${String(i).padStart(2, '0')}`);
     // Old keys, redelivered again and again: trimmed, then journaled again as stale, then trimmed.
