@@ -10,8 +10,8 @@
  *   version (the journal and the version move in one transaction), so a duplicate is never applied.
  * - Updates newer than the current version are applied in version order; every status change among
  *   them is a transition, so a batch gives the same result as applying its updates one by one.
- * - The journal invariant (journal_length, journal_oldest_at) is rewritten from the rows actually
- *   inserted, in the same transaction.
+ * - The journal invariant (journal_length, journal_oldest_at) is moved in SQL by exactly the rows the
+ *   journal insert returned, in the same statement.
  *
  * Lock protocol: before anything else, the batch creates the rows of mirrors it has never seen and
  * locks every row it will touch, both in mirror order (`collate "C"`), as the trimmer does. Two
@@ -48,8 +48,6 @@ interface MirrorRow {
   error_message: string | null;
   dropped_at: string | null;
   transitions_total: number;
-  journal_length: number;
-  journal_oldest_at: string | null;
 }
 
 interface Transition {
@@ -74,8 +72,7 @@ export function idempotencyKey(u: { mirror: string; observedAt: string; seq: num
 
 const ROW_COLUMNS = `mirror, status, ${UTC_MICROS('status_since')} as status_since, ${UTC_MICROS('observed_at')} as observed_at,
   seq, workflow_id, run_id, flow_type, source_peer, destination_peer, rows_synced, lag_seconds, error_class,
-  error_message, ${UTC_MICROS('dropped_at')} as dropped_at, transitions_total, journal_length,
-  ${UTC_MICROS('journal_oldest_at')} as journal_oldest_at`;
+  error_message, ${UTC_MICROS('dropped_at')} as dropped_at, transitions_total`;
 
 /** Folds one mirror's updates (version order) into its row; returns the transitions and the applied flags. */
 function fold(row: MirrorRow | null, mirror: string, updates: StateUpdate[]) {
@@ -89,7 +86,7 @@ function fold(row: MirrorRow | null, mirror: string, updates: StateUpdate[]) {
       mirror, status: u.status, status_since: u.observedAt, observed_at: u.observedAt, seq: u.seq,
       workflow_id: null, run_id: null, flow_type: null, source_peer: null, destination_peer: null,
       rows_synced: null, lag_seconds: null, error_class: null, error_message: null, dropped_at: null,
-      transitions_total: 0, journal_length: 0, journal_oldest_at: null,
+      transitions_total: 0,
     };
     const changed = current === null || current.status !== u.status;
     const next: MirrorRow = {

@@ -270,6 +270,11 @@ export async function trim(pool: Pool, schema: string, options: TrimOptions): Pr
   const chunkRows = options.chunkRows ?? TRIM_CHUNK_ROWS;
   const chunkMirrors = options.chunkMirrors ?? TRIM_CHUNK_MIRRORS;
   const result: TrimResult = { journalByAge: 0, journalByCount: 0, transitions: 0, chunks: 0 };
+  const countInto = (field: 'journalByAge' | 'journalByCount') => (n: number) => {
+    result[field] += n;
+    result.chunks++;
+    options.onJournalTrimmed?.(n);
+  };
   return withTrimLock(pool, async () => {
     if (options.journalMaxAgeMs > 0) {
       const maxAgeMs = options.journalMaxAgeMs;
@@ -277,11 +282,7 @@ export async function trim(pool: Pool, schema: string, options: TrimOptions): Pr
         pool, schema, chunkRows,
         (db, after) => lockMirrorsWithOldJournal(db, schema, after, maxAgeMs, chunkMirrors),
         (db, mirrors) => deleteJournalOlderThan(db, schema, mirrors, maxAgeMs, chunkRows),
-        (n) => {
-          result.journalByAge += n;
-          result.chunks++;
-          options.onJournalTrimmed?.(n);
-        },
+        countInto('journalByAge'),
         options.signal,
       );
     }
@@ -291,11 +292,7 @@ export async function trim(pool: Pool, schema: string, options: TrimOptions): Pr
         pool, schema, chunkRows,
         (db, after) => lockMirrorsWithLongJournal(db, schema, after, max, chunkMirrors),
         (db, mirrors) => deleteJournalBeyondCount(db, schema, mirrors, max, chunkRows),
-        (n) => {
-          result.journalByCount += n;
-          result.chunks++;
-          options.onJournalTrimmed?.(n);
-        },
+        countInto('journalByCount'),
         options.signal,
       );
     }
