@@ -192,7 +192,7 @@ async function main(argv: string[]): Promise<number> {
       return withQueue(config, logger, async ({ boss }) => {
         try {
           // Flags may be missing or mistyped: publishUpdates validates at run time and says which.
-          const [id] = await publishUpdates(boss, [update as UpdateInput]);
+          const [id] = await publishUpdates(boss, [update as UpdateInput], { maxFutureMs: config.maxFutureMs });
           process.stdout.write(`${JSON.stringify({ enqueued: id })}\n`);
           return 0;
         } catch (err) {
