@@ -204,13 +204,13 @@ async function list(ctx: DlqContext, request: DlqRequest): Promise<number> {
 }
 
 async function show(ctx: DlqContext, id: string): Promise<number> {
-  const [letter] = await ctx.boss.findJobs(DEAD_LETTER_QUEUE, { id });
+  const [letter] = await ctx.boss.findJobs<unknown>(DEAD_LETTER_QUEUE, { id });
   if (!letter) {
     ctx.err.write(`mirrorstate dlq show: no dead letter with id ${id}\n`);
     return 1;
   }
   const data = letter.data;
-  const body: Record<string, unknown> = typeof data === 'object' && data !== null && !Array.isArray(data) ? data : { data };
+  const body: Record<string, unknown> = typeof data === 'object' && data !== null && !Array.isArray(data) ? (data as Record<string, unknown>) : { data };
   // The contract's order (jsonb keeps keys in its own), then anything else the data holds.
   const { reason, errors, update, job } = body;
   const shown = { id: letter.id, queue: letter.name, state: letter.state, createdAt: letter.createdOn, keepUntil: letter.keepUntil };
