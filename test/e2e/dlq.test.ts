@@ -184,7 +184,7 @@ describe('mirrorstate dlq', () => {
     const [a, b] = await Promise.all([run(['redrive', '--reason', 'future']), run(['redrive', '--all'])]);
     expect([a.code, b.code]).toEqual([0, 0]);
     const moved = [a, b].map((r) => (JSON.parse(r.stdout) as { redriven: number }).redriven);
-    expect(moved[0] + moved[1]).toBe(N);
+    expect(moved.reduce((x, y) => x + y, 0)).toBe(N);
     // Progress: a run that found more than 1000 letters reports after each batch on stderr, up to
     // what it moved (the other run may have found fewer by the time it counted).
     const progress = [a, b].map((r) => r.stderr.split('\n').filter((line) => /^mirrorstate dlq redrive: \d+ of \d+ redriven$/.test(line)));
