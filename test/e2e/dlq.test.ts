@@ -181,7 +181,16 @@ describe('mirrorstate dlq', () => {
     await waitFor(`${N} dead letters`, async () => (await count(`select 1 from pgboss.job where name = $1`, [DEAD_LETTER_QUEUE])) === N, 60_000);
 
     await restartDaemon({ MIRRORSTATE_MAX_FUTURE: '1h' });
-    const [a, b] = await Promise.all([run(['redrive', '--reason', 'future']), run(['redrive', '--all'])]);
+    // Each re-created job takes a millisecond, so a batch holds its letters for half a second and
+    // the two runs below overlap: both see the same letters waiting.
+    await db.pool.query(`
+      create function pgboss.slow_insert() returns trigger language plpgsql as $$
+      begin perform pg_sleep(0.001); return new; end $$;
+      create trigger slow_insert before insert on pgboss.job_common for each row
+        when (new.name = '${UPDATES_QUEUE}' and new.data->>'mirror' like 'bulk-%') execute function pgboss.slow_insert();`);
+    const [a, b] = await Promise.all([run(['redrive', '--reason', 'future']), run(['redrive', '--all'])]).finally(() =>
+      db.pool.query('drop trigger slow_insert on pgboss.job_common; drop function pgboss.slow_insert()'),
+    );
     expect([a.code, b.code]).toEqual([0, 0]);
     const moved = [a, b].map((r) => (JSON.parse(r.stdout) as { redriven: number }).redriven);
     expect(moved.reduce((x, y) => x + y, 0)).toBe(N);
@@ -233,5 +242,28 @@ describe('mirrorstate dlq', () => {
     const retried = await run(['redrive', '--all']);
     expect([retried.code, JSON.parse(retried.stdout).redriven]).toEqual([0, 100]);
     expect(await count(`select 1 from pgboss.job where name = $1 and (data->>'mirror' = 'poison' or data->>'mirror' like 'crash-%')`, [UPDATES_QUEUE])).toBe(600);
+  });
+
+  it('a redrive moves only letters made before it started, so one that comes back is not redriven again', async () => {
+    await daemon?.stop();
+    daemon = undefined;
+    // Stands in for a daemon that dead-letters a redriven update again at once, inside the redrive.
+    await db.pool.query(`
+      create function pgboss.echo_letter() returns trigger language plpgsql as $$
+      begin
+        insert into pgboss.job (name, data) values ('${DEAD_LETTER_QUEUE}',
+          jsonb_build_object('reason', 'invalid update: again', 'errors', '[]'::jsonb, 'update', new.data || '{"again": true}', 'job', jsonb_build_object('id', new.id, 'index', null)));
+        return new;
+      end $$;
+      create trigger echo_letter before insert on pgboss.job_common for each row
+        when (new.name = '${UPDATES_QUEUE}' and new.data->>'mirror' = 'echo' and not new.data ? 'again') execute function pgboss.echo_letter();`);
+    try {
+      await producer.insert(DEAD_LETTER_QUEUE, [{ data: { reason: 'invalid update: x', errors: [], update: { mirror: 'echo' }, job: { id: 'j', index: null } } }]);
+      const once = await run(['redrive', '--all']);
+      expect([once.code, JSON.parse(once.stdout).redriven]).toEqual([0, 1]);
+      expect((await letters()).map((l) => l.data.update)).toEqual([{ mirror: 'echo', again: true }]);
+    } finally {
+      await db.pool.query('drop trigger echo_letter on pgboss.job_common; drop function pgboss.echo_letter()');
+    }
   });
 });
