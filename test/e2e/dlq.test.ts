@@ -123,6 +123,8 @@ describe('mirrorstate dlq', () => {
     const unknown = await run(['show', '00000000-0000-4000-8000-000000000000']);
     expect([unknown.code, unknown.stderr]).toEqual([1, 'mirrorstate dlq show: no dead letter with id 00000000-0000-4000-8000-000000000000\n']);
     expect((await run(['show', 'not-an-id'])).code).toBe(2);
+    const help = await run(['--help']);
+    expect([help.code, help.stdout.includes('dlq redrive ID…'), help.stdout.includes('MIRRORSTATE_MAX_FUTURE')]).toEqual([0, true, true]);
     expect((await run(['redrive'])).code).toBe(2);
     expect((await run(['purge', '--reason', 'x'])).code).toBe(2);
 
