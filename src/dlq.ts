@@ -9,7 +9,7 @@
  * redriven as it is, so it comes back too; purge it once it is understood.
  *
  * Explicit ids are all or nothing, in one transaction: one unknown id and nothing moves. A selection
- * by filter (or --all) moves REDRIVE_BATCH letters per transaction, oldest first, and only letters
+ * by filter (or --all) moves REDRIVE_BATCH letters per transaction, in id order, and only letters
  * made before it started, so the ones that come back while it runs are not redriven again.
  */
 import type { ParseArgsConfig } from 'node:util';
@@ -250,20 +250,24 @@ export async function redriveSelection(
   ctx: DlqContext,
   filter: DeadLetterFilter,
   onProgress: (done: number, total: number) => void = () => undefined,
+  batchSize = REDRIVE_BATCH,
 ): Promise<RedriveResult> {
   const executor = poolExecutor(ctx.pool);
   const fixed = { ...filter, createdBefore: filter.createdBefore ?? (await queueNow(executor)) };
   const total = await countDeadLetters(executor, ctx.bossSchema, fixed);
   let redriven = 0;
+  let afterId: string | null = null;
   for (;;) {
-    const moved = await inTransaction(ctx.pool, 'begin', async (client) => {
+    const taken = await inTransaction(ctx.pool, 'begin', async (client) => {
       const tx = clientExecutor(client);
-      const taken = await takeDeadLetters(tx, ctx.bossSchema, fixed, REDRIVE_BATCH);
-      await reinsert(ctx, tx, taken);
-      return taken.length;
+      const batch = await takeDeadLetters(tx, ctx.bossSchema, fixed, batchSize, afterId);
+      await reinsert(ctx, tx, batch);
+      return batch;
     });
-    if (moved === 0) break;
-    redriven += moved;
+    if (taken.length === 0) break;
+    // Lower-case hex sorts as PostgreSQL orders uuids.
+    afterId = taken.reduce((max, t) => (t.id > max ? t.id : max), afterId ?? '');
+    redriven += taken.length;
     onProgress(redriven, Math.max(total, redriven));
   }
   return { redriven };
@@ -319,10 +323,12 @@ async function purge(ctx: DlqContext, request: DlqRequest): Promise<number> {
     const executor = poolExecutor(ctx.pool);
     const fixed = { ...request.filter, createdBefore: await queueNow(executor) };
     const total = await countDeadLetters(executor, ctx.bossSchema, fixed);
+    let afterId: string | null = null;
     for (;;) {
-      const n = await purgeDeadLetters(executor, ctx.bossSchema, fixed, PURGE_BATCH);
-      if (n === 0) break;
-      purged += n;
+      const batch = await purgeDeadLetters(executor, ctx.bossSchema, fixed, PURGE_BATCH, afterId);
+      if (batch.purged === 0) break;
+      afterId = batch.lastId;
+      purged += batch.purged;
       if (total > PROGRESS_ABOVE) ctx.err.write(`mirrorstate dlq purge: ${purged} of ${Math.max(total, purged)} purged\n`);
     }
   }

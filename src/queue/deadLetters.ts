@@ -112,30 +112,36 @@ export async function listDeadLetters(
 }
 
 /**
- * Deletes up to `limit` redrivable letters matching `filter`, oldest first, and returns their
- * updates; rows another transaction holds are skipped. Redrivable: not active (nothing works this
- * queue, but a letter someone fetched is theirs) and carrying an `update` (a job someone else put
- * on this queue is left alone). Only useful inside a transaction that re-creates what it returns.
+ * Deletes up to `limit` redrivable letters matching `filter` with an id after `afterId`, in id
+ * order, and returns their updates; rows another transaction holds are skipped. Redrivable: not
+ * active (nothing works this queue, but a letter someone fetched is theirs) and carrying an `update`
+ * (a job someone else put on this queue is left alone). Only useful inside a transaction that
+ * re-creates what it returns.
+ *
+ * Id order walks the job table's primary key (name, id): a caller passing the last id it got as
+ * `afterId` visits each row once over the whole set, where an order by age would sort every
+ * remaining letter again for each batch.
  */
 export async function takeDeadLetters(
   tx: Executor,
   bossSchema: string,
   filter: DeadLetterFilter,
   limit: number,
+  afterId: string | null = null,
 ): Promise<TakenDeadLetter[]> {
   const job = `${quoteIdent(bossSchema)}.job`;
   const w = where(filter);
   const { rows } = await tx.executeSql(
     `with picked as (
        select id from ${job}
-        where ${w.sql} and state < 'active' and data ? 'update'
-        order by created_on, id
+        where ${w.sql} and ($8::uuid is null or id > $8::uuid) and state < 'active' and data ? 'update'
+        order by id
         limit $7::int
         for update skip locked)
      delete from ${job} j using picked
       where j.name = $1 and j.id = picked.id
      returning j.id::text as id, j.data->'update' as update`,
-    [...w.values, limit],
+    [...w.values, limit, afterId],
   );
   return rows as TakenDeadLetter[];
 }
@@ -151,16 +157,26 @@ export async function takeDeadLettersById(tx: Executor, bossSchema: string, ids:
   return rows as TakenDeadLetter[];
 }
 
-/** Deletes up to `limit` letters matching `filter`, oldest first, skipping rows another transaction holds. */
-export async function purgeDeadLetters(db: Executor, bossSchema: string, filter: DeadLetterFilter, limit: number): Promise<number> {
+/**
+ * Deletes up to `limit` letters matching `filter` with an id after `afterId`, in id order (as
+ * takeDeadLetters), skipping rows another transaction holds. Returns how many, and the last id.
+ */
+export async function purgeDeadLetters(
+  db: Executor,
+  bossSchema: string,
+  filter: DeadLetterFilter,
+  limit: number,
+  afterId: string | null = null,
+): Promise<{ purged: number; lastId: string | null }> {
   const job = `${quoteIdent(bossSchema)}.job`;
   const w = where(filter);
   const { rows } = await db.executeSql(
     `with picked as (
-       select id from ${job} where ${w.sql} order by created_on, id limit $7::int for update skip locked),
-     gone as (delete from ${job} j using picked where j.name = $1 and j.id = picked.id returning 1)
-     select count(*)::int as n from gone`,
-    [...w.values, limit],
+       select id from ${job} where ${w.sql} and ($8::uuid is null or id > $8::uuid)
+        order by id limit $7::int for update skip locked),
+     gone as (delete from ${job} j using picked where j.name = $1 and j.id = picked.id returning j.id)
+     select count(*)::int as purged, max(id::text) as "lastId" from gone`,
+    [...w.values, limit, afterId],
   );
-  return (rows[0] as { n: number }).n;
+  return rows[0] as { purged: number; lastId: string | null };
 }
