@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /**
- * `mirrorstate [run|migrate|publish|status|trim] [flags]`. Every setting is an environment
+ * `mirrorstate [run|migrate|publish|status|trim|dlq] [flags]`. Every setting is an environment
  * variable with a flag of the same meaning (see config.ts); `--help` lists them with defaults.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, type Config, helpText, loadConfig, SETTINGS } from './config.js';
 import { createPool } from './db.js';
+import { createDlqPool, DLQ_FLAGS, DLQ_USAGE, DlqUsageError, parseDlqRequest, runDlq, type DlqValues } from './dlq.js';
 import { createLogger, type Logger } from './log.js';
 import { Daemon, migrateAll, resolveDatabases } from './main.js';
 import { InvalidUpdateError, publishUpdates, type UpdateInput } from './publish.js';
@@ -13,7 +14,7 @@ import { createBoss } from './queue/boss.js';
 import { printStatus } from './status.js';
 import { trim } from './catalog/trim.js';
 
-const COMMANDS = ['run', 'migrate', 'publish', 'status', 'trim'] as const;
+const COMMANDS = ['run', 'migrate', 'publish', 'status', 'trim', 'dlq'] as const;
 type Command = (typeof COMMANDS)[number];
 
 const PUBLISH_FLAGS = {
@@ -44,6 +45,7 @@ commands:
                         [--dropped] [--workflow-id W] [--flow-type F] [--source P] [--destination P]
   status [MIRROR]     a table of current states, or one mirror with its transitions
   trim                run journal (and transitions) retention once, then exit
+${DLQ_USAGE}
 
 settings (flag, environment variable; a flag wins):
 ${helpText()}
@@ -55,13 +57,15 @@ function parse(argv: string[]) {
   const settingFlags = Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: 'string' as const }]));
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { ...settingFlags, ...PUBLISH_FLAGS, help: { type: 'boolean', short: 'h' } },
+    options: { ...settingFlags, ...PUBLISH_FLAGS, ...DLQ_FLAGS, help: { type: 'boolean', short: 'h' } },
     allowPositionals: true,
     strict: true,
   });
   const [first, ...rest] = positionals;
   const command = (first ?? 'run') as Command;
   if (!COMMANDS.includes(command)) throw new UsageError(`unknown command "${first}"`);
+  const dlqFlag = Object.keys(DLQ_FLAGS).find((f) => (values as Record<string, unknown>)[f] !== undefined);
+  if (dlqFlag !== undefined && command !== 'dlq') throw new UsageError(`--${dlqFlag} belongs to the dlq command`);
   const flags: Record<string, string | undefined> = {};
   for (const s of SETTINGS) flags[s.flag] = (values as Record<string, unknown>)[s.flag] as string | undefined;
   return { command, args: rest, values, flags, help: values.help === true };
@@ -194,7 +198,7 @@ async function main(argv: string[]): Promise<number> {
       return withQueue(config, logger, async ({ boss }) => {
         try {
           // Flags may be missing or mistyped: publishUpdates validates at run time and says which.
-          const [id] = await publishUpdates(boss, [update as UpdateInput]);
+          const [id] = await publishUpdates(boss, [update as UpdateInput], { maxFutureMs: config.maxFutureMs });
           process.stdout.write(`${JSON.stringify({ enqueued: id })}\n`);
           return 0;
         } catch (err) {
@@ -208,6 +212,24 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'status':
       return withCatalog(config, logger, (pool) => printStatus(pool, config.schema, parsed.args[0], process.stdout));
+    case 'dlq': {
+      let request: ReturnType<typeof parseDlqRequest>;
+      try {
+        request = parseDlqRequest(parsed.args, parsed.values as DlqValues);
+      } catch (err) {
+        if (!(err instanceof DlqUsageError)) throw err;
+        process.stderr.write(`mirrorstate dlq: ${err.message}\n\n${DLQ_USAGE}\n`);
+        return 2;
+      }
+      return withQueue(config, logger, async ({ boss, databases }) => {
+        const pool = createDlqPool(databases.queueUrl, logger);
+        try {
+          return await runDlq({ boss, pool, bossSchema: config.bossSchema, out: process.stdout, err: process.stderr }, request);
+        } finally {
+          await pool.end();
+        }
+      });
+    }
     case 'trim':
       return withCatalog(config, logger, async (pool) => {
         const started = performance.now();

@@ -26,6 +26,7 @@ export interface Config {
   logLevel: LogLevel;
   dataDir: string;
   poolSize: number;
+  maxFutureMs: number;
 }
 
 type Parser<T> = (raw: string) => T | { error: string };
@@ -158,6 +159,10 @@ export const SETTINGS: readonly Setting[] = [
   setting({
     key: 'poolSize', env: 'MIRRORSTATE_POOL_SIZE', flag: 'pool-size', default: 10, defaultText: '10',
     description: 'catalog connections per pool', parse: integer(2, 200),
+  }),
+  setting({
+    key: 'maxFutureMs', env: 'MIRRORSTATE_MAX_FUTURE', flag: 'max-future', default: 5 * 60_000, defaultText: '5m',
+    description: 'how far ahead of the daemon clock an observedAt may lie; later ones are dead-lettered', parse: positiveDuration,
   }),
 ];
 

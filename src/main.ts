@@ -104,6 +104,7 @@ export class Daemon {
       catalogPool: queueSharesCatalog(config) ? null : this.pool,
       logger: log,
       metrics: this.metrics,
+      maxFutureMs: config.maxFutureMs,
     });
     await this.consumer.start();
 
@@ -133,7 +134,7 @@ export class Daemon {
     const snapshots = new MirrorSnapshots({ pool: this.snapshotPool, schema: config.schema, logger: log });
     registerMetricsRoute(this.http, { registry: this.metrics.registry, snapshots });
     registerApiRoutes(this.http, { pool: this.pool, schema: config.schema });
-    registerIngestRoute(this.http, { boss: this.boss, token: config.ingestToken, logger: log });
+    registerIngestRoute(this.http, { boss: this.boss, token: config.ingestToken, logger: log, maxFutureMs: config.maxFutureMs });
     const address = await this.http.start(config.httpPort, config.httpHost);
     this.port = address.port;
     log.info({ port: this.port }, 'mirrorstate running');

@@ -62,6 +62,8 @@ export interface PublishOptions {
    * node-pg client inside `begin … commit`.
    */
   db?: Db;
+  /** How far ahead of this clock an `observedAt` may lie; the daemon's MIRRORSTATE_MAX_FUTURE (default 5 minutes). */
+  maxFutureMs?: number;
 }
 
 const ERRORS_IN_MESSAGE = 5;
@@ -80,9 +82,9 @@ export class InvalidUpdateError extends Error {
 }
 
 /** Every error of every update, by index; empty when all are valid. Accepts anything (e.g. parsed JSON). */
-export function validateUpdates(updates: readonly unknown[], nowMs: number = Date.now()): IndexedFieldError[] {
+export function validateUpdates(updates: readonly unknown[], nowMs: number = Date.now(), maxFutureMs?: number): IndexedFieldError[] {
   return updates.flatMap((update, index) => {
-    const result = parseUpdate(update, nowMs);
+    const result = parseUpdate(update, nowMs, maxFutureMs);
     return result.ok ? [] : result.errors.map((e) => ({ index, ...e }));
   });
 }
@@ -115,7 +117,7 @@ export async function publishUpdates(
   options: PublishOptions = {},
 ): Promise<string[]> {
   if (!Array.isArray(updates)) throw new TypeError('publishUpdates takes an array of updates');
-  const errors = validateUpdates(updates);
+  const errors = validateUpdates(updates, Date.now(), options.maxFutureMs);
   if (errors.length > 0) throw new InvalidUpdateError(errors);
   if (updates.length === 0) return [];
   const jobs = toJobData(updates).map((data) => ({ data }));

@@ -26,7 +26,7 @@ export type Status = (typeof STATUSES)[number];
 
 /** The most updates one job or one HTTP request may carry. */
 export const MAX_UPDATES_PER_MESSAGE = 1000;
-/** How far into the future of our clock an `observedAt` may lie. */
+/** How far into the future of our clock an `observedAt` may lie, unless MIRRORSTATE_MAX_FUTURE says otherwise. */
 export const MAX_FUTURE_SKEW_MS = 5 * 60 * 1000;
 
 const MAX_NAME_CHARS = 255;
@@ -149,6 +149,14 @@ export function parseTimestamp(
   return { ok: true, canonical, epochMicros: BigInt(utcMs) * 1000n + BigInt(micros) };
 }
 
+/** `5 minutes`, `90 seconds`, `2 hours`: a limit as the reason line of a dead letter states it. */
+function describeSpan(ms: number): string {
+  const units: [number, string][] = [[86_400_000, 'day'], [3_600_000, 'hour'], [60_000, 'minute'], [1000, 'second']];
+  const [size, name] = units.find(([size]) => ms % size === 0 && ms >= size) ?? [1, 'millisecond'];
+  const n = ms / size;
+  return `${n} ${name}${n === 1 ? '' : 's'}`;
+}
+
 /** How deep an update's JSON may nest (unknown fields included): far beyond any real payload. */
 export const MAX_PAYLOAD_DEPTH = 64;
 
@@ -236,9 +244,14 @@ function typeName(value: unknown): string {
 }
 
 /**
- * Validates one update as received. `nowMs` is the daemon's clock, for the future limit.
+ * Validates one update as received. `nowMs` is the daemon's clock, for the future limit of
+ * `maxFutureMs` (MIRRORSTATE_MAX_FUTURE).
  */
-export function parseUpdate(input: unknown, nowMs: number = Date.now()): ParseResult<StateUpdate> {
+export function parseUpdate(
+  input: unknown,
+  nowMs: number = Date.now(),
+  maxFutureMs: number = MAX_FUTURE_SKEW_MS,
+): ParseResult<StateUpdate> {
   if (!isPlainObject(input)) {
     return { ok: false, errors: [{ field: '', message: `an update must be a JSON object, got ${typeName(input)}` }] };
   }
@@ -267,8 +280,8 @@ export function parseUpdate(input: unknown, nowMs: number = Date.now()): ParseRe
   else {
     const parsed = parseTimestamp(input.observedAt);
     if (!parsed.ok) check.fail('observedAt', parsed.message);
-    else if (parsed.epochMicros > BigInt(nowMs + MAX_FUTURE_SKEW_MS) * 1000n) {
-      check.fail('observedAt', 'is more than 5 minutes in the future of the daemon clock');
+    else if (parsed.epochMicros > BigInt(nowMs + maxFutureMs) * 1000n) {
+      check.fail('observedAt', `is more than ${describeSpan(maxFutureMs)} in the future of the daemon clock`);
     } else observedAt = parsed.canonical;
   }
 
@@ -361,7 +374,7 @@ export type ParsedMessage =
  * A message is one update or `{ "updates": [ … ] }` of at most 1000. Anything else is rejected
  * whole; inside a valid envelope each update stands or falls on its own.
  */
-export function parseMessage(data: unknown, nowMs: number = Date.now()): ParsedMessage {
+export function parseMessage(data: unknown, nowMs: number = Date.now(), maxFutureMs: number = MAX_FUTURE_SKEW_MS): ParsedMessage {
   if (isPlainObject(data) && 'updates' in data && !('mirror' in data)) {
     const updates = data.updates;
     if (!Array.isArray(updates)) {
@@ -376,11 +389,11 @@ export function parseMessage(data: unknown, nowMs: number = Date.now()): ParsedM
     }
     return {
       ok: true,
-      elements: updates.map((received, index) => ({ index, received, result: parseUpdate(received, nowMs) })),
+      elements: updates.map((received, index) => ({ index, received, result: parseUpdate(received, nowMs, maxFutureMs) })),
     };
   }
   if (isPlainObject(data)) {
-    return { ok: true, elements: [{ index: null, received: data, result: parseUpdate(data, nowMs) }] };
+    return { ok: true, elements: [{ index: null, received: data, result: parseUpdate(data, nowMs, maxFutureMs) }] };
   }
   return {
     ok: false,

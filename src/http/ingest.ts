@@ -38,6 +38,8 @@ export interface IngestOptions {
   /** Undefined: ingest is off and the route answers 403. */
   token: string | undefined;
   logger: Logger;
+  /** MIRRORSTATE_MAX_FUTURE: the same future limit the consumer applies. */
+  maxFutureMs?: number;
 }
 
 type Refusal = { status: number; error: string; headers?: Record<string, string> };
@@ -244,7 +246,7 @@ export function registerIngestRoute(server: HttpServer, options: IngestOptions):
     let ids: string[];
     try {
       // publishUpdates validates whatever it is given; the cast only names what it checks for.
-      ids = await publishUpdates(options.boss, decoded.updates as UpdateInput[]);
+      ids = await publishUpdates(options.boss, decoded.updates as UpdateInput[], { maxFutureMs: options.maxFutureMs });
     } catch (err) {
       if (err instanceof InvalidUpdateError) {
         sendJson(res, 400, { error: err.message, errors: err.errors });

@@ -51,6 +51,8 @@ export interface ConsumerOptions {
   catalogPool: Pool | null;
   logger: Logger;
   metrics: DaemonMetrics;
+  /** MIRRORSTATE_MAX_FUTURE; default 5 minutes. */
+  maxFutureMs?: number;
 }
 
 /** A dead letter's job id: the same source job and index always give the same id. */
@@ -128,7 +130,7 @@ export class Consumer {
     const deadLetters: DeadLetter[] = [];
     const now = Date.now();
     for (const job of jobs) {
-      const message = parseMessage(job.data, now);
+      const message = parseMessage(job.data, now, this.options.maxFutureMs);
       if (!message.ok) {
         deadLetters.push({ reason: `${message.reason}: ${describeErrors(message.errors)}`, errors: message.errors, update: job.data, job: { id: job.id, index: null } });
         continue;

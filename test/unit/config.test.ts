@@ -8,8 +8,10 @@ describe('config', () => {
     expect(c).toMatchObject({
       databaseUrl: undefined, schema: 'mirrorstate', bossSchema: 'pgboss', httpPort: 9477, httpHost: '0.0.0.0',
       journalMaxAgeMs: 7 * 86_400_000, journalMaxPerMirror: 1000, transitionsMaxAgeMs: 0, trimIntervalMs: 60_000,
-      ingestToken: undefined, logLevel: 'info',
+      ingestToken: undefined, logLevel: 'info', maxFutureMs: 300_000,
     });
+    expect(loadConfig({ MIRRORSTATE_MAX_FUTURE: '1h' }).maxFutureMs).toBe(3_600_000);
+    expect(() => loadConfig({ MIRRORSTATE_MAX_FUTURE: '0' })).toThrow(/MIRRORSTATE_MAX_FUTURE \/ --max-future must be at least 1s/);
     expect(Object.isFrozen(c)).toBe(true);
   });
   it('reads variables, and flags win', () => {

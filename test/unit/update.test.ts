@@ -114,6 +114,21 @@ describe('parseUpdate', () => {
   ])('%j → errors on %j', (input, fields) => {
     expect(errorsOf(input)).toEqual(fields);
   });
+  it.each([
+    // [observedAt, maxFutureMs (undefined: the 5-minute default), accepted?, the reason when refused]
+    ['2026-11-21T12:05:00Z', undefined, true, ''],
+    ['2026-11-21T12:05:00.000001Z', undefined, false, 'is more than 5 minutes in the future of the daemon clock'],
+    ['2026-11-21T13:00:00Z', 3_600_000, true, ''],
+    ['2026-11-21T13:00:01Z', 3_600_000, false, 'is more than 1 hour in the future of the daemon clock'],
+    ['2026-11-21T12:00:31Z', 30_000, false, 'is more than 30 seconds in the future of the daemon clock'],
+    ['2026-11-21T12:01:31Z', 90_000, false, 'is more than 90 seconds in the future of the daemon clock'],
+    ['2026-11-23T12:00:01Z', 2 * 86_400_000, false, 'is more than 2 days in the future of the daemon clock'],
+  ])('observedAt %s with a future limit of %s ms: accepted %s', (observedAt, maxFutureMs, accepted, message) => {
+    const r = parseUpdate({ ...base, observedAt }, NOW, maxFutureMs);
+    expect(r.ok).toBe(accepted);
+    if (!r.ok) expect(r.errors).toEqual([{ field: 'observedAt', message }]);
+    expect(parseMessage({ updates: [{ ...base, observedAt }] }, NOW, maxFutureMs)).toMatchObject({ ok: true, elements: [{ result: { ok: accepted } }] });
+  });
   it('answers a bigint or a symbol with a field error, not a crash', () => {
     expect(errorsOf({ ...base, seq: 1n })).toEqual(['seq']);
     expect(errorsOf({ ...base, mirror: Symbol('m') })).toEqual(['mirror']);
