@@ -12,8 +12,9 @@ import { InvalidUpdateError, publishUpdates, type UpdateInput } from './publish.
 import { createBoss } from './queue/boss.js';
 import { printStatus } from './status.js';
 import { trim } from './catalog/trim.js';
+import { peerdbSync } from './source/peerdb/command.js';
 
-const COMMANDS = ['run', 'migrate', 'publish', 'status', 'trim'] as const;
+const COMMANDS = ['run', 'migrate', 'publish', 'status', 'trim', 'peerdb-sync'] as const;
 type Command = (typeof COMMANDS)[number];
 
 const PUBLISH_FLAGS = {
@@ -44,6 +45,8 @@ commands:
                         [--dropped] [--workflow-id W] [--flow-type F] [--source P] [--destination P]
   status [MIRROR]     a table of current states, or one mirror with its transitions
   trim                run journal (and transitions) retention once, then exit
+  peerdb-sync         one poll of the PeerDB catalog (MIRRORSTATE_PEERDB_URL): publish what changed,
+                        print a summary, exit (refused while a daemon's poller leads)
 
 settings (flag, environment variable; a flag wins):
 ${helpText()}
@@ -215,6 +218,14 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${JSON.stringify({ ...result, durationMs: Math.round(performance.now() - started) })}\n`);
         return 0;
       });
+    case 'peerdb-sync':
+      if (config.peerdbUrl === undefined) {
+        process.stderr.write('mirrorstate peerdb-sync: MIRRORSTATE_PEERDB_URL / --peerdb-url is not set\n');
+        return 2;
+      }
+      return withQueue(config, logger, ({ databases, boss }) =>
+        peerdbSync({ config, peerdbUrl: config.peerdbUrl!, catalogUrl: databases.catalogUrl, boss, logger, out: process.stdout, err: process.stderr }),
+      );
   }
 }
 

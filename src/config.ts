@@ -26,6 +26,9 @@ export interface Config {
   logLevel: LogLevel;
   dataDir: string;
   poolSize: number;
+  /** Undefined: the PeerDB source is off. */
+  peerdbUrl: string | undefined;
+  peerdbPollIntervalMs: number;
 }
 
 type Parser<T> = (raw: string) => T | { error: string };
@@ -158,6 +161,14 @@ export const SETTINGS: readonly Setting[] = [
   setting({
     key: 'poolSize', env: 'MIRRORSTATE_POOL_SIZE', flag: 'pool-size', default: 10, defaultText: '10',
     description: 'catalog connections per pool', parse: integer(2, 200),
+  }),
+  setting({
+    key: 'peerdbUrl', env: 'MIRRORSTATE_PEERDB_URL', flag: 'peerdb-url', default: undefined, defaultText: 'none: off',
+    description: "PeerDB's catalog database: turns the PeerDB source on (read only; a SELECT-only role is enough)", parse: postgresUrl,
+  }),
+  setting({
+    key: 'peerdbPollIntervalMs', env: 'MIRRORSTATE_PEERDB_POLL_INTERVAL', flag: 'peerdb-poll-interval', default: 5000,
+    defaultText: '5s', description: 'how often the PeerDB source polls (at least 1s)', parse: positiveDuration,
   }),
 ];
 
