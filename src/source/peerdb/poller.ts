@@ -63,6 +63,8 @@ export class PeerdbPoller {
   private peerdb: { client: pg.Client; shape: PeerdbShape } | null = null;
   private tails: Tails | null = null;
   private failures = 0;
+  /** Skips already logged: a skipped mirror is counted at every poll but logged once per reason. */
+  private readonly loggedSkips = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private started = false;
@@ -154,6 +156,9 @@ export class PeerdbPoller {
       metrics.published.inc(summary.published);
       for (const s of summary.skipped) {
         metrics.skipped.inc({ reason: s.reason });
+        const key = `${s.mirror}\u0000${s.reason}`;
+        if (this.loggedSkips.has(key)) continue;
+        this.loggedSkips.add(key);
         this.log.warn({ mirror: s.mirror, reason: s.reason, detail: s.detail }, 'PeerDB mirror skipped');
       }
       const level = summary.published > 0 ? 'info' : 'debug';
