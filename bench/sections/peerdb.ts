@@ -126,13 +126,15 @@ const section: BenchSection = {
       await ensureQueues(boss);
       const lead = (await tryLead(mirrorstate.url, 'mirrorstate', 'bench', log))!;
       let tails: Tails | null = null;
+      let memory: Awaited<ReturnType<typeof syncOnce>>['memory'] | null = null;
       const idle: number[] = [];
       let publishedWhileIdle = 0;
       for (let i = 0; i < IDLE_POLLS + 5; i++) {
         const t0 = performance.now();
-        const summary = await syncOnce({ peerdb: peerdb.client, shape: peerdb.shape, catalog: lead.client, schema: 'mirrorstate', boss, queueSharesCatalog: true, tails });
+        const summary = await syncOnce({ peerdb: peerdb.client, shape: peerdb.shape, catalog: lead.client, schema: 'mirrorstate', boss, queueSharesCatalog: true, tails, memory });
         const took = performance.now() - t0;
         tails = summary.tails;
+        memory = summary.memory;
         if (i >= 5) idle.push(took); // the first is a leader's first poll (name-index reads)
         if (i >= 5) publishedWhileIdle += summary.published;
         if (i === 0) console.log(`\nA leader's first poll (read through the name indexes, decide, nothing to publish): ${ms(took)}`);

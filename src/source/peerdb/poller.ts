@@ -18,7 +18,7 @@ import { type Logger, redactUrl } from '../../log.js';
 import type { PeerdbMetrics } from '../../metrics/daemon.js';
 import { type Leadership, tryLead } from './leader.js';
 import { PEERDB_SESSION_OPTIONS, PeerdbTooOldError, type PeerdbShape, readShape, type Tails } from './readPeerdb.js';
-import { syncOnce } from './sync.js';
+import { type SyncSummary, syncOnce } from './sync.js';
 
 export const MAX_BACKOFF_MS = 60_000;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -62,6 +62,7 @@ export class PeerdbPoller {
   private leadership: Leadership | null = null;
   private peerdb: { client: pg.Client; shape: PeerdbShape } | null = null;
   private tails: Tails | null = null;
+  private memory: SyncSummary['memory'] | null = null;
   private failures = 0;
   /** Skips already logged: a skipped mirror is counted at every poll but logged once per reason. */
   private readonly loggedSkips = new Set<string>();
@@ -122,7 +123,10 @@ export class PeerdbPoller {
         return;
       }
       this.leadership = leadership;
-      this.tails = null; // a new leader reads PeerDB's history tables afresh (readPeerdb.ts)
+      // A new leader reads PeerDB's history tables afresh (readPeerdb.ts), and what was published
+      // from the catalog: another leader may have published since.
+      this.tails = null;
+      this.memory = null;
       metrics.leader.set(1);
       this.log.info('leading: this replica polls PeerDB');
       void leadership.lost.then(() => {
@@ -145,11 +149,13 @@ export class PeerdbPoller {
       this.peerdb ??= await connectPeerdb(peerdbUrl, this.log);
       const summary = await syncOnce({
         peerdb: this.peerdb.client, shape: this.peerdb.shape, catalog: leadership.client, schema, boss, queueSharesCatalog, tails: this.tails,
+        memory: this.memory,
       });
       // A poll that ran while the lock went away changed nothing that counts (see sync.ts), and the
       // next leader starts from the catalog's memory; do not report it as ours.
       if (leadership.isLost()) return;
       this.tails = summary.tails;
+      this.memory = summary.memory;
       this.failures = 0;
       metrics.up.set(1);
       metrics.lastPoll.set(Date.now() / 1000);
@@ -173,6 +179,8 @@ export class PeerdbPoller {
       await this.peerdb?.client.end().catch(() => undefined);
       this.peerdb = null;
       this.tails = null;
+      // A failed publish may or may not have committed: read the catalog's word next time.
+      this.memory = null;
     } finally {
       end();
     }

@@ -19,7 +19,7 @@ import type { PgBoss } from 'pg-boss';
 import type { Executor } from '../../catalog/sql.js';
 import { toJobData } from '../../publish.js';
 import { UPDATES_QUEUE } from '../../queue/boss.js';
-import { decide, type Decision, observe } from './decide.js';
+import { decide, type Decision, observe, type PublishedState } from './decide.js';
 import { recordPublished, readPublished } from './published.js';
 import { type PeerdbShape, readPeerdb, type Tails } from './readPeerdb.js';
 
@@ -35,6 +35,11 @@ export interface SyncContext {
   queueSharesCatalog: boolean;
   /** What the previous poll of this leader left; null on its first. */
   tails: Tails | null;
+  /**
+   * What the source published, as the previous poll of this leader left it; null: read it from the
+   * catalog. Safe to carry while leading: only the lock holder writes it.
+   */
+  memory?: ReadonlyMap<string, PublishedState> | null;
 }
 
 export interface SyncSummary {
@@ -46,12 +51,14 @@ export interface SyncSummary {
   tails: Tails;
   /** PeerDB's clock at the poll. */
   observedAt: string;
+  /** What the source has published after this poll, for the next (SyncContext.memory). */
+  memory: ReadonlyMap<string, PublishedState>;
 }
 
 export async function syncOnce(ctx: SyncContext): Promise<SyncSummary> {
   const snapshot = await readPeerdb(ctx.peerdb, ctx.shape, ctx.tails);
   const catalog: Executor = { executeSql: (text, values) => ctx.catalog.query(text, values) };
-  const published = await readPublished(catalog, ctx.schema);
+  const published = ctx.memory ?? (await readPublished(catalog, ctx.schema));
   const decision = decide(observe(snapshot), published, snapshot.now);
   const summary: SyncSummary = {
     seen: decision.seen,
@@ -60,6 +67,7 @@ export async function syncOnce(ctx: SyncContext): Promise<SyncSummary> {
     skipped: decision.skipped,
     tails: snapshot.tails,
     observedAt: snapshot.now,
+    memory: published,
   };
   if (decision.publish.length === 0) return summary;
   const jobs = toJobData(decision.publish.map((p) => p.update)).map((data) => ({ data }));
@@ -78,5 +86,7 @@ export async function syncOnce(ctx: SyncContext): Promise<SyncSummary> {
     await ctx.boss.insert(UPDATES_QUEUE, jobs);
     await recordPublished(catalog, ctx.schema, states);
   }
-  return summary;
+  const next = new Map(published);
+  for (const state of states) next.set(state.mirror, state);
+  return { ...summary, memory: next };
 }
