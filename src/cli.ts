@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `mirrorstate [run|migrate|publish|status|trim|dlq] [flags]`. Every setting is an environment
+ * `mirrorstate [run|migrate|publish|status|trim|dlq|peerdb-sync] [flags]`. Every setting is an environment
  * variable with a flag of the same meaning (see config.ts); `--help` lists them with defaults.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -13,8 +13,9 @@ import { InvalidUpdateError, publishUpdates, type UpdateInput } from './publish.
 import { createBoss } from './queue/boss.js';
 import { printStatus } from './status.js';
 import { trim } from './catalog/trim.js';
+import { peerdbSync } from './source/peerdb/command.js';
 
-const COMMANDS = ['run', 'migrate', 'publish', 'status', 'trim', 'dlq'] as const;
+const COMMANDS = ['run', 'migrate', 'publish', 'status', 'trim', 'dlq', 'peerdb-sync'] as const;
 type Command = (typeof COMMANDS)[number];
 
 const PUBLISH_FLAGS = {
@@ -46,6 +47,8 @@ commands:
   status [MIRROR]     a table of current states, or one mirror with its transitions
   trim                run journal (and transitions) retention once, then exit
 ${DLQ_USAGE}
+  peerdb-sync         one poll of the PeerDB catalog (MIRRORSTATE_PEERDB_URL): publish what changed,
+                        print a summary, exit (refused while a daemon's poller leads)
 
 settings (flag, environment variable; a flag wins):
 ${helpText()}
@@ -237,6 +240,14 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${JSON.stringify({ ...result, durationMs: Math.round(performance.now() - started) })}\n`);
         return 0;
       });
+    case 'peerdb-sync':
+      if (config.peerdbUrl === undefined) {
+        process.stderr.write('mirrorstate peerdb-sync: MIRRORSTATE_PEERDB_URL / --peerdb-url is not set\n');
+        return 2;
+      }
+      return withQueue(config, logger, ({ databases, boss }) =>
+        peerdbSync({ config, peerdbUrl: config.peerdbUrl!, catalogUrl: databases.catalogUrl, boss, logger, out: process.stdout, err: process.stderr }),
+      );
   }
 }
 

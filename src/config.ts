@@ -27,6 +27,9 @@ export interface Config {
   dataDir: string;
   poolSize: number;
   maxFutureMs: number;
+  /** Undefined: the PeerDB source is off. */
+  peerdbUrl: string | undefined;
+  peerdbPollIntervalMs: number;
 }
 
 type Parser<T> = (raw: string) => T | { error: string };
@@ -163,6 +166,14 @@ export const SETTINGS: readonly Setting[] = [
   setting({
     key: 'maxFutureMs', env: 'MIRRORSTATE_MAX_FUTURE', flag: 'max-future', default: 5 * 60_000, defaultText: '5m',
     description: 'how far ahead of the daemon clock an observedAt may lie; later ones are dead-lettered', parse: positiveDuration,
+  }),
+  setting({
+    key: 'peerdbUrl', env: 'MIRRORSTATE_PEERDB_URL', flag: 'peerdb-url', default: undefined, defaultText: 'none: off',
+    description: "PeerDB's catalog database: turns the PeerDB source on (read only; a SELECT-only role is enough)", parse: postgresUrl,
+  }),
+  setting({
+    key: 'peerdbPollIntervalMs', env: 'MIRRORSTATE_PEERDB_POLL_INTERVAL', flag: 'peerdb-poll-interval', default: 5000,
+    defaultText: '5s', description: 'how often the PeerDB source polls (at least 1s)', parse: positiveDuration,
   }),
 ];
 

@@ -1,8 +1,8 @@
 /**
  * Wiring only: config → logger → catalog → queue → consumer → http server → shutdown.
  *
- * Shutdown order (SIGTERM/SIGINT): stop taking jobs and let the batches in hand commit, stop the
- * trimmer, stop pg-boss, stop HTTP, close the catalog pool, stop the embedded PostgreSQL.
+ * Shutdown order (SIGTERM/SIGINT): stop the PeerDB poller (its poll in flight ends, its lock is
+ * released), stop taking jobs and let the batches in hand commit, stop the trimmer, stop pg-boss, stop HTTP, close the catalog pool, stop the embedded PostgreSQL.
  */
 import type { PgBoss } from 'pg-boss';
 import { appliedVersion, latestVersion, migrate } from './catalog/migrate.js';
@@ -21,6 +21,7 @@ import { createSnapshotPool, MirrorSnapshots } from './metrics/snapshot.js';
 import { createBoss, ensureQueues } from './queue/boss.js';
 import { Consumer } from './queue/consumer.js';
 import { Trimmer } from './queue/trimmer.js';
+import { PeerdbPoller } from './source/peerdb/poller.js';
 
 /** Kubernetes' default probe timeout is 1 s; answer well inside it. */
 const READINESS_TIMEOUT_MS = 800;
@@ -59,12 +60,13 @@ export class Daemon {
   private boss: PgBoss | undefined;
   private consumer: Consumer | undefined;
   private trimmer: Trimmer | undefined;
+  private peerdb: PeerdbPoller | undefined;
   private http: HttpServer | undefined;
   private queueJobs: QueueJobsPoller | undefined;
   private snapshotPool: Pool | undefined;
   private databases: Databases | undefined;
   private stopping: Promise<void> | undefined;
-  readonly metrics: DaemonMetrics = createDaemonMetrics();
+  readonly metrics: DaemonMetrics;
   private readonly latestMigration = latestVersion();
   port = 0;
 
@@ -73,6 +75,7 @@ export class Daemon {
     logger: Logger,
   ) {
     this.log = logger;
+    this.metrics = createDaemonMetrics({ peerdb: config.peerdbUrl !== undefined });
   }
 
   async start(): Promise<void> {
@@ -80,7 +83,10 @@ export class Daemon {
     this.databases = await resolveDatabases(config, log);
     const { catalogUrl, queueUrl } = this.databases;
     log.info(
-      { catalog: redactUrl(catalogUrl), queue: redactUrl(queueUrl), schema: config.schema, bossSchema: config.bossSchema },
+      {
+        catalog: redactUrl(catalogUrl), queue: redactUrl(queueUrl), schema: config.schema, bossSchema: config.bossSchema,
+        peerdb: config.peerdbUrl === undefined ? 'off' : redactUrl(config.peerdbUrl),
+      },
       'starting',
     );
     this.pool = createPool(catalogUrl, config.poolSize, 'mirrorstate', log);
@@ -120,6 +126,14 @@ export class Daemon {
       metrics: this.metrics,
     });
     await this.trimmer.start();
+
+    if (config.peerdbUrl !== undefined && this.metrics.peerdb) {
+      this.peerdb = new PeerdbPoller({
+        peerdbUrl: config.peerdbUrl, catalogUrl, schema: config.schema, boss: this.boss,
+        queueSharesCatalog: queueSharesCatalog(config), intervalMs: config.peerdbPollIntervalMs, logger: log, metrics: this.metrics.peerdb,
+      });
+      await this.peerdb.start();
+    }
 
     this.http = new HttpServer(log);
     registerHealthRoutes(this.http, { check: () => this.readiness() });
@@ -172,6 +186,7 @@ export class Daemon {
   private async shutdown(): Promise<void> {
     const log = this.log;
     log.info('shutting down: finishing the batches in hand');
+    await this.peerdb?.stop();
     await this.consumer?.stop();
     await this.trimmer?.stop();
     await this.queueJobs?.stop();

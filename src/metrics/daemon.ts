@@ -37,9 +37,63 @@ export interface DaemonMetrics {
   batchDuration: Histogram;
   journalTrimmed: Counter;
   queueJobs: Gauge<'queue' | 'state'>;
+  /** Only when the PeerDB source is on (MIRRORSTATE_PEERDB_URL): its families are absent otherwise. */
+  peerdb: PeerdbMetrics | undefined;
 }
 
-export function createDaemonMetrics(): DaemonMetrics {
+/** The PeerDB source's families (CONTRACT §5, §8). */
+export interface PeerdbMetrics {
+  up: Gauge;
+  leader: Gauge;
+  lastPoll: Gauge;
+  pollDuration: Histogram;
+  published: Counter;
+  skipped: Counter<'reason'>;
+}
+
+/** Why the source skipped a mirror (decide.ts). */
+export const PEERDB_SKIP_REASONS = ['status', 'name', 'invalid'] as const;
+
+function createPeerdbMetrics(registry: Registry): PeerdbMetrics {
+  const skipped = new Counter({
+    name: 'mirrorstate_peerdb_skipped_total',
+    help: 'PeerDB mirrors a poll skipped, by reason: status (flows.status outside 0-11), name (a name the message refuses), invalid (any other field).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  for (const reason of PEERDB_SKIP_REASONS) skipped.inc({ reason }, 0);
+  return {
+    up: new Gauge({
+      name: 'mirrorstate_peerdb_up',
+      help: '1 if this replica leads and its last poll of the PeerDB catalog succeeded; 0 after a failed poll, before the first, and on replicas that do not lead (see mirrorstate_peerdb_leader).',
+      registers: [registry],
+    }),
+    leader: new Gauge({
+      name: 'mirrorstate_peerdb_leader',
+      help: '1 on the one replica that polls PeerDB now (it holds the leader lock), 0 on the others.',
+      registers: [registry],
+    }),
+    lastPoll: new Gauge({
+      name: 'mirrorstate_peerdb_last_poll_timestamp_seconds',
+      help: 'When the last successful poll read the PeerDB catalog, in Unix seconds (0: never, or not leading).',
+      registers: [registry],
+    }),
+    pollDuration: new Histogram({
+      name: 'mirrorstate_peerdb_poll_duration_seconds',
+      help: 'Time per poll of the PeerDB catalog: read, decide, publish.',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    published: new Counter({
+      name: 'mirrorstate_peerdb_published_total',
+      help: 'State updates the PeerDB source published.',
+      registers: [registry],
+    }),
+    skipped,
+  };
+}
+
+export function createDaemonMetrics(options: { peerdb?: boolean } = {}): DaemonMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const updates = new Counter({
@@ -78,5 +132,6 @@ export function createDaemonMetrics(): DaemonMetrics {
       registers: [registry],
     }),
     queueJobs,
+    peerdb: options.peerdb ? createPeerdbMetrics(registry) : undefined,
   };
 }

@@ -17,7 +17,7 @@ const ALERTS = path.join(ROOT, 'grafana/alerts');
 const tmp = mkdtempSync(path.join(tmpdir(), 'mirrorstate-grafana-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const registry = createDaemonMetrics().registry;
+const registry = createDaemonMetrics({ peerdb: true }).registry;
 const DAEMON_FAMILIES = [
   ...registry.getMetricsAsArray().map((m) => m.name).filter((n) => n.startsWith('mirrorstate_')),
   CATALOG_UP.name, SNAPSHOT_TIMESTAMP.name, SCRAPE_DURATION.name,
@@ -47,7 +47,7 @@ const rulesText = readFileSync(path.join(ALERTS, 'mirrorstate.rules.yml'), 'utf8
 describe('alert rules', () => {
   it('pass promtool check rules', () => {
     const r = promtool('check', 'rules', 'mirrorstate.rules.yml');
-    expect(r.output).toContain('SUCCESS: 8 rules found');
+    expect(r.output).toContain('SUCCESS: 12 rules found');
     expect(r.code).toBe(0);
   });
 

@@ -1,0 +1,212 @@
+/**
+ * What a poll publishes (CONTRACT §8), decided purely from PeerDB's snapshot and what the source
+ * published before (`PublishedState`, kept in the catalog so it survives restarts and leader changes):
+ *
+ * - a mirror the source never published (or published as dropped, now back): everything, now;
+ * - a mirror whose status, error, peers, workflow or flow type differs from what was published: now;
+ * - a mirror whose numbers (rowsSynced, lagSeconds, slotLagBytes) alone differ: when the last
+ *   numbers it published are at least NUMBERS_INTERVAL_MS old (PeerDB's clock);
+ * - a published mirror whose flows row is gone: once, `terminated` with `dropped: true`, whenever
+ *   the poll notices (also a drop that happened while no daemon ran);
+ * - nothing else. A status is compared by value, never by flows.updated_at, which PeerDB also
+ *   moves on config and tag edits and same-status rewrites.
+ *
+ * Every update carries the whole picture (all fields), so the mirror's row never mixes fields of two
+ * polls. Versions only grow per mirror: `observedAt` is PeerDB's clock at the poll, and should that
+ * clock not have moved past the last published version (same microsecond, or set back), the update
+ * keeps that observedAt and takes the next `seq`, so it is never stale against the source's own past.
+ */
+import type { UpdateInput } from '../../publish.js';
+import { parseUpdate, STATUSES, type Status } from '../../update.js';
+import { classifyError } from './classify.js';
+import { CLONE_PREFIX, type ErrorRow, type PeerdbSnapshot, SLOT_PREFIX } from './readPeerdb.js';
+
+export const NUMBERS_INTERVAL_MS = 30_000;
+const FAILED = STATUSES.indexOf('failed');
+
+/** What the source last published for one mirror. */
+export interface PublishedState {
+  mirror: string;
+  status: Status;
+  workflowId: string | null;
+  flowType: string | null;
+  source: string | null;
+  destination: string | null;
+  errorClass: string | null;
+  errorMessage: string | null;
+  rowsSynced: number | null;
+  lagSeconds: number | null;
+  slotLagBytes: number | null;
+  /** observedAt of the update that last published the numbers. */
+  numbersAt: string;
+  observedAt: string;
+  seq: number;
+  dropped: boolean;
+}
+
+/** One mirror as PeerDB shows it now, before validation. */
+export interface Observation {
+  mirror: string;
+  statusCode: number;
+  workflowId: string | null;
+  flowType: 'cdc' | 'qrep';
+  source: string | null;
+  destination: string | null;
+  rowsSynced: number | null;
+  lagSeconds: number | null;
+  slotLagBytes: number | null;
+  error: { message: string; class: string } | null;
+}
+
+export type SkipReason = 'status' | 'name' | 'invalid';
+
+export interface Decision {
+  /** The updates to publish, each with the state to record once it is published. */
+  publish: { update: UpdateInput; state: PublishedState }[];
+  skipped: { mirror: string; reason: SkipReason; detail: string }[];
+  seen: number;
+  dropped: number;
+}
+
+/** The parent mirror of a snapshot child's flow name (`clone_<mirror>_<table>_<run>`): the longest
+ * mirror name that fits, since `a` and `a_b` may both exist. */
+export function parentOf(flowName: string, mirrors: ReadonlySet<string>): string | undefined {
+  if (!flowName.startsWith(CLONE_PREFIX)) return undefined;
+  const rest = flowName.slice(CLONE_PREFIX.length);
+  for (let i = rest.lastIndexOf('_'); i > 0; i = rest.lastIndexOf('_', i - 1)) {
+    const candidate = rest.slice(0, i);
+    if (mirrors.has(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+function newest(a: ErrorRow | undefined, b: ErrorRow | undefined): ErrorRow | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  return b.at > a.at || (b.at === a.at && b.id > a.id) ? b : a;
+}
+
+/** PeerDB's rows → one observation per flow (CONTRACT §8's mapping). Pure. */
+export function observe(snapshot: PeerdbSnapshot): Observation[] {
+  const { flows, pendingLag, rows, tails, shape } = snapshot;
+  const names = new Set(flows.map((f) => f.name));
+  // The newest error per mirror, over its own flow name and its snapshot children's.
+  const errors = new Map<string, ErrorRow>();
+  for (const [flowName, row] of tails.errors) {
+    const mirror = names.has(flowName) ? flowName : parentOf(flowName, names);
+    if (mirror !== undefined) errors.set(mirror, newest(errors.get(mirror), row)!);
+  }
+  return flows.map((f) => {
+    const synced = rows?.get(f.name);
+    const lastSyncAt = synced?.lastSyncAt ?? null;
+    const e = errors.get(f.name);
+    // An error shows while it is newer than the mirror's last successful sync (PeerDB recovered
+    // since otherwise), or while the mirror is failed; never one logged before this flow existed
+    // (an earlier mirror of the same name).
+    const showError = e !== undefined && e.at >= f.createdAt && (f.status === FAILED || lastSyncAt === null || e.at > lastSyncAt);
+    const slot = f.cdc && f.sourceIsPostgres && shape.slotSizes ? tails.slots.get(SLOT_PREFIX + f.name) : undefined;
+    return {
+      mirror: f.name,
+      statusCode: f.status,
+      workflowId: f.workflowId,
+      flowType: f.cdc ? 'cdc' : 'qrep',
+      source: f.source,
+      destination: f.destination,
+      rowsSynced: rows ? (synced?.rows ?? 0) : null,
+      // Milliseconds are plenty, and keep a pending batch's lag from differing at every digit.
+      lagSeconds: f.cdc && pendingLag ? Math.round((pendingLag.get(f.name) ?? 0) * 1000) / 1000 : null,
+      slotLagBytes: slot?.bytes ?? null,
+      error: showError ? { message: e.message, class: classifyError(e.message) } : null,
+    };
+  });
+}
+
+function nextVersion(now: string, prev: PublishedState | undefined): { observedAt: string; seq: number } {
+  if (!prev || now > prev.observedAt) return { observedAt: now, seq: 0 };
+  return { observedAt: prev.observedAt, seq: prev.seq + 1 };
+}
+
+function identityChanged(o: Observation, status: Status, p: PublishedState): boolean {
+  return (
+    status !== p.status ||
+    o.workflowId !== p.workflowId ||
+    o.flowType !== p.flowType ||
+    o.source !== p.source ||
+    o.destination !== p.destination ||
+    (o.error?.class ?? null) !== p.errorClass ||
+    (o.error?.message ?? null) !== p.errorMessage
+  );
+}
+
+function numbersChanged(o: Observation, p: PublishedState): boolean {
+  return o.rowsSynced !== p.rowsSynced || o.lagSeconds !== p.lagSeconds || o.slotLagBytes !== p.slotLagBytes;
+}
+
+/** Only the fields that have a value: `null` and absent mean the same to the daemon. */
+function compact(update: Record<string, unknown>): UpdateInput {
+  return Object.fromEntries(Object.entries(update).filter(([, v]) => v !== null && v !== undefined)) as unknown as UpdateInput;
+}
+
+/**
+ * `now`: PeerDB's clock at the poll (RFC 3339 UTC, microseconds); `nowMs`: the daemon's clock, for
+ * the message's future limit. Pure.
+ */
+export function decide(
+  observations: readonly Observation[],
+  published: ReadonlyMap<string, PublishedState>,
+  now: string,
+  nowMs: number = Date.now(),
+): Decision {
+  const decision: Decision = { publish: [], skipped: [], seen: observations.length, dropped: 0 };
+  const present = new Set<string>();
+  for (const o of observations) {
+    present.add(o.mirror);
+    const prev = published.get(o.mirror);
+    const status = Number.isInteger(o.statusCode) ? STATUSES[o.statusCode] : undefined;
+    if (status === undefined) {
+      decision.skipped.push({ mirror: o.mirror, reason: 'status', detail: `flows.status ${o.statusCode} is not a FlowStatus code 0–11` });
+      continue;
+    }
+    const fresh = !prev || prev.dropped;
+    const numbersDue = fresh || Date.parse(now) - Date.parse(prev.numbersAt) >= NUMBERS_INTERVAL_MS;
+    if (!fresh && !identityChanged(o, status, prev) && !(numbersDue && numbersChanged(o, prev))) continue;
+    const version = nextVersion(now, prev);
+    const update = compact({
+      mirror: o.mirror, status, ...version, workflowId: o.workflowId, flowType: o.flowType, source: o.source,
+      destination: o.destination, rowsSynced: o.rowsSynced, lagSeconds: o.lagSeconds, slotLagBytes: o.slotLagBytes, error: o.error,
+    });
+    const parsed = parseUpdate(update, nowMs);
+    if (!parsed.ok) {
+      const nameError = parsed.errors.find((e) => e.field === 'mirror');
+      decision.skipped.push({
+        mirror: o.mirror,
+        reason: nameError ? 'name' : 'invalid',
+        detail: parsed.errors.map((e) => `${e.field} ${e.message}`).join('; '),
+      });
+      continue;
+    }
+    // Numbers that did not change, or are not due, were still sent (the whole picture); what was
+    // sent is what is recorded, and the 30 s clock restarts only when numbers actually moved on.
+    const numbersMoved = fresh || numbersChanged(o, prev);
+    decision.publish.push({
+      update,
+      state: {
+        mirror: o.mirror, status, workflowId: o.workflowId, flowType: o.flowType, source: o.source, destination: o.destination,
+        errorClass: o.error?.class ?? null, errorMessage: o.error?.message ?? null,
+        rowsSynced: o.rowsSynced, lagSeconds: o.lagSeconds, slotLagBytes: o.slotLagBytes,
+        numbersAt: numbersMoved ? version.observedAt : prev.numbersAt,
+        ...version, dropped: false,
+      },
+    });
+  }
+  for (const prev of published.values()) {
+    if (prev.dropped || present.has(prev.mirror)) continue;
+    const version = nextVersion(now, prev);
+    decision.dropped++;
+    decision.publish.push({
+      update: compact({ mirror: prev.mirror, status: 'terminated', ...version, dropped: true }),
+      state: { ...prev, status: 'terminated', errorClass: null, errorMessage: null, ...version, dropped: true },
+    });
+  }
+  return decision;
+}

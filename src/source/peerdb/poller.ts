@@ -1,0 +1,203 @@
+/**
+ * The PeerDB source's long-lived part, and the only one that knows about time.
+ *
+ * Every interval, on every replica:
+ *   not leading → try to take the leader lock (leader.ts); a follower therefore takes over at most
+ *                 one interval after the leader's session ended, two after it died (the server
+ *                 notices a killed process's socket at once; a cut network, on TCP keepalive);
+ *   leading     → one poll (sync.ts). A poll that fails (PeerDB unreachable, a statement error)
+ *                 sets mirrorstate_peerdb_up 0, drops the PeerDB connection and waits longer
+ *                 before the next try (doubling up to MAX_BACKOFF_MS); the first good poll resets it.
+ * The lock connection going away ends leadership at once: no poll starts without it, and a poll in
+ * flight cannot commit its publish (it runs on that connection when the queue shares the catalog).
+ * Nothing here ever stops the rest of the daemon: draining and serving go on whatever PeerDB does.
+ */
+import pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import { type Logger, redactUrl } from '../../log.js';
+import type { PeerdbMetrics } from '../../metrics/daemon.js';
+import { type Leadership, tryLead } from './leader.js';
+import { PEERDB_SESSION_OPTIONS, PeerdbTooOldError, type PeerdbShape, readShape, type Tails } from './readPeerdb.js';
+import { type SyncSummary, syncOnce } from './sync.js';
+
+export const MAX_BACKOFF_MS = 60_000;
+const CONNECT_TIMEOUT_MS = 10_000;
+/** Client-side bound on one PeerDB statement (the server's statement_timeout is the first). */
+const PEERDB_QUERY_TIMEOUT_MS = 35_000;
+
+export interface PeerdbPollerOptions {
+  peerdbUrl: string;
+  catalogUrl: string;
+  schema: string;
+  boss: PgBoss;
+  queueSharesCatalog: boolean;
+  intervalMs: number;
+  logger: Logger;
+  metrics: PeerdbMetrics;
+}
+
+/** A connection to PeerDB's catalog with the source's session settings, and what it found there. */
+export async function connectPeerdb(url: string, logger: Logger): Promise<{ client: pg.Client; shape: PeerdbShape }> {
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: 'mirrorstate-peerdb',
+    options: PEERDB_SESSION_OPTIONS,
+    keepAlive: true,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    query_timeout: PEERDB_QUERY_TIMEOUT_MS,
+  });
+  // Errors of an idle connection (PeerDB restarted) reach the next query; the event must not crash us.
+  client.on('error', (err) => logger.debug({ err: { message: err.message } }, 'PeerDB connection error'));
+  try {
+    await client.connect();
+    return { client, shape: await readShape(client) };
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err;
+  }
+}
+
+export class PeerdbPoller {
+  private readonly log: Logger;
+  private leadership: Leadership | null = null;
+  private peerdb: { client: pg.Client; shape: PeerdbShape } | null = null;
+  private tails: Tails | null = null;
+  private memory: SyncSummary['memory'] | null = null;
+  private failures = 0;
+  /** Skips already logged: a skipped mirror is counted at every poll but logged once per reason. */
+  private readonly loggedSkips = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private started = false;
+  private stopping: Promise<void> | undefined;
+
+  constructor(private readonly options: PeerdbPollerOptions) {
+    this.log = options.logger.child({ component: 'peerdb' });
+  }
+
+  /**
+   * Checks PeerDB once before the daemon reports itself running: a catalog before V44 is a
+   * start-up error (PeerdbTooOldError); an unreachable one only a warning (the poller retries).
+   */
+  async start(): Promise<void> {
+    if (this.started || this.stopping) return;
+    this.started = true;
+    const { metrics, peerdbUrl, intervalMs } = this.options;
+    metrics.up.set(0);
+    metrics.leader.set(0);
+    metrics.lastPoll.set(0);
+    try {
+      const probe = await connectPeerdb(peerdbUrl, this.log);
+      await probe.client.end().catch(() => undefined);
+    } catch (err) {
+      if (err instanceof PeerdbTooOldError) throw err;
+      this.log.warn({ err: { message: (err as Error).message }, peerdb: redactUrl(peerdbUrl) }, 'PeerDB catalog unreachable at start; will keep trying');
+    }
+    this.log.info({ peerdb: redactUrl(peerdbUrl), intervalMs }, 'PeerDB source started');
+    this.schedule(0);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopping) return;
+    this.timer = setTimeout(() => {
+      this.ticking = this.tick().finally(() => (this.ticking = undefined));
+    }, delayMs);
+  }
+
+  private async tick(): Promise<void> {
+    const { intervalMs } = this.options;
+    if (!this.leadership || this.leadership.isLost()) await this.tryToLead();
+    if (this.leadership && !this.stopping) await this.poll();
+    const backoff = this.failures === 0 ? intervalMs : Math.min(MAX_BACKOFF_MS, intervalMs * 2 ** Math.min(this.failures, 10));
+    this.schedule(backoff);
+  }
+
+  private async tryToLead(): Promise<void> {
+    const { catalogUrl, schema, metrics } = this.options;
+    this.leadership = null;
+    try {
+      const leadership = await tryLead(catalogUrl, schema, 'mirrorstate-peerdb-leader', this.log);
+      if (!leadership) return;
+      if (this.stopping) {
+        await leadership.release();
+        return;
+      }
+      this.leadership = leadership;
+      // A new leader reads PeerDB's history tables afresh (readPeerdb.ts), and what was published
+      // from the catalog: another leader may have published since.
+      this.tails = null;
+      this.memory = null;
+      metrics.leader.set(1);
+      this.log.info('leading: this replica polls PeerDB');
+      void leadership.lost.then(() => {
+        if (this.leadership !== leadership) return;
+        this.leadership = null;
+        metrics.leader.set(0);
+        metrics.up.set(0);
+        if (!this.stopping) this.log.warn('leadership lost with the lock connection: polling stops until the lock is taken again');
+      });
+    } catch (err) {
+      this.log.warn({ err: { message: (err as Error).message } }, 'could not try the PeerDB leader lock: catalog unreachable');
+    }
+  }
+
+  private async poll(): Promise<void> {
+    const { metrics, boss, schema, queueSharesCatalog, peerdbUrl } = this.options;
+    const leadership = this.leadership!;
+    const end = metrics.pollDuration.startTimer();
+    try {
+      this.peerdb ??= await connectPeerdb(peerdbUrl, this.log);
+      const summary = await syncOnce({
+        peerdb: this.peerdb.client, shape: this.peerdb.shape, catalog: leadership.client, schema, boss, queueSharesCatalog, tails: this.tails,
+        memory: this.memory,
+      });
+      // A poll that ran while the lock went away changed nothing that counts (see sync.ts), and the
+      // next leader starts from the catalog's memory; do not report it as ours.
+      if (leadership.isLost()) return;
+      this.tails = summary.tails;
+      this.memory = summary.memory;
+      this.failures = 0;
+      metrics.up.set(1);
+      metrics.lastPoll.set(Date.now() / 1000);
+      metrics.published.inc(summary.published);
+      for (const s of summary.skipped) {
+        metrics.skipped.inc({ reason: s.reason });
+        const key = `${s.mirror}\u0000${s.reason}`;
+        if (this.loggedSkips.has(key)) continue;
+        this.loggedSkips.add(key);
+        this.log.warn({ mirror: s.mirror, reason: s.reason, detail: s.detail }, 'PeerDB mirror skipped');
+      }
+      const level = summary.published > 0 ? 'info' : 'debug';
+      this.log[level]({ seen: summary.seen, published: summary.published, dropped: summary.dropped, skipped: summary.skipped.length }, 'PeerDB poll');
+    } catch (err) {
+      this.failures++;
+      metrics.up.set(0);
+      const message = (err as Error).message;
+      if (err instanceof PeerdbTooOldError) this.log.error({ err: { message } }, 'PeerDB catalog too old');
+      else this.log.warn({ err: { message, code: (err as { code?: string }).code }, failures: this.failures }, 'PeerDB poll failed; retrying with backoff');
+      // Start the next try from a fresh connection and a fresh read of the history tables.
+      await this.peerdb?.client.end().catch(() => undefined);
+      this.peerdb = null;
+      this.tails = null;
+      // A failed publish may or may not have committed: read the catalog's word next time.
+      this.memory = null;
+    } finally {
+      end();
+    }
+  }
+
+  /** Idempotent: no new poll starts, the one in flight ends, the lock is released. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      clearTimeout(this.timer);
+      await this.ticking;
+      clearTimeout(this.timer);
+      await this.peerdb?.client.end().catch(() => undefined);
+      this.peerdb = null;
+      await this.leadership?.release();
+      this.leadership = null;
+      this.options.metrics.leader.set(0);
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,302 @@
+/**
+ * The one snapshot read of PeerDB's catalog per poll (CONTRACT §8): every statement runs inside one
+ * `repeatable read read only` transaction, so flows and their stats come from the same instant, and
+ * `now()` in it is the PeerDB catalog's clock at the poll (the `observedAt` of what we publish).
+ *
+ * Read only: SELECTs on public.flows, public.peers and peerdb_stats tables, nothing else. No temp
+ * tables, no advisory locks, no `set` beyond the session settings given at connect (see
+ * `PEERDB_SESSION_OPTIONS`).
+ *
+ * Scale: a PeerDB catalog holds thousands of flows and millions of `cdc_batches` and
+ * `peer_slot_size` rows. Every statement names the PeerDB index it relies on; the append-only history
+ * tables (`peer_slot_size`, `flow_errors`) are read whole never: the first poll of a leader takes the
+ * newest row per name through the name index, and later polls read only the rows appended since
+ * (`id >` the last seen, through the primary key), which `Tails` merges into what it remembers.
+ */
+import type pg from 'pg';
+
+/** Session settings of the PeerDB connection: PeerDB's `timestamp` columns hold UTC (its workers
+ * write `now()` of a UTC server, or Go's UTC time), so the session reads them as UTC; every
+ * transaction is read only even if a statement here were ever wrong; no statement runs long. */
+export const PEERDB_SESSION_OPTIONS = '-c TimeZone=UTC -c default_transaction_read_only=on -c statement_timeout=30000';
+
+/** The slot PeerDB creates for a CDC mirror unless its config names another (config_proto, which
+ * SQL cannot decode). */
+export const SLOT_PREFIX = 'peerflow_slot_';
+/** peer_slot_size.slot_size is in MiB (PeerDB computes pg_wal_lsn_diff(...) / 1024 / 1024). */
+export const MIB = 1_048_576;
+/** PeerDB's DBType of a PostgreSQL peer: only those have a replication slot whose size PeerDB samples. */
+export const POSTGRES_PEER_TYPE = 3;
+/** Snapshot children of a CDC mirror run as flows named `clone_<mirror>_<table>_<run id>`. */
+export const CLONE_PREFIX = 'clone_';
+/**
+ * Rows appended by transactions still open at the previous poll can carry ids below the highest id
+ * it saw. Re-reading this many ids behind it on each poll catches them (merging is idempotent), at
+ * the cost of a short primary-key range.
+ */
+export const TAIL_LOOKBACK_IDS = 1000;
+
+export class PeerdbTooOldError extends Error {
+  constructor() {
+    super(
+      'PeerDB catalog has no column flows.status: PeerDB before its migration V44 (V44__flow_status.sql, ' +
+        'PR #2634) does not record mirror status. Upgrade PeerDB, or unset MIRRORSTATE_PEERDB_URL.',
+    );
+    this.name = 'PeerdbTooOldError';
+  }
+}
+
+/** What exists in this PeerDB catalog (read once per connection): missing stats leave fields out. */
+export interface PeerdbShape {
+  /** cdc_batches: lagSeconds. `syncTime` false before V50: the batch's start_time stands in. */
+  cdcBatches: { syncTime: boolean } | null;
+  /** cdc_table_aggregate_counts (V43) and qrep_partitions.parent_mirror_name (V37): rowsSynced. */
+  rowsSynced: boolean;
+  slotSizes: boolean;
+  flowErrors: boolean;
+  /** qrep_runs.parent_mirror_name (V37): the names of snapshot children, for the first poll. */
+  qrepRuns: boolean;
+}
+
+const COLUMNS_WE_READ: Record<string, string[]> = {
+  'public.flows': ['name', 'status', 'workflow_id', 'query_string', 'source_peer', 'destination_peer', 'created_at'],
+  'public.peers': ['id', 'name', 'type'],
+  'peerdb_stats.cdc_batches': ['flow_name', 'start_time', 'end_time'],
+  'peerdb_stats.cdc_table_aggregate_counts': ['flow_name', 'total_count', 'last_updated_at'],
+  'peerdb_stats.qrep_partitions': ['parent_mirror_name', 'rows_synced', 'end_time'],
+  'peerdb_stats.qrep_runs': ['flow_name', 'parent_mirror_name'],
+  'peerdb_stats.peer_slot_size': ['id', 'slot_name', 'slot_size', 'updated_at'],
+  'peerdb_stats.flow_errors': ['id', 'flow_name', 'error_message', 'error_type', 'error_timestamp'],
+};
+
+/** Reads which tables and columns exist (and are readable by our role). Throws PeerdbTooOldError. */
+export async function readShape(client: pg.ClientBase): Promise<PeerdbShape> {
+  const { rows } = await client.query<{ t: string; c: string }>(
+    `select table_schema || '.' || table_name as t, column_name as c
+       from information_schema.columns
+      where table_schema in ('public', 'peerdb_stats') and table_name = any($1::text[])`,
+    [Object.keys(COLUMNS_WE_READ).map((t) => t.split('.')[1])],
+  );
+  const have = new Set(rows.map((r) => `${r.t}.${r.c}`));
+  const complete = (table: string) => (COLUMNS_WE_READ[table] ?? []).every((c) => have.has(`${table}.${c}`));
+  if (!have.has('public.flows.status')) throw new PeerdbTooOldError();
+  if (!complete('public.flows') || !complete('public.peers')) {
+    const missing = ['public.flows', 'public.peers'].flatMap((t) => (COLUMNS_WE_READ[t] ?? []).filter((c) => !have.has(`${t}.${c}`)).map((c) => `${t}.${c}`));
+    throw new Error(`PeerDB catalog lacks ${missing.join(', ')} (or the role may not read them): grant SELECT on public.flows and public.peers`);
+  }
+  return {
+    cdcBatches: complete('peerdb_stats.cdc_batches') ? { syncTime: have.has('peerdb_stats.cdc_batches.sync_time') } : null,
+    rowsSynced: complete('peerdb_stats.cdc_table_aggregate_counts') && complete('peerdb_stats.qrep_partitions'),
+    slotSizes: complete('peerdb_stats.peer_slot_size'),
+    flowErrors: complete('peerdb_stats.flow_errors'),
+    qrepRuns: complete('peerdb_stats.qrep_runs'),
+  };
+}
+
+export interface FlowRow {
+  name: string;
+  status: number;
+  workflowId: string | null;
+  cdc: boolean;
+  source: string | null;
+  destination: string | null;
+  sourceIsPostgres: boolean;
+  /** RFC 3339 UTC, microseconds. */
+  createdAt: string;
+}
+
+export interface ErrorRow {
+  id: number;
+  flowName: string;
+  message: string;
+  /** RFC 3339 UTC, microseconds. */
+  at: string;
+}
+
+export interface SlotSample {
+  id: number;
+  bytes: number | null;
+  /** RFC 3339 UTC, microseconds. */
+  at: string;
+}
+
+/**
+ * What the poller remembers of the history tables between polls (null on a leader's first poll):
+ * the newest slot sample per slot name, the newest `error` row per flow name, and how far each
+ * table was read.
+ */
+export interface Tails {
+  slotAfterId: number;
+  slots: Map<string, SlotSample>;
+  errorAfterId: number;
+  errors: Map<string, ErrorRow>;
+}
+
+export interface PeerdbSnapshot {
+  /** PeerDB's clock at the poll, RFC 3339 UTC with microseconds. */
+  now: string;
+  flows: FlowRow[];
+  /** Seconds since the oldest unnormalized batch's sync, per flow with one pending; null: not read. */
+  pendingLag: Map<string, number> | null;
+  /** Per mirror: CDC table counts plus finished partitions (own or snapshot children); null: not read. */
+  rows: Map<string, { rows: number; lastSyncAt: string | null }> | null;
+  /** Merged tails: newest slot sample per slot, newest error per flow name. */
+  tails: Tails;
+  shape: PeerdbShape;
+}
+
+const TS = (column: string) => `to_char(${column}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/** Newest first by (at, id): the order every "newest row" rule here uses. */
+function newer<T extends { id: number; at: string }>(a: T, b: T | undefined): boolean {
+  return b === undefined || a.at > b.at || (a.at === b.at && a.id > b.id);
+}
+
+/** Folds rows appended since the last poll into what the tails remember. Pure. */
+export function mergeTail<T extends { id: number; at: string }>(memory: Map<string, T>, rows: Iterable<[string, T]>): Map<string, T> {
+  const merged = new Map(memory);
+  for (const [key, row] of rows) if (newer(row, merged.get(key))) merged.set(key, row);
+  return merged;
+}
+
+/**
+ * One poll's read. `client` is a connection opened with PEERDB_SESSION_OPTIONS; the transaction is
+ * begun and ended here. `tails` null: a first poll, which seeds the tails through the name indexes.
+ */
+export async function readPeerdb(client: pg.ClientBase, shape: PeerdbShape, tails: Tails | null): Promise<PeerdbSnapshot> {
+  await client.query('begin isolation level repeatable read read only');
+  try {
+    const snapshot = await readInTransaction(client, shape, tails);
+    await client.query('commit');
+    return snapshot;
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  }
+}
+
+async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tails: Tails | null): Promise<PeerdbSnapshot> {
+  const { rows: [clock] } = await client.query<{ now: string }>(`select ${TS('now()')} as now`);
+  const now = clock!.now;
+
+  // flows_pkey / flows_name_unique are not needed: every flow is read, one row per mirror (not a
+  // history table); peers by peers_pkey.
+  const { rows: flows } = await client.query<FlowRow>(
+    `select f.name, f.status, f.workflow_id as "workflowId", coalesce(f.query_string, '') = '' as cdc,
+            s.name as source, d.name as destination, coalesce(s.type = $1, false) as "sourceIsPostgres",
+            ${TS('f.created_at')} as "createdAt"
+       from flows f
+       left join peers s on s.id = f.source_peer
+       left join peers d on d.id = f.destination_peer`,
+    [POSTGRES_PEER_TYPE],
+  );
+
+  let pendingLag: Map<string, number> | null = null;
+  if (shape.cdcBatches) {
+    // idx_cdc_batches_flow_name_batch_id_open (V53): a partial index holding only batches whose
+    // normalize has not ended, a handful per flow however long cdc_batches grows. sync_time (V50)
+    // is set with PeerDB's database clock; before V50 the worker-clock start_time stands in.
+    const since = shape.cdcBatches.syncTime ? 'coalesce(sync_time, start_time)' : 'start_time';
+    const { rows } = await client.query<{ flow_name: string; lag: number }>(
+      `select flow_name, greatest(0, extract(epoch from now() - min(${since})))::float8 as lag
+         from peerdb_stats.cdc_batches
+        where end_time is null
+        group by flow_name`,
+    );
+    pendingLag = new Map(rows.map((r) => [r.flow_name, r.lag]));
+  }
+
+  let rowTotals: PeerdbSnapshot['rows'] = null;
+  if (shape.rowsSynced) {
+    // cdc_table_aggregate_counts_pkey (flow_name, destination_table_name): one running total per
+    // table of each flow, not a history. qrep_partitions has no index on parent_mirror_name in
+    // PeerDB: this aggregate reads that table whole, one row per partition of every initial load or
+    // QRep run (see README, known limits); PeerDB's own API computes the same sum the same way.
+    const { rows } = await client.query<{ mirror: string; rows: number; last_sync_at: string | null }>(
+      `select mirror, sum(rows)::bigint as rows, ${TS('max(last_sync_at)')} as last_sync_at
+         from (select flow_name as mirror, total_count as rows, last_updated_at as last_sync_at
+                 from peerdb_stats.cdc_table_aggregate_counts
+               union all
+               select parent_mirror_name, rows_synced, end_time
+                 from peerdb_stats.qrep_partitions
+                where parent_mirror_name is not null and end_time is not null) as synced
+        group by mirror`,
+    );
+    rowTotals = new Map(rows.map((r) => [r.mirror, { rows: r.rows, lastSyncAt: r.last_sync_at }]));
+  }
+
+  const merged: Tails = tails ?? { slotAfterId: 0, slots: new Map(), errorAfterId: 0, errors: new Map() };
+  if (shape.slotSizes) Object.assign(merged, await readSlots(client, flows, tails));
+  if (shape.flowErrors) Object.assign(merged, await readErrors(client, shape, flows, tails));
+  return { now, flows, pendingLag, rows: rowTotals, tails: merged, shape };
+}
+
+async function readSlots(client: pg.ClientBase, flows: FlowRow[], tails: Tails | null): Promise<Pick<Tails, 'slotAfterId' | 'slots'>> {
+  type Row = { key: string; id: number; bytes: number | null; at: string };
+  const toEntry = (r: Row): [string, SlotSample] => [r.key, { id: r.id, bytes: r.bytes, at: r.at }];
+  if (tails === null) {
+    const slots = flows.filter((f) => f.cdc && f.sourceIsPostgres).map((f) => SLOT_PREFIX + f.name);
+    // index_slot_name (V12): the samples of one slot, newest taken per slot; peer_slot_size_pkey
+    // for where the tail starts.
+    const { rows } = await client.query<Row>(
+      `select s.slot_name as key, x.id, x.slot_size as bytes, ${TS('x.updated_at')} as at
+         from unnest($1::text[]) as s(slot_name)
+        cross join lateral (
+          select id, slot_size * ${MIB}::bigint as slot_size, updated_at from peerdb_stats.peer_slot_size p
+           where p.slot_name = s.slot_name order by updated_at desc, id desc limit 1) as x`,
+      [slots],
+    );
+    const { rows: [top] } = await client.query<{ id: number | null }>(`select max(id) as id from peerdb_stats.peer_slot_size`);
+    return { slotAfterId: top?.id ?? 0, slots: new Map(rows.map(toEntry)) };
+  }
+  // peer_slot_size_pkey: only the samples appended since the last poll (and a short lookback).
+  const { rows } = await client.query<Row>(
+    `select slot_name as key, id, slot_size * ${MIB}::bigint as bytes, ${TS('updated_at')} as at
+       from peerdb_stats.peer_slot_size where id > $1::int order by id`,
+    [Math.max(0, tails.slotAfterId - TAIL_LOOKBACK_IDS)],
+  );
+  const top = rows.reduce((max, r) => Math.max(max, r.id), tails.slotAfterId);
+  return { slotAfterId: top, slots: mergeTail(tails.slots, rows.map(toEntry)) };
+}
+
+async function readErrors(
+  client: pg.ClientBase,
+  shape: PeerdbShape,
+  flows: FlowRow[],
+  tails: Tails | null,
+): Promise<Pick<Tails, 'errorAfterId' | 'errors'>> {
+  type Row = { key: string; id: number; message: string; at: string };
+  const toEntry = (r: Row): [string, ErrorRow] => [r.key, { id: r.id, flowName: r.key, message: r.message, at: r.at }];
+  if (tails === null) {
+    const names = flows.map((f) => f.name);
+    if (shape.qrepRuns) {
+      // Snapshot children's flow names, from the runs PeerDB records for them (one row per run,
+      // not per batch; no index on parent_mirror_name exists, see README).
+      const { rows } = await client.query<{ flow_name: string }>(
+        `select distinct flow_name from peerdb_stats.qrep_runs
+          where parent_mirror_name is not null and flow_name <> parent_mirror_name`,
+      );
+      names.push(...rows.map((r) => r.flow_name));
+    }
+    // idx_flow_errors_flow_name (V17): one flow's log rows, the newest `error` taken per flow.
+    const { rows } = await client.query<Row>(
+      `select n.flow_name as key, e.id, e.error_message as message, ${TS('e.error_timestamp')} as at
+         from unnest($1::text[]) as n(flow_name)
+        cross join lateral (
+          select id, error_message, error_timestamp from peerdb_stats.flow_errors e
+           where e.flow_name = n.flow_name and e.error_type = 'error'
+           order by error_timestamp desc, id desc limit 1) as e`,
+      [names],
+    );
+    const { rows: [top] } = await client.query<{ id: number | null }>(`select max(id) as id from peerdb_stats.flow_errors`);
+    return { errorAfterId: top?.id ?? 0, errors: new Map(rows.map(toEntry)) };
+  }
+  // flow_errors_pkey: only the rows logged since the last poll (and a short lookback).
+  const { rows } = await client.query<Row & { type: string }>(
+    `select flow_name as key, id, error_message as message, ${TS('error_timestamp')} as at, error_type as type
+       from peerdb_stats.flow_errors where id > $1::bigint order by id`,
+    [Math.max(0, tails.errorAfterId - TAIL_LOOKBACK_IDS)],
+  );
+  const top = rows.reduce((max, r) => Math.max(max, r.id), tails.errorAfterId);
+  return { errorAfterId: top, errors: mergeTail(tails.errors, rows.filter((r) => r.type === 'error').map(toEntry)) };
+}

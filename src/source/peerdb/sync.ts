@@ -1,0 +1,92 @@
+/**
+ * One poll of the PeerDB source: read PeerDB's snapshot, decide what changed against what was
+ * published, publish it and remember it. Used by the poller (every interval, while it leads) and by
+ * `mirrorstate peerdb-sync` (once).
+ *
+ * Publish and memory, exactly once in effect:
+ * - Queue in the catalog database: the pg-boss jobs and the `peerdb_published` rows are written in
+ *   one transaction on the leader's own connection (the one holding the leader lock). A crash
+ *   leaves both or neither; and a leader whose connection died cannot commit, so a replica that took
+ *   over meanwhile never sees a second copy.
+ * - Queue in a database of its own: the jobs are inserted first, then the memory is written. A crash
+ *   in between loses nothing: the next poll finds the memory behind and publishes the same content
+ *   again under a newer version (its poll's clock), which the daemon applies as a repeat of the
+ *   same status (a journal row, no transition). The other order could lose an update for good
+ *   (remembered as published, never sent).
+ */
+import type pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import type { Executor } from '../../catalog/sql.js';
+import { toJobData } from '../../publish.js';
+import { UPDATES_QUEUE } from '../../queue/boss.js';
+import { decide, type Decision, observe, type PublishedState } from './decide.js';
+import { recordPublished, readPublished } from './published.js';
+import { type PeerdbShape, readPeerdb, type Tails } from './readPeerdb.js';
+
+export interface SyncContext {
+  /** Connected with PEERDB_SESSION_OPTIONS. */
+  peerdb: pg.Client;
+  shape: PeerdbShape;
+  /** The leader's connection to mirrorstate's catalog database. */
+  catalog: pg.Client;
+  schema: string;
+  boss: PgBoss;
+  /** The queue lives in the catalog database: publish and memory commit together. */
+  queueSharesCatalog: boolean;
+  /** What the previous poll of this leader left; null on its first. */
+  tails: Tails | null;
+  /**
+   * What the source published, as the previous poll of this leader left it; null: read it from the
+   * catalog. Safe to carry while leading: only the lock holder writes it.
+   */
+  memory?: ReadonlyMap<string, PublishedState> | null;
+}
+
+export interface SyncSummary {
+  seen: number;
+  published: number;
+  dropped: number;
+  skipped: Decision['skipped'];
+  /** To hand to the next poll. */
+  tails: Tails;
+  /** PeerDB's clock at the poll. */
+  observedAt: string;
+  /** What the source has published after this poll, for the next (SyncContext.memory). */
+  memory: ReadonlyMap<string, PublishedState>;
+}
+
+export async function syncOnce(ctx: SyncContext): Promise<SyncSummary> {
+  const snapshot = await readPeerdb(ctx.peerdb, ctx.shape, ctx.tails);
+  const catalog: Executor = { executeSql: (text, values) => ctx.catalog.query(text, values) };
+  const published = ctx.memory ?? (await readPublished(catalog, ctx.schema));
+  const decision = decide(observe(snapshot), published, snapshot.now);
+  const summary: SyncSummary = {
+    seen: decision.seen,
+    published: decision.publish.length,
+    dropped: decision.dropped,
+    skipped: decision.skipped,
+    tails: snapshot.tails,
+    observedAt: snapshot.now,
+    memory: published,
+  };
+  if (decision.publish.length === 0) return summary;
+  const jobs = toJobData(decision.publish.map((p) => p.update)).map((data) => ({ data }));
+  const states = decision.publish.map((p) => p.state);
+  if (ctx.queueSharesCatalog) {
+    await ctx.catalog.query('begin');
+    try {
+      await ctx.boss.insert(UPDATES_QUEUE, jobs, { db: catalog });
+      await recordPublished(catalog, ctx.schema, states);
+      await ctx.catalog.query('commit');
+    } catch (err) {
+      await ctx.catalog.query('rollback').catch(() => undefined);
+      throw err;
+    }
+  } else {
+    await ctx.boss.insert(UPDATES_QUEUE, jobs);
+    await recordPublished(catalog, ctx.schema, states);
+  }
+  const next = new Map(published);
+  for (const state of states) next.set(state.mirror, state);
+  return { ...summary, memory: next };
+}

@@ -1,0 +1,177 @@
+/**
+ * A database shaped like PeerDB's catalog (test/fixtures/peerdb-catalog.sql), a role that may only
+ * SELECT from it, and a small player that writes what PeerDB's workers write, the way they write it.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type pg from 'pg';
+import { admin, createTestDatabase, databaseUrl, type TestDatabase } from './db.js';
+
+const FIXTURE = fileURLToPath(new URL('../fixtures/peerdb-catalog.sql', import.meta.url));
+const READ_TABLES = [
+  'public.flows', 'public.peers', 'peerdb_stats.cdc_batches', 'peerdb_stats.cdc_table_aggregate_counts',
+  'peerdb_stats.qrep_partitions', 'peerdb_stats.qrep_runs', 'peerdb_stats.peer_slot_size', 'peerdb_stats.flow_errors',
+];
+
+export interface PeerdbCatalog {
+  db: TestDatabase;
+  /** The SELECT-only role's connection URL: what the daemon gets as MIRRORSTATE_PEERDB_URL. */
+  readerUrl: string;
+  role: string;
+  peerdb: PeerdbPlayer;
+  drop(): Promise<void>;
+}
+
+/** The GRANTs the README gives an operator, for `role` on database `name`. */
+export function readerGrants(name: string, role: string): string[] {
+  return [
+    `grant connect on database ${name} to ${role}`,
+    `grant usage on schema public, peerdb_stats to ${role}`,
+    `grant select on ${READ_TABLES.join(', ')} to ${role}`,
+  ];
+}
+
+export async function createPeerdbCatalog(prefix: string, options: { withoutStatus?: boolean } = {}): Promise<PeerdbCatalog> {
+  const db = await createTestDatabase(`peerdb_${prefix}`);
+  await db.pool.query(readFileSync(FIXTURE, 'utf8'));
+  if (options.withoutStatus) await db.pool.query('alter table flows drop column status');
+  const role = `ms_peerdb_ro_${randomBytes(4).toString('hex')}`;
+  await admin(`create role ${role} login`);
+  // PUBLIC may connect and create temporary tables in a new database by default: take both away,
+  // so the role can do nothing but what the grants below allow.
+  await admin(`revoke all on database ${db.name} from public`);
+  for (const sql of readerGrants(db.name, role)) await db.pool.query(sql);
+  const url = new URL(databaseUrl(db.name));
+  url.username = role;
+  return {
+    db,
+    readerUrl: url.toString(),
+    role,
+    peerdb: new PeerdbPlayer(db.pool),
+    async drop() {
+      await db.drop();
+      await admin(`drop role if exists ${role}`);
+    },
+  };
+}
+
+/** Every object in the database, and every privilege on it: what "nothing created" compares. */
+export async function objectsOf(pool: pg.Pool): Promise<string[]> {
+  const { rows } = await pool.query<{ o: string }>(
+    `select 'class ' || n.nspname || '.' || c.relname || ' ' || c.relkind::text || ' ' || coalesce(c.relacl::text, '') as o
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%'
+     union all select 'schema ' || nspname || ' ' || coalesce(nspacl::text, '') from pg_namespace
+     union all select 'proc ' || p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      where n.nspname not in ('pg_catalog', 'information_schema')
+     union all select 'type ' || t.typname from pg_type t join pg_namespace n on n.oid = t.typnamespace
+      where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%'
+     union all select 'db ' || datname || ' ' || coalesce(datacl::text, '') from pg_database where datname = current_database()
+     order by 1`,
+  );
+  return rows.map((r) => r.o);
+}
+
+/** Writes what PeerDB writes. Timestamps are `timestamp` (UTC) as PeerDB's. */
+export class PeerdbPlayer {
+  constructor(readonly pool: pg.Pool) {}
+
+  async peer(name: string, type = 3): Promise<number> {
+    const { rows } = await this.pool.query<{ id: number }>(
+      `insert into peers (name, type, options) values ($1, $2, '\\x00') on conflict (name) do update set type = excluded.type returning id`,
+      [name, type],
+    );
+    return rows[0]!.id;
+  }
+
+  /** A CDC flow as PeerDB's API creates it (status SETUP), or a QRep flow (RUNNING) with `query`. */
+  async createFlow(name: string, o: { source?: string; destination?: string; query?: string; status?: number } = {}): Promise<void> {
+    const source = await this.peer(o.source ?? 'pg_source', 3);
+    const destination = await this.peer(o.destination ?? 'ch_dest', 8);
+    const cdc = o.query === undefined;
+    await this.pool.query(
+      `insert into flows (name, source_peer, destination_peer, workflow_id, query_string, config_proto, status)
+       values ($1, $2, $3, $4, $5, '\\x0a', $6)`,
+      [name, source, destination, cdc ? `${name}-peerflow` : `${name}-qrepflow-${randomBytes(4).toString('hex')}`,
+        o.query ?? null, o.status ?? (cdc ? 4 : 1)],
+    );
+    if (cdc) {
+      await this.pool.query(
+        `insert into peerdb_stats.cdc_flows (flow_name, latest_lsn_at_source, latest_lsn_at_target) values ($1, 0, 0)
+         on conflict do nothing`,
+        [name],
+      );
+    }
+  }
+
+  /** UpdateFlowStatusInCatalog: `UPDATE flows SET status=$1, updated_at=now() WHERE workflow_id=$2`. */
+  async setStatus(name: string, status: number): Promise<void> {
+    await this.pool.query(`update flows set status = $1, updated_at = now() where name = $2`, [status, name]);
+  }
+
+  /** A sync that started: a batch with no end_time yet, synced `agoSeconds` ago by PeerDB's clock. */
+  async startBatch(name: string, batchId: number, rows: number, agoSeconds = 0): Promise<void> {
+    await this.pool.query(
+      `insert into peerdb_stats.cdc_batches (flow_name, batch_id, rows_in_batch, batch_start_lsn, batch_end_lsn, start_time, sync_time)
+       values ($1, $2, $3, 0, 0, (now() at time zone 'UTC') - make_interval(secs => $4),
+               (now() at time zone 'UTC') - make_interval(secs => $4))`,
+      [name, batchId, rows, agoSeconds],
+    );
+  }
+
+  /** Normalize ended: end_time set, and the table counts bumped. */
+  async endBatch(name: string, batchId: number, table: string, rows: number): Promise<void> {
+    await this.pool.query(
+      `update peerdb_stats.cdc_batches set end_time = now() at time zone 'UTC' where flow_name = $1 and batch_id = $2`,
+      [name, batchId],
+    );
+    await this.pool.query(
+      `insert into peerdb_stats.cdc_table_aggregate_counts (flow_name, destination_table_name, inserts_count, total_count, latest_batch_id, last_updated_at)
+       values ($1, $2, $3, $3, $4, now() at time zone 'UTC')
+       on conflict (flow_name, destination_table_name) do update set
+         inserts_count = cdc_table_aggregate_counts.inserts_count + excluded.inserts_count,
+         total_count = cdc_table_aggregate_counts.total_count + excluded.total_count,
+         latest_batch_id = excluded.latest_batch_id, last_updated_at = excluded.last_updated_at`,
+      [name, table, rows, batchId],
+    );
+  }
+
+  /** A partition of an initial load (or QRep run) of `parent`, run as flow `flow`; finished or not. */
+  async partition(parent: string, flow: string, rowsSynced: number, finished: boolean): Promise<void> {
+    const run = `run-${flow}`;
+    await this.pool.query(
+      `insert into peerdb_stats.qrep_runs (flow_name, run_uuid, start_time, parent_mirror_name)
+       values ($1, $2, now() at time zone 'UTC', $3) on conflict do nothing`,
+      [flow, run, parent],
+    );
+    await this.pool.query(
+      `insert into peerdb_stats.qrep_partitions (flow_name, run_uuid, partition_uuid, rows_in_partition, start_time, end_time,
+         restart_count, rows_synced, parent_mirror_name)
+       values ($1, $2, $3, $4, now() at time zone 'UTC', case when $5 then now() at time zone 'UTC' end, 0, $4, $6)`,
+      [flow, run, randomBytes(8).toString('hex'), rowsSynced, finished, parent],
+    );
+  }
+
+  async slotSample(name: string, mib: number): Promise<void> {
+    await this.pool.query(
+      `insert into peerdb_stats.peer_slot_size (slot_name, peer_name, slot_size, updated_at, wal_status)
+       values ($1, 'pg_source', $2, now() at time zone 'UTC', 'reserved')`,
+      [`peerflow_slot_${name}`, mib],
+    );
+  }
+
+  /** alerting.go InsertFlowLog. */
+  async log(flow: string, type: 'error' | 'warn' | 'info', message: string): Promise<void> {
+    await this.pool.query(
+      `insert into peerdb_stats.flow_errors (flow_name, error_message, error_type, error_timestamp) values ($1, $2, $3, now() at time zone 'UTC')`,
+      [flow, message, type],
+    );
+  }
+
+  /** drop_flow.go: TERMINATING, then the row goes. */
+  async drop(name: string): Promise<void> {
+    await this.setStatus(name, 6);
+    await this.pool.query(`delete from flows where name = $1`, [name]);
+  }
+}
