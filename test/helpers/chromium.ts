@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 export const CHROMIUM = process.env.CHROMIUM ?? 'chromium';
-const TIMEOUT_MS = 90_000;
+const TIMEOUT_MS = 60_000;
 
 async function chromium(args: string[]): Promise<string> {
   // A profile of its own per run: parallel test files must not share one (Chromium locks it).
@@ -41,8 +41,11 @@ async function chromium(args: string[]): Promise<string> {
 }
 
 /** The serialised DOM of `url` after it loaded. */
-export function dumpDom(url: string): Promise<string> {
-  return chromium(['--dump-dom', url]);
+export async function dumpDom(url: string): Promise<string> {
+  const dom = await chromium(['--dump-dom', url]);
+  // Chromium prints nothing when the page never finished (a script's alert() blocks it, for one).
+  if (!dom.includes('</html>')) throw new Error(`chromium printed no DOM for ${url}: the page did not finish loading`);
+  return dom;
 }
 
 /** A PNG of the viewport of `url`. */

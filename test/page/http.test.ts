@@ -10,17 +10,8 @@ import { STATUSES } from '../../src/update.js';
 import { type DaemonProcess, startDaemon } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { ago, SCHEMA, write } from '../reads/support.js';
-import { chipCounts, detailCounts, headingName, listedRows, pagerHref, unescapeHtml } from './support.js';
+import { chipCounts, detailCounts, headingName, HOSTILE, listedRows, pagerHref, unescapeHtml } from './support.js';
 
-export const HOSTILE = [
-  '<script>alert(1)</script>',
-  `<img src=x onerror="document.title='pwned'">`,
-  `<script>document.title='pwned'</script>`,
-  '</td></tr></table><h1>injected</h1>',
-  'quote"s & \'apostrophes\'',
-  'slash/name', '../etc', '.', '..', '...', '%2e%2e', 'percent%20sign', 'with space', 'emoji 🚀 ünïcode',
-  '?query#hash&amp', 'back\\slash', '\u202Eright-to-left',
-];
 const PAGED = Array.from({ length: 23 }, (_, i) => `paged_${String(i).padStart(2, '0')}`);
 
 let db: TestDatabase;

@@ -1,5 +1,16 @@
 /** Reading the status page's HTML in tests: the attributes and headings it marks its data with. */
 
+/** Mirror names that are markup, quotes, dot segments, percent signs, bidi overrides. */
+export const HOSTILE = [
+  '<script>alert(1)</script>',
+  `<img src=x onerror="document.title='pwned'">`,
+  `<script>document.title='pwned'</script>`,
+  '</td></tr></table><h1>injected</h1>',
+  'quote"s & \'apostrophes\'',
+  'slash/name', '../etc', '.', '..', '...', '%2e%2e', 'percent%20sign', 'with space', 'emoji 🚀 ünïcode',
+  '?query#hash&amp', 'back\\slash', '\u202Eright-to-left',
+];
+
 export function unescapeHtml(text: string): string {
   return text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
 }
