@@ -23,6 +23,7 @@ const PUBLISH_FLAGS = {
   seq: { type: 'string' },
   'rows-synced': { type: 'string' },
   'lag-seconds': { type: 'string' },
+  'slot-lag-bytes': { type: 'string' },
   'error-class': { type: 'string' },
   'error-message': { type: 'string' },
   'workflow-id': { type: 'string' },
@@ -39,8 +40,8 @@ commands:
   migrate             apply catalog migrations and create the queues, then exit
   publish             enqueue one state update:
                         --mirror M --status S [--observed-at T] [--seq N] [--rows-synced N]
-                        [--lag-seconds X] [--error-class C --error-message M] [--dropped]
-                        [--workflow-id W] [--flow-type F] [--source P] [--destination P]
+                        [--lag-seconds X] [--slot-lag-bytes N] [--error-class C --error-message M]
+                        [--dropped] [--workflow-id W] [--flow-type F] [--source P] [--destination P]
   status [MIRROR]     a table of current states, or one mirror with its transitions
   trim                run journal (and transitions) retention once, then exit
 
@@ -84,6 +85,7 @@ function updateFromFlags(values: Record<string, unknown>): object {
     seq: numberFlag(v.seq, 'seq'),
     rowsSynced: numberFlag(v['rows-synced'], 'rows-synced'),
     lagSeconds: numberFlag(v['lag-seconds'], 'lag-seconds'),
+    slotLagBytes: numberFlag(v['slot-lag-bytes'], 'slot-lag-bytes'),
     workflowId: v['workflow-id'],
     flowType: v['flow-type'],
     source: v.source,

@@ -41,6 +41,8 @@ export interface UpdateInput {
   rowsSynced?: number | null;
   /** Finite, ≥ 0. */
   lagSeconds?: number | null;
+  /** WAL bytes the source's replication slot holds back, integer ≥ 0. */
+  slotLagBytes?: number | null;
   /** Belongs to this update: an applied update without `error` clears the mirror's error. */
   error?: { message: string; class?: string | null } | null;
   /** `true`: the mirror was dropped; its series leave /metrics, its catalog rows stay. */

@@ -20,8 +20,8 @@ export async function printStatus(pool: Pool, schema: string, mirror: string | u
     const mirrors = await readMirrors(pool, schema);
     const rows = mirrors.map((m) => ({
       mirror: m.mirror, status: m.status, since: m.statusSince, observed_at: m.observedAt, flow_type: m.flowType,
-      rows_synced: m.rowsSynced, lag_seconds: m.lagSeconds, error_class: m.error?.class,
-      journal: m.journalLength, transitions: m.transitionsTotal,
+      rows_synced: m.rowsSynced, lag_seconds: m.lagSeconds, slot_lag_bytes: m.slotLagBytes,
+      error_class: m.error?.class, journal: m.journalLength, transitions: m.transitionsTotal,
     }));
     out.write(rows.length ? table(rows, Object.keys(rows[0] as object)) : 'no mirrors yet\n');
     return 0;
@@ -35,7 +35,8 @@ export async function printStatus(pool: Pool, schema: string, mirror: string | u
   const fields: Record<string, unknown> = {
     mirror: m.mirror, status: m.status, status_since: m.statusSince, observed_at: m.observedAt, seq: m.seq,
     workflow_id: m.workflowId, run_id: m.runId, flow_type: m.flowType, source: m.source, destination: m.destination,
-    rows_synced: m.rowsSynced, lag_seconds: m.lagSeconds, error_class: m.error?.class, error_message: m.error?.message,
+    rows_synced: m.rowsSynced, lag_seconds: m.lagSeconds, slot_lag_bytes: m.slotLagBytes,
+    error_class: m.error?.class, error_message: m.error?.message,
     dropped_at: m.droppedAt, transitions_total: m.transitionsTotal, journal_length: detail.journal.length,
     journal_oldest_at: detail.journal.oldestAt,
   };

@@ -55,6 +55,8 @@ export interface StateUpdate {
   destination: string | null;
   rowsSynced: number | null;
   lagSeconds: number | null;
+  /** WAL bytes the source's replication slot holds back (CDC from Postgres). */
+  slotLagBytes: number | null;
   error: UpdateError | null;
   dropped: boolean;
   /** The update exactly as received, unknown fields included: what the journal keeps. */
@@ -276,6 +278,7 @@ export function parseUpdate(input: unknown, nowMs: number = Date.now()): ParseRe
   const source = check.name('source', false);
   const destination = check.name('destination', false);
   const rowsSynced = check.integer('rowsSynced');
+  const slotLagBytes = check.integer('slotLagBytes');
 
   let flowType: string | null = null;
   if (check.present('flowType')) {
@@ -335,6 +338,7 @@ export function parseUpdate(input: unknown, nowMs: number = Date.now()): ParseRe
       destination,
       rowsSynced,
       lagSeconds,
+      slotLagBytes,
       error,
       dropped,
       payload: input,

@@ -44,6 +44,7 @@ interface MirrorRow {
   destination_peer: string | null;
   rows_synced: number | null;
   lag_seconds: number | null;
+  slot_lag_bytes: number | null;
   error_class: string | null;
   error_message: string | null;
   dropped_at: string | null;
@@ -71,8 +72,8 @@ export function idempotencyKey(u: { mirror: string; observedAt: string; seq: num
 }
 
 const ROW_COLUMNS = `mirror, status, ${UTC_MICROS('status_since')} as status_since, ${UTC_MICROS('observed_at')} as observed_at,
-  seq, workflow_id, run_id, flow_type, source_peer, destination_peer, rows_synced, lag_seconds, error_class,
-  error_message, ${UTC_MICROS('dropped_at')} as dropped_at, transitions_total`;
+  seq, workflow_id, run_id, flow_type, source_peer, destination_peer, rows_synced, lag_seconds, slot_lag_bytes,
+  error_class, error_message, ${UTC_MICROS('dropped_at')} as dropped_at, transitions_total`;
 
 /** Folds one mirror's updates (version order) into its row; returns the transitions and the applied flags. */
 function fold(row: MirrorRow | null, mirror: string, updates: StateUpdate[]) {
@@ -85,7 +86,7 @@ function fold(row: MirrorRow | null, mirror: string, updates: StateUpdate[]) {
     const previous: MirrorRow = current ?? {
       mirror, status: u.status, status_since: u.observedAt, observed_at: u.observedAt, seq: u.seq,
       workflow_id: null, run_id: null, flow_type: null, source_peer: null, destination_peer: null,
-      rows_synced: null, lag_seconds: null, error_class: null, error_message: null, dropped_at: null,
+      rows_synced: null, lag_seconds: null, slot_lag_bytes: null, error_class: null, error_message: null, dropped_at: null,
       transitions_total: 0,
     };
     const changed = current === null || current.status !== u.status;
@@ -102,6 +103,7 @@ function fold(row: MirrorRow | null, mirror: string, updates: StateUpdate[]) {
       destination_peer: u.destination ?? previous.destination_peer,
       rows_synced: u.rowsSynced ?? previous.rows_synced,
       lag_seconds: u.lagSeconds ?? previous.lag_seconds,
+      slot_lag_bytes: u.slotLagBytes ?? previous.slot_lag_bytes,
       error_class: u.error?.class ?? null,
       error_message: u.error?.message ?? null,
       dropped_at: u.dropped ? u.observedAt : null,
@@ -120,12 +122,12 @@ function fold(row: MirrorRow | null, mirror: string, updates: StateUpdate[]) {
 
 type NextRow = MirrorRow & { changed: boolean };
 
-/** The new rows as the 17 column arrays of the update in step 4, in its order. */
+/** The new rows as the 18 column arrays of the update in step 4, in its order. */
 function rowColumns(rows: Map<string, NextRow>): unknown[][] {
   const all = [...rows.values()];
   const columns: (keyof NextRow)[] = [
     'mirror', 'status', 'status_since', 'observed_at', 'seq', 'workflow_id', 'run_id', 'flow_type', 'source_peer',
-    'destination_peer', 'rows_synced', 'lag_seconds', 'error_class', 'error_message', 'dropped_at', 'transitions_total',
+    'destination_peer', 'rows_synced', 'lag_seconds', 'slot_lag_bytes', 'error_class', 'error_message', 'dropped_at', 'transitions_total',
     'changed',
   ];
   return columns.map((c) => all.map((r) => r[c]));
@@ -207,17 +209,18 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
          status = u.status, status_since = u.status_since, observed_at = u.observed_at, seq = u.seq,
          workflow_id = u.workflow_id, run_id = u.run_id, flow_type = u.flow_type, source_peer = u.source_peer,
          destination_peer = u.destination_peer, rows_synced = u.rows_synced, lag_seconds = u.lag_seconds,
+         slot_lag_bytes = u.slot_lag_bytes,
          error_class = u.error_class, error_message = u.error_message, dropped_at = u.dropped_at,
          transitions_total = u.transitions_total,
          journal_length = m.journal_length + coalesce(added.n, 0),
          journal_oldest_at = least(m.journal_oldest_at, added.oldest),
          updated_at = now()
        from unnest($15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[], $19::bigint[], $20::text[], $21::text[],
-                   $22::text[], $23::text[], $24::text[], $25::bigint[], $26::float8[], $27::text[], $28::text[],
-                   $29::timestamptz[], $30::bigint[], $31::boolean[])
+                   $22::text[], $23::text[], $24::text[], $25::bigint[], $26::float8[], $27::bigint[], $28::text[],
+                   $29::text[], $30::timestamptz[], $31::bigint[], $32::boolean[])
          as u(mirror, status, status_since, observed_at, seq, workflow_id, run_id, flow_type, source_peer,
-              destination_peer, rows_synced, lag_seconds, error_class, error_message, dropped_at, transitions_total,
-              changed)
+              destination_peer, rows_synced, lag_seconds, slot_lag_bytes, error_class, error_message, dropped_at,
+              transitions_total, changed)
        left join added on added.mirror = u.mirror
        where m.mirror = u.mirror and (u.changed or added.n is not null)
      )

@@ -35,6 +35,7 @@ export interface MirrorState {
   destination: string | null;
   rowsSynced: number | null;
   lagSeconds: number | null;
+  slotLagBytes: number | null;
   error: ErrorView | null;
   dropped: boolean;
   droppedAt: string | null;
@@ -78,7 +79,7 @@ function errorView(errorClass: string | null, message: string | null): ErrorView
 
 export const MIRROR_COLUMNS = `mirror, status, ${UTC_MICROS('status_since')} as status_since,
   ${UTC_MICROS('observed_at')} as observed_at, seq, workflow_id, run_id, flow_type, source_peer, destination_peer,
-  rows_synced, lag_seconds, error_class, error_message, ${UTC_MICROS('dropped_at')} as dropped_at, transitions_total,
+  rows_synced, lag_seconds, slot_lag_bytes, error_class, error_message, ${UTC_MICROS('dropped_at')} as dropped_at, transitions_total,
   journal_length, ${UTC_MICROS('journal_oldest_at')} as journal_oldest_at, ${UTC_MICROS('created_at')} as created_at,
   ${UTC_MICROS('updated_at')} as updated_at`;
 
@@ -97,6 +98,7 @@ export function toMirrorState(r: any): MirrorState {
     destination: r.destination_peer,
     rowsSynced: r.rows_synced === null ? null : Number(r.rows_synced),
     lagSeconds: r.lag_seconds,
+    slotLagBytes: r.slot_lag_bytes === null ? null : Number(r.slot_lag_bytes),
     error: errorView(r.error_class, r.error_message),
     dropped: r.dropped_at !== null,
     droppedAt: r.dropped_at,

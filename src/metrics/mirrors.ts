@@ -75,6 +75,12 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
     samples: (row, m) => (row.lag_seconds === null ? '' : line('peerdb_mirror_lag_seconds', m, formatValue(row.lag_seconds))),
   },
   {
+    name: 'peerdb_mirror_slot_lag_bytes',
+    type: 'gauge',
+    help: 'WAL bytes the source replication slot of the mirror holds back, as last reported (only mirrors that reported it).',
+    samples: (row, m) => (row.slot_lag_bytes === null ? '' : line('peerdb_mirror_slot_lag_bytes', m, row.slot_lag_bytes)),
+  },
+  {
     name: 'peerdb_mirror_error',
     type: 'gauge',
     help: '1 while the mirror\'s current state carries an error, labelled with its class; absent otherwise.',

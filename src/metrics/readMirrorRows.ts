@@ -31,6 +31,7 @@ export interface MirrorRow extends MirrorVersion {
   transitions_total: string;
   rows_synced: string | null;
   lag_seconds: number | null;
+  slot_lag_bytes: string | null;
   error_class: string | null;
 }
 
@@ -50,7 +51,8 @@ export async function readMirrorRows(client: PoolClient, schema: string, mirrors
   const { rows } = await client.query<MirrorRow>(
     `select mirror, ${VERSION} as version, status, flow_type, source_peer, destination_peer, workflow_id,
        extract(epoch from status_since) as status_since, extract(epoch from observed_at) as observed_at,
-       transitions_total::text as transitions_total, rows_synced::text as rows_synced, lag_seconds, error_class
+       transitions_total::text as transitions_total, rows_synced::text as rows_synced, lag_seconds,
+       slot_lag_bytes::text as slot_lag_bytes, error_class
      from ${tables(schema).mirrors}
      where mirror = any($1::text[]) and dropped_at is null`,
     [mirrors],

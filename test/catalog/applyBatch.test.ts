@@ -21,7 +21,7 @@ const UTC = (c: string) => `to_char(${c} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:
 async function mirror(name = 'm') {
   const { rows } = await db.pool.query(
     `select status, ${UTC('observed_at')} as observed_at, seq, ${UTC('status_since')} as status_since, workflow_id, rows_synced,
-            lag_seconds, error_class, error_message, ${UTC('dropped_at')} as dropped_at, transitions_total, journal_length,
+            lag_seconds, slot_lag_bytes, error_class, error_message, ${UTC('dropped_at')} as dropped_at, transitions_total, journal_length,
             ${UTC('journal_oldest_at')} as journal_oldest_at
        from ${SCHEMA}.mirrors where mirror = $1`, [name]);
   return rows[0];
@@ -71,9 +71,9 @@ describe('applyBatch', () => {
   });
 
   it('carries reported fields, clears error with the next applied update, drops and brings back', async () => {
-    await write([u({ observedAt: '2026-11-21T10:00:00Z', workflowId: 'wf1', rowsSynced: 5, lagSeconds: 2.5 })]);
+    await write([u({ observedAt: '2026-11-21T10:00:00Z', workflowId: 'wf1', rowsSynced: 5, lagSeconds: 2.5, slotLagBytes: 2 ** 40 })]);
     await write([u({ status: 'failed', observedAt: '2026-11-21T10:00:01Z', error: { message: 'slot lost', class: 'slot' }, rowsSynced: null })]);
-    expect(await mirror()).toMatchObject({ workflow_id: 'wf1', rows_synced: 5, lag_seconds: 2.5, error_class: 'slot', error_message: 'slot lost', status_since: '2026-11-21T10:00:01.000000Z' });
+    expect(await mirror()).toMatchObject({ workflow_id: 'wf1', rows_synced: 5, lag_seconds: 2.5, slot_lag_bytes: 2 ** 40, error_class: 'slot', error_message: 'slot lost', status_since: '2026-11-21T10:00:01.000000Z' });
     await write([u({ status: 'failed', observedAt: '2026-11-21T10:00:02Z', dropped: true })]);
     expect(await mirror()).toMatchObject({ error_class: null, error_message: null, dropped_at: '2026-11-21T10:00:02.000000Z', status_since: '2026-11-21T10:00:01.000000Z', transitions_total: 2 });
     await write([u({ status: 'running', observedAt: '2026-11-21T10:00:03Z' })]);

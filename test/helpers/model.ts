@@ -14,6 +14,7 @@ export interface ModelUpdate {
   workflowId?: string | null;
   rowsSynced?: number | null;
   lagSeconds?: number | null;
+  slotLagBytes?: number | null;
   flowType?: string | null;
   error?: { message: string; class?: string } | null;
   dropped?: boolean;
@@ -97,6 +98,7 @@ export function generateUpdates(seed: number, mirrors: number, versions: number)
       const u: ModelUpdate = { mirror, status: spelled, observedAt, seq, traceId: `t${out.length}` };
       if (random() < 0.5) u.rowsSynced = Math.floor(random() * 1e9);
       if (random() < 0.3) u.lagSeconds = Math.round(random() * 1e4) / 100;
+      if (random() < 0.3) u.slotLagBytes = Math.floor(random() * 2 ** 40);
       if (random() < 0.3) u.workflowId = `wf-${Math.floor(random() * 5)}`;
       if (random() < 0.2) u.flowType = 'cdc';
       if (status === 'failed' && random() < 0.8) u.error = { message: `boom "${out.length}"`, class: 'slot_lost' };
@@ -123,6 +125,7 @@ export interface ModelMirror {
   workflowId: string | null;
   rowsSynced: number | null;
   lagSeconds: number | null;
+  slotLagBytes: number | null;
   flowType: string | null;
   errorClass: string | null;
   errorMessage: string | null;
@@ -149,6 +152,7 @@ export function model(updates: ModelUpdate[]): Map<string, ModelMirror> {
       workflowId: u.workflowId ?? prev?.workflowId ?? null,
       rowsSynced: u.rowsSynced ?? prev?.rowsSynced ?? null,
       lagSeconds: u.lagSeconds ?? prev?.lagSeconds ?? null,
+      slotLagBytes: u.slotLagBytes ?? prev?.slotLagBytes ?? null,
       flowType: u.flowType ?? prev?.flowType ?? null,
       errorClass: u.error ? (u.error.class ?? 'unknown') : null,
       errorMessage: u.error ? u.error.message : null,
@@ -182,7 +186,7 @@ export async function expectCatalogMatchesModel(
   const full = model(updates);
   const { rows: mirrors } = await pool.query(
     `select mirror, status, ${UTC('observed_at')} as observed_at, seq, ${UTC('status_since')} as status_since, workflow_id,
-            rows_synced, lag_seconds, flow_type, error_class, error_message, dropped_at is not null as dropped,
+            rows_synced, lag_seconds, slot_lag_bytes, flow_type, error_class, error_message, dropped_at is not null as dropped,
             transitions_total, journal_length, ${UTC('journal_oldest_at')} as journal_oldest_at
        from ${schema}.mirrors order by mirror`,
   );
@@ -225,10 +229,10 @@ export async function expectCatalogMatchesModel(
     const m = replayed.get(row.mirror) as ModelMirror;
     expect({ mirror: row.mirror, status: row.status, observedAt: row.observed_at, seq: Number(row.seq), statusSince: row.status_since,
       workflowId: row.workflow_id, rowsSynced: row.rows_synced === null ? null : Number(row.rows_synced), lagSeconds: row.lag_seconds,
-      flowType: row.flow_type, errorClass: row.error_class, errorMessage: row.error_message, dropped: row.dropped }).toEqual({
+      slotLagBytes: row.slot_lag_bytes === null ? null : Number(row.slot_lag_bytes), flowType: row.flow_type, errorClass: row.error_class, errorMessage: row.error_message, dropped: row.dropped }).toEqual({
       mirror: row.mirror, status: m.status, observedAt: m.observedAt, seq: m.seq, statusSince: m.statusSince, workflowId: m.workflowId,
-      rowsSynced: m.rowsSynced, lagSeconds: m.lagSeconds, flowType: m.flowType, errorClass: m.errorClass,
-      errorMessage: m.errorMessage, dropped: m.dropped,
+      rowsSynced: m.rowsSynced, lagSeconds: m.lagSeconds, slotLagBytes: m.slotLagBytes, flowType: m.flowType,
+      errorClass: m.errorClass, errorMessage: m.errorMessage, dropped: m.dropped,
     });
     const chain = byMirror.get(row.mirror) ?? [];
     expect(chain.length, `transitions of ${row.mirror}`).toBeGreaterThan(0);

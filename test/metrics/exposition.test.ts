@@ -35,7 +35,7 @@ beforeAll(async () => {
   await putMirror(db.pool, SCHEMA, {
     mirror: ORDERS, status: 'running', statusSince: '2026-11-21T10:00:00.123456Z', observedAt: '2026-11-21T10:05:00.5Z',
     seq: 3, workflowId: 'wf-1', flowType: 'cdc', source: 'pg_src', destination: 'sf_dst', rowsSynced: 1200,
-    lagSeconds: 2.25, transitionsTotal: 2,
+    lagSeconds: 2.25, slotLagBytes: 8_589_934_592, transitionsTotal: 2,
   });
   await putMirror(db.pool, SCHEMA, {
     mirror: AWKWARD, status: 'failed', statusSince: '2026-11-21T09:00:00Z', observedAt: '2026-11-21T11:00:00.000001Z',
@@ -109,6 +109,9 @@ function expectedMirrorPart(format: 'text' | 'openmetrics'): string {
     '# TYPE peerdb_mirror_lag_seconds gauge\n' +
     `peerdb_mirror_lag_seconds{mirror="${ORDERS_L}"} 2.25\n` +
     `peerdb_mirror_lag_seconds{mirror="${EMOJI_L}"} 0\n` +
+    '# HELP peerdb_mirror_slot_lag_bytes WAL bytes the source replication slot of the mirror holds back, as last reported (only mirrors that reported it).\n' +
+    '# TYPE peerdb_mirror_slot_lag_bytes gauge\n' +
+    `peerdb_mirror_slot_lag_bytes{mirror="${ORDERS_L}"} 8589934592\n` +
     "# HELP peerdb_mirror_error 1 while the mirror's current state carries an error, labelled with its class; absent otherwise.\n" +
     '# TYPE peerdb_mirror_error gauge\n' +
     `peerdb_mirror_error{mirror="${AWKWARD_L}",class="conn_refused"} 1\n` +

@@ -14,6 +14,7 @@ export interface MirrorFixture {
   destination?: string | null;
   rowsSynced?: number | null;
   lagSeconds?: number | null;
+  slotLagBytes?: number | null;
   errorClass?: string | null;
   errorMessage?: string | null;
   dropped?: boolean;
@@ -24,19 +25,19 @@ export interface MirrorFixture {
 export async function putMirror(pool: pg.Pool, schema: string, f: MirrorFixture): Promise<void> {
   await pool.query(
     `insert into "${schema}".mirrors (mirror, status, status_since, observed_at, seq, workflow_id, flow_type, source_peer,
-       destination_peer, rows_synced, lag_seconds, error_class, error_message, dropped_at, transitions_total)
+       destination_peer, rows_synced, lag_seconds, error_class, error_message, dropped_at, transitions_total, slot_lag_bytes)
      values ($1, $2, $3::timestamptz, $4::timestamptz, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-       case when $14::boolean then $4::timestamptz end, $15)
+       case when $14::boolean then $4::timestamptz end, $15, $16)
      on conflict (mirror) do update set status = excluded.status, status_since = excluded.status_since,
        observed_at = excluded.observed_at, seq = excluded.seq, workflow_id = excluded.workflow_id,
        flow_type = excluded.flow_type, source_peer = excluded.source_peer, destination_peer = excluded.destination_peer,
        rows_synced = excluded.rows_synced, lag_seconds = excluded.lag_seconds, error_class = excluded.error_class,
        error_message = excluded.error_message, dropped_at = excluded.dropped_at,
-       transitions_total = excluded.transitions_total, updated_at = clock_timestamp()`,
+       transitions_total = excluded.transitions_total, slot_lag_bytes = excluded.slot_lag_bytes, updated_at = clock_timestamp()`,
     [
       f.mirror, f.status, f.statusSince, f.observedAt, f.seq ?? 0, f.workflowId ?? null, f.flowType ?? null,
       f.source ?? null, f.destination ?? null, f.rowsSynced ?? null, f.lagSeconds ?? null, f.errorClass ?? null,
-      f.errorMessage ?? null, f.dropped ?? false, f.transitionsTotal ?? 1,
+      f.errorMessage ?? null, f.dropped ?? false, f.transitionsTotal ?? 1, f.slotLagBytes ?? null,
     ],
   );
 }

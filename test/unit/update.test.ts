@@ -56,20 +56,20 @@ describe('parseUpdate', () => {
   it('normalizes a full update and keeps the payload as received', () => {
     const input = {
       ...base, status: 'STATUS_FAILED', observedAt: '2026-11-21T11:00:00.123456789+01:00', seq: 3, workflowId: 'wf', runId: 'r',
-      flowType: 'cdc', source: 'pg', destination: 'sf', rowsSynced: 10, lagSeconds: 1.5, error: { message: 'x' }, dropped: true, extra: { a: 1 },
+      flowType: 'cdc', source: 'pg', destination: 'sf', rowsSynced: 10, lagSeconds: 1.5, slotLagBytes: 4096, error: { message: 'x' }, dropped: true, extra: { a: 1 },
     };
     const r = parseUpdate(input, NOW);
     expect(r).toEqual({
       ok: true,
       value: {
         mirror: 'm', status: 'failed', observedAt: '2026-11-21T10:00:00.123456Z', seq: 3, workflowId: 'wf', runId: 'r', flowType: 'cdc',
-        source: 'pg', destination: 'sf', rowsSynced: 10, lagSeconds: 1.5, error: { message: 'x', class: 'unknown' }, dropped: true, payload: input,
+        source: 'pg', destination: 'sf', rowsSynced: 10, lagSeconds: 1.5, slotLagBytes: 4096, error: { message: 'x', class: 'unknown' }, dropped: true, payload: input,
       },
     });
   });
   it('treats null like an absent optional field', () => {
-    const r = parseUpdate({ ...base, seq: null, rowsSynced: null, error: null, dropped: null, flowType: null }, NOW);
-    expect(r.ok && [r.value.seq, r.value.rowsSynced, r.value.error, r.value.dropped, r.value.flowType]).toEqual([0, null, null, false, null]);
+    const r = parseUpdate({ ...base, seq: null, rowsSynced: null, slotLagBytes: null, error: null, dropped: null, flowType: null }, NOW);
+    expect(r.ok && [r.value.seq, r.value.rowsSynced, r.value.slotLagBytes, r.value.error, r.value.dropped, r.value.flowType]).toEqual([0, null, null, null, false, null]);
   });
   it.each([
     [{ status: 'running', observedAt: base.observedAt }, ['mirror']],
@@ -98,6 +98,10 @@ describe('parseUpdate', () => {
     [{ ...base, rowsSynced: -1 }, ['rowsSynced']],
     [{ ...base, lagSeconds: -0.1 }, ['lagSeconds']],
     [{ ...base, lagSeconds: '1' }, ['lagSeconds']],
+    [{ ...base, slotLagBytes: -1 }, ['slotLagBytes']],
+    [{ ...base, slotLagBytes: 1.5 }, ['slotLagBytes']],
+    [{ ...base, slotLagBytes: '1' }, ['slotLagBytes']],
+    [{ ...base, slotLagBytes: 0 }, []],
     [{ ...base, error: 'boom' }, ['error']],
     [{ ...base, error: { class: 'x' } }, ['error.message']],
     [{ ...base, error: { message: 'm', class: 'Bad Class' } }, ['error.class']],
