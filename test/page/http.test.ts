@@ -40,7 +40,7 @@ beforeAll(async () => {
     ...HOSTILE.map((mirror, i) => ({ mirror, status: 'running', observedAt: ago(30_000 - i), rowsSynced: 1000 + i })),
     ...PAGED.map((mirror, i) => ({ mirror, status: 'snapshot', observedAt: ago(20_000 - i) })),
     { mirror: 'detail', status: 'setup', observedAt: ago(60_000), workflowId: 'wf-<1>', flowType: 'cdc', source: 'pg', destination: 'sf' },
-    { mirror: 'detail', status: 'running', observedAt: ago(50_000), rowsSynced: 1_234_567, lagSeconds: 200 },
+    { mirror: 'detail', status: 'running', observedAt: ago(50_000), rowsSynced: 1_234_567, lagSeconds: 200, slotLagBytes: 5.5 * 1024 ** 3 },
     { mirror: 'detail', status: 'failed', observedAt: ago(40_000), error: { class: 'ssl_error', message: '<script>document.title="pwned"</script> & "more"' } },
     { mirror: 'gone', status: 'terminated', observedAt: ago(10_000), dropped: true },
   ]);
@@ -79,6 +79,7 @@ describe('GET /', () => {
 
     const failed = await get('/?status=failed');
     expect(listedRows(failed.body).map((r) => [r.mirror, r.status])).toEqual([['detail', 'failed']]);
+    expect(failed.body).toMatch(/<td class="num">1,234,567<\/td>\s*<td class="num">3 min 20 s<\/td>\s*<td class="num"><span title="5,905,580,032 bytes">5.5 GiB<\/span><\/td>/);
     expect(failed.body).toMatch(/class="chip s-failed active"/);
     expect(listedRows((await get('/?status=STATUS_FAILED')).body)).toHaveLength(1);
     expect(listedRows((await get('/?status=paused')).body)).toEqual([]);
@@ -166,6 +167,7 @@ describe('GET /mirrors/{mirror}', () => {
     });
     expect(body).toContain('1,234,567');
     expect(body).toContain('3 min 20 s');
+    expect(body).toContain('5.5 GiB (5,905,580,032 bytes)');
     expect(body).toContain('<code>wf-&lt;1&gt;</code>');
     expect(body).toContain('<pre>&lt;script&gt;document.title=&quot;pwned&quot;&lt;/script&gt; &amp; &quot;more&quot;</pre>');
     expect(body).not.toContain('<script>document.title');

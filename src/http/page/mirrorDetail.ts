@@ -9,10 +9,6 @@ import { type Html, html, type HtmlValue } from './html.js';
 import { none, orNone, page, statusBadge, timeAgo } from './layout.js';
 import { mirrorApiHref } from './links.js';
 
-function slotLagBytes(m: MirrorState): number | null {
-  return (m as MirrorState & { slotLagBytes?: number | null }).slotLagBytes ?? null;
-}
-
 function at(iso: string | null, nowMs: number): Html {
   if (iso === null) return none();
   return html`<time datetime="${iso}" title="${iso}">${formatUtc(iso)}</time> <span class="muted">(${timeAgo(iso, nowMs)})</span>`;
@@ -23,7 +19,7 @@ function fields(rows: [string, HtmlValue][]): Html {
 }
 
 function stateCards(m: MirrorState, nowMs: number): Html {
-  const slotLag = slotLagBytes(m);
+  const slotLag = m.slotLagBytes;
   const code = (v: string | null) => (v === null ? null : html`<code>${v}</code>`);
   return html`<section class="grid">
 <div class="card"><h3>Workflow</h3>${fields([

@@ -10,11 +10,6 @@ import { type Html, html } from './html.js';
 import { none, page, statusBadge, timeAgo } from './layout.js';
 import { listHref, type ListParams, mirrorHref } from './links.js';
 
-/** The slot-lag field where the catalog has one (migration 0002); blank before that. */
-function slotLagBytes(m: MirrorState): number | null {
-  return (m as MirrorState & { slotLagBytes?: number | null }).slotLagBytes ?? null;
-}
-
 interface Totals {
   live: Map<string, number>;
   liveTotal: number;
@@ -68,7 +63,7 @@ function pager(data: MirrorPage, query: MirrorPageQuery): Html {
 function row(m: MirrorState, nowMs: number): Html {
   const peers = m.source || m.destination ? `${m.source ?? '?'} → ${m.destination ?? '?'}` : '';
   const sub = [m.flowType, peers].filter(Boolean).join(' · ');
-  const slotLag = slotLagBytes(m);
+  const slotLag = m.slotLagBytes;
   return html`<tr data-mirror="${m.mirror}" data-status="${m.status}">
 <td class="name"><a href="${mirrorHref(m.mirror)}"><bdi>${m.mirror}</bdi></a>${sub ? html`<div class="sub"><bdi>${sub}</bdi></div>` : ''}</td>
 <td>${statusBadge(m.status)}${m.dropped ? html` <span class="badge s-dropped" title="dropped ${m.droppedAt}">dropped</span>` : ''}</td>
