@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatAgo, formatBytes, formatCount, formatDuration, formatUtc } from '../../src/http/page/format.js';
-import { escapeHtml, html, trustedHtml } from '../../src/http/page/html.js';
+import { escapeHtml, html, htmlEach, trustedHtml } from '../../src/http/page/html.js';
 import { listHref, mirrorApiHref, mirrorHref } from '../../src/http/page/links.js';
 
 describe('html tag', () => {
@@ -25,6 +25,27 @@ describe('html tag', () => {
   it('never trusts a string that merely looks like markup', () => {
     const sneaky = { text: '<script>', toString: () => '<script>' };
     expect(html`${sneaky as unknown as string}`.text).toBe('&lt;script&gt;');
+  });
+});
+
+describe('htmlEach', () => {
+  it('renders every item in order, escaped, and lets the event loop run between chunks', async () => {
+    const items = Array.from({ length: 250 }, (_, i) => `<${i}>`);
+    const seenByOthers: number[] = [];
+    let rendered = 0;
+    let done = false;
+    const other = () => {
+      seenByOthers.push(rendered);
+      if (!done) setImmediate(other);
+    };
+    setImmediate(other);
+    const out = await htmlEach(items, (item) => { rendered++; return html`${item},`; }, 100);
+    done = true;
+    expect(out.text).toBe(items.map((i) => `&lt;${i.slice(1, -1)}&gt;,`).join(''));
+    // Another callback ran while the render was between its chunks, never inside one.
+    expect(seenByOthers.filter((n) => n > 0 && n < 250)).toEqual([100, 200]);
+    expect(seenByOthers.every((n) => n % 100 === 0 || n === 250)).toBe(true);
+    expect((await htmlEach([], () => html`x`)).text).toBe('');
   });
 });
 

@@ -10,6 +10,7 @@
  * are escaped, so a value is safe in text and in a quoted attribute alike. URLs are built with
  * encodeURIComponent / URLSearchParams before they get here (see links.ts).
  */
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 export class Html {
   constructor(readonly text: string) {}
@@ -36,6 +37,22 @@ function render(value: HtmlValue): string {
 export function html(strings: TemplateStringsArray, ...values: HtmlValue[]): Html {
   let text = strings[0] ?? '';
   for (let i = 0; i < values.length; i++) text += render(values[i]) + (strings[i + 1] ?? '');
+  return new Html(text);
+}
+
+/** Items rendered between two yields to the event loop: about a millisecond of work per chunk. */
+export const RENDER_CHUNK_ITEMS = 100;
+
+/**
+ * `items.map(render)` joined, yielding to the event loop every `chunk` items, so that a long page
+ * (1,000 rows, or events with large payloads) never holds the loop for more than a chunk's time.
+ */
+export async function htmlEach<T>(items: readonly T[], render: (item: T) => Html, chunk = RENDER_CHUNK_ITEMS): Promise<Html> {
+  let text = '';
+  for (let i = 0; i < items.length; i++) {
+    if (i > 0 && i % chunk === 0) await yieldToEventLoop();
+    text += render(items[i] as T).text;
+  }
   return new Html(text);
 }
 

@@ -5,7 +5,7 @@
  */
 import type { JournalEvent, MirrorDetail, MirrorState, TransitionView } from '../../catalog/readRows.js';
 import { formatBytes, formatCount, formatDuration, formatUtc } from './format.js';
-import { type Html, html, type HtmlValue } from './html.js';
+import { type Html, html, htmlEach, type HtmlValue } from './html.js';
 import { none, orNone, page, statusBadge, timeAgo } from './layout.js';
 import { mirrorApiHref } from './links.js';
 
@@ -56,14 +56,20 @@ function eventRow(e: JournalEvent, nowMs: number): Html {
 <td><details><summary>payload</summary><pre>${JSON.stringify(e.payload, null, 2)}</pre></details></td></tr>`;
 }
 
-function table(head: Html, rows: Html[], empty: string): Html {
-  return html`<div class="card">${rows.length === 0 ? html`<div class="empty">${empty}</div>`
+function table(head: Html, rows: Html | undefined, empty: string): Html {
+  return html`<div class="card">${rows === undefined ? html`<div class="empty">${empty}</div>`
     : html`<table><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table>`}</div>`;
 }
 
-export function renderMirrorDetail(detail: MirrorDetail, nowMs: number): Html {
+/** Each event shows its whole payload (up to ~10 kB with an error message): fewer per chunk. */
+const EVENTS_PER_CHUNK = 20;
+
+export async function renderMirrorDetail(detail: MirrorDetail, nowMs: number): Promise<Html> {
   const m = detail.mirror;
   const api = mirrorApiHref(m.mirror);
+  const { transitions, journal } = detail;
+  const transitionRows = transitions.length ? await htmlEach(transitions, (t) => transitionRow(t, nowMs)) : undefined;
+  const eventRows = journal.events.length ? await htmlEach(journal.events, (e) => eventRow(e, nowMs), EVENTS_PER_CHUNK) : undefined;
   const body = html`<p><a href="../">← all mirrors</a></p>
 <h1><bdi class="mirror-name">${m.mirror}</bdi> ${statusBadge(m.status)}${m.dropped ? html` <span class="badge s-dropped">dropped</span>` : ''}</h1>
 <p class="muted">${m.status} for ${timeAgo(m.statusSince, nowMs)} · last update ${timeAgo(m.observedAt, nowMs)}${api ? html` · <a href="${api}">JSON</a>` : ''}</p>
@@ -71,10 +77,10 @@ ${m.error ? html`<div class="errbox"><strong>error</strong> <span class="err">${
 ${stateCards(m, nowMs)}
 <h2>Transitions <small>newest ${formatCount(detail.transitions.length)} of ${formatCount(m.transitionsTotal)}</small></h2>
 ${table(html`<th>At</th><th>Change</th><th class="num">Seq</th><th>Workflow</th><th>Error</th>`,
-    detail.transitions.map((t) => transitionRow(t, nowMs)), 'No transitions retained.')}
+    transitionRows, 'No transitions retained.')}
 <h2>Journal <small>newest ${formatCount(detail.journal.events.length)} of ${formatCount(detail.journal.length)} retained</small></h2>
 ${table(html`<th>Observed at</th><th class="num">Seq</th><th>Status</th><th>Update as received</th>`,
-    detail.journal.events.map((e) => eventRow(e, nowMs)), 'No journal events retained.')}`;
+    eventRows, 'No journal events retained.')}`;
   return page({ title: `${m.mirror} · mirrorstate`, root: '../', nowMs, body });
 }
 

@@ -1,12 +1,13 @@
 /**
  * The front page (`GET /`): mirrors per status, then one page of the mirror table. Rendering is a
- * pure function of one catalog snapshot (catalog/readMirrorPage.ts) and the time it was read.
+ * function of one catalog snapshot (catalog/readMirrorPage.ts) and the time it was read, in chunks
+ * of rows between which the event loop gets to run (htmlEach).
  */
 import type { MirrorPage, MirrorPageQuery } from '../../catalog/readMirrorPage.js';
 import type { MirrorState } from '../../catalog/readRows.js';
 import { STATUSES } from '../../update.js';
 import { formatBytes, formatCount, formatDuration } from './format.js';
-import { type Html, html } from './html.js';
+import { type Html, html, htmlEach } from './html.js';
 import { none, page, statusBadge, timeAgo } from './layout.js';
 import { listHref, type ListParams, mirrorHref } from './links.js';
 
@@ -76,7 +77,7 @@ function row(m: MirrorState, nowMs: number): Html {
 </tr>`;
 }
 
-export function renderMirrorList(data: MirrorPage, query: MirrorPageQuery, nowMs: number): Html {
+export async function renderMirrorList(data: MirrorPage, query: MirrorPageQuery, nowMs: number): Promise<Html> {
   const t = totals(data, query);
   const what = `${query.status ? `${query.status} ` : ''}mirror${t.matching === 1 ? '' : 's'}${query.dropped ? ', dropped ones included' : ''}`;
   const range = data.mirrors.length === t.matching
@@ -88,7 +89,7 @@ export function renderMirrorList(data: MirrorPage, query: MirrorPageQuery, nowMs
       : 'No mirrors on this page.'}</div>`
     : html`<table class="mirrors"><thead><tr><th>Mirror</th><th>Status</th><th>Since</th><th>Last update</th>
 <th class="num">Rows synced</th><th class="num">Lag</th><th class="num">Slot lag</th><th>Error</th></tr></thead>
-<tbody>${data.mirrors.map((m) => row(m, nowMs))}</tbody></table>`;
+<tbody>${await htmlEach(data.mirrors, (m) => row(m, nowMs))}</tbody></table>`;
   const body = html`${chips(t, query)}
 <div class="bar"><span class="range">${range}</span>${pager(data, query)}</div>
 <div class="card">${table}</div>
