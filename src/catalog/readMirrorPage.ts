@@ -21,7 +21,8 @@ import { MIRROR_COLUMNS, type MirrorState, SNAPSHOT_BEGIN, toMirrorState } from 
 import { tables } from './sql.js';
 
 export const DEFAULT_PAGE_MIRRORS = 100;
-export const MAX_PAGE_MIRRORS = 1000;
+/** A page is for reading; more rows only cost the daemon memory and the event loop time. */
+export const MAX_PAGE_MIRRORS = 500;
 
 export interface MirrorPageQuery {
   /** Only mirrors in this status. */

@@ -5,7 +5,11 @@
  * per page while writers change the catalog underneath.
  */
 import { get as httpGet } from 'node:http';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerStatusPage } from '../../src/http/page/routes.js';
+import { HttpServer } from '../../src/http/server.js';
+import { createLogger } from '../../src/log.js';
 import { STATUSES } from '../../src/update.js';
 import { type DaemonProcess, startDaemon } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
@@ -53,7 +57,7 @@ afterAll(async () => {
 
 describe('GET /', () => {
   it('shows every live mirror once, each name as text, each linking to its own page', async () => {
-    const { status, body, headers } = await get('/?limit=1000');
+    const { status, body, headers } = await get('/?limit=500');
     expect(status).toBe(200);
     expect(headers.get('content-type')).toBe('text/html; charset=utf-8');
     const rows = listedRows(body);
@@ -115,8 +119,8 @@ describe('GET /', () => {
   });
 
   it('leaves dropped mirrors out unless ?dropped=true, and still shows their pages', async () => {
-    expect(listedRows((await get('/?limit=1000')).body).map((r) => r.mirror)).not.toContain('gone');
-    const all = await get('/?limit=1000&dropped=true');
+    expect(listedRows((await get('/?limit=500')).body).map((r) => r.mirror)).not.toContain('gone');
+    const all = await get('/?limit=500&dropped=true');
     const gone = listedRows(all.body).find((r) => r.mirror === 'gone');
     expect(gone).toMatchObject({ status: 'terminated' });
     expect(all.body).toMatch(/data-mirror="gone"[\s\S]*?<span class="badge s-dropped"/);
@@ -126,7 +130,7 @@ describe('GET /', () => {
   });
 
   it('answers 400 pages naming a bad parameter', async () => {
-    for (const [query, parameter] of [['status=bogus', 'status'], ['limit=0', 'limit'], ['limit=1001', 'limit'],
+    for (const [query, parameter] of [['status=bogus', 'status'], ['limit=0', 'limit'], ['limit=501', 'limit'],
       ['limit=abc', 'limit'], ['dropped=maybe', 'dropped'], ['after=a&before=b', 'before']]) {
       const { status, body, headers } = await get(`/?${query}`);
       expect(status, query).toBe(400);
@@ -206,6 +210,29 @@ describe('GET /mirrors/{mirror}', () => {
   });
 });
 
+describe('catalog unreachable', () => {
+  it('answers a 503 page, not a stack or a hang', async () => {
+    // The routes on a server of their own whose catalog is a port nothing listens on.
+    const pool = new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/none', connectionTimeoutMillis: 2_000 });
+    const server = new HttpServer(createLogger('silent'));
+    registerStatusPage(server, { pool, schema: SCHEMA, logger: createLogger('silent') });
+    const { port } = await server.start(0, '127.0.0.1');
+    try {
+      for (const path of ['/', '/mirrors/detail']) {
+        const res = await fetch(`http://127.0.0.1:${port}${path}`);
+        expect(res.status).toBe(503);
+        expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
+        const body = await res.text();
+        expect(body).toContain('Catalog unavailable');
+        expect(body).not.toMatch(/ECONNREFUSED|at .*\.js:\d+/);
+      }
+    } finally {
+      await server.stop();
+      await pool.end();
+    }
+  });
+});
+
 describe('one snapshot per page', () => {
   it('counts match the rows, and a mirror page its own totals, while writers flip statuses', async () => {
     const flips = Array.from({ length: 20 }, (_, i) => `flip_${String(i).padStart(2, '0')}`);
@@ -222,7 +249,7 @@ describe('one snapshot per page', () => {
     let reads = 0;
     try {
       while (writes < 150 && reads < 400) {
-        const list = (await get('/?limit=1000')).body;
+        const list = (await get('/?limit=500')).body;
         const counts = chipCounts(list);
         const rows = listedRows(list);
         for (const status of STATUSES) {

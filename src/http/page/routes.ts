@@ -6,7 +6,7 @@
  * (`npm run bench page` measures it).
  *
  * Query parameters (bad ones answer 400 naming the parameter):
- *   /                 ?status=running  ?dropped=true  ?limit=1–1000 (100)  ?after=NAME | ?before=NAME
+ *   /                 ?status=running  ?dropped=true  ?limit=1–500 (100)  ?after=NAME | ?before=NAME
  *   /mirrors/{mirror} ?events=0–200 (20)  ?transitions=0–1000 (50)
  *   /mirrors/?name=NAME  the same page by query, for the names `.` and `..` (see links.ts)
  */
