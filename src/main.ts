@@ -12,6 +12,7 @@ import { type EmbeddedDatabase, runningEmbeddedUrl, startEmbeddedPostgres } from
 import { registerApiRoutes } from './http/api.js';
 import { registerHealthRoutes } from './http/health.js';
 import { registerIngestRoute } from './http/ingest.js';
+import { registerStatusPage } from './http/page/routes.js';
 import { HttpServer } from './http/server.js';
 import { type Logger, redactUrl } from './log.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics/daemon.js';
@@ -149,6 +150,7 @@ export class Daemon {
     registerMetricsRoute(this.http, { registry: this.metrics.registry, snapshots });
     registerApiRoutes(this.http, { pool: this.pool, schema: config.schema });
     registerIngestRoute(this.http, { boss: this.boss, token: config.ingestToken, logger: log, maxFutureMs: config.maxFutureMs });
+    registerStatusPage(this.http, { pool: this.pool, schema: config.schema, logger: log });
     const address = await this.http.start(config.httpPort, config.httpHost);
     this.port = address.port;
     log.info({ port: this.port }, 'mirrorstate running');

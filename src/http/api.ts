@@ -16,7 +16,7 @@ export interface ApiOptions {
   schema: string;
 }
 
-class BadParameter extends Error {
+export class BadParameter extends Error {
   constructor(
     readonly parameter: string,
     message: string,
@@ -27,7 +27,7 @@ class BadParameter extends Error {
 
 const MAX_ID = 9_007_199_254_740_991;
 
-function integerParam(url: URL, name: string, min: number, max: number, fallback: number | undefined): number | undefined {
+export function integerParam(url: URL, name: string, min: number, max: number, fallback: number | undefined): number | undefined {
   const raw = url.searchParams.get(name);
   if (raw === null) return fallback;
   const value = Number(raw);
@@ -37,14 +37,14 @@ function integerParam(url: URL, name: string, min: number, max: number, fallback
   return value;
 }
 
-function booleanParam(url: URL, name: string): boolean {
+export function booleanParam(url: URL, name: string): boolean {
   const raw = url.searchParams.get(name);
   if (raw === null || raw === 'false') return false;
   if (raw === 'true' || raw === '') return true;
   throw new BadParameter(name, `${name} must be true or false, got ${JSON.stringify(raw)}`);
 }
 
-function mirrorParam(encoded: string | undefined): string {
+export function mirrorParam(encoded: string | undefined): string {
   try {
     return decodeURIComponent(encoded ?? '');
   } catch {

@@ -1,0 +1,85 @@
+/**
+ * What the status page's front table shows: one page of mirrors and the count of mirrors per
+ * status, from one snapshot (the counts always add up to the rows of the same moment).
+ *
+ * Paging is by keyset on the name (`after` / `before` a mirror name), not OFFSET: a page walks the
+ * primary-key index from where the last one stopped and reads `limit + 1` rows, so page 1,000 of a
+ * 100,000-mirror fleet costs what page 1 does (OFFSET reads and throws away every row before the
+ * page), and a mirror created or dropped between two clicks does not shift every later page. Names
+ * order by the column's own collation, the one its primary-key index has, so the walk is an index
+ * range scan rather than a sort of the whole table (`collate "C"`, as the JSON API orders, would
+ * not use the index unless the database's collation is C).
+ *
+ * The counts are one aggregate over `mirrors`: one narrow row per mirror, never the journal or the
+ * transitions, so it costs a sequential scan of the fleet (a few milliseconds at 10,000 mirrors;
+ * see `npm run bench page`). A maintained counter table would be cheaper to read, but every batch
+ * would then update the same few rows, serialising the writers on them; not worth it for a page.
+ */
+import { inTransaction, type Pool } from '../db.js';
+import type { Status } from '../update.js';
+import { MIRROR_COLUMNS, type MirrorState, SNAPSHOT_BEGIN, toMirrorState } from './readRows.js';
+import { tables } from './sql.js';
+
+export const DEFAULT_PAGE_MIRRORS = 100;
+/** A page is for reading; more rows only cost the daemon memory and the event loop time. */
+export const MAX_PAGE_MIRRORS = 500;
+
+export interface MirrorPageQuery {
+  /** Only mirrors in this status. */
+  status?: Status;
+  /** Include dropped mirrors (excluded by default, as in the JSON API). */
+  dropped?: boolean;
+  /** The page after this name (forwards), or before it (backwards); at most one of them. */
+  after?: string;
+  before?: string;
+  limit: number;
+}
+
+export interface StatusCount {
+  status: string;
+  dropped: boolean;
+  count: number;
+}
+
+export interface MirrorPage {
+  /** Mirrors per (status, dropped), for the whole catalog regardless of the page's filter. */
+  counts: StatusCount[];
+  /** The page, in name order. */
+  mirrors: MirrorState[];
+  /** Whether mirrors exist before the first / after the last of this page (within the filter). */
+  hasPrevious: boolean;
+  hasNext: boolean;
+}
+
+function pageStatements(schema: string) {
+  const t = tables(schema);
+  const where = `($1::boolean or dropped_at is null) and ($2::text is null or status = $2::text)`;
+  return {
+    counts: `select status, dropped_at is not null as dropped, count(*)::int as count from ${t.mirrors} group by 1, 2`,
+    forwards: `select ${MIRROR_COLUMNS} from ${t.mirrors}
+                where ${where} and ($3::text is null or mirror > $3::text) order by mirror limit $4::int`,
+    backwards: `select ${MIRROR_COLUMNS} from ${t.mirrors}
+                 where ${where} and mirror < $3::text order by mirror desc limit $4::int`,
+  };
+}
+
+export async function readMirrorPage(pool: Pool, schema: string, query: MirrorPageQuery): Promise<MirrorPage> {
+  const sql = pageStatements(schema);
+  const backwards = query.before !== undefined;
+  const filter = [query.dropped === true, query.status ?? null];
+  return inTransaction(pool, SNAPSHOT_BEGIN, async (client) => {
+    const counts = await client.query<StatusCount>(sql.counts);
+    const { rows } = await client.query(backwards ? sql.backwards : sql.forwards,
+      [...filter, (backwards ? query.before : query.after) ?? null, query.limit + 1]);
+    const more = rows.length > query.limit;
+    const page = rows.slice(0, query.limit).map(toMirrorState);
+    if (backwards) page.reverse();
+    return {
+      counts: counts.rows,
+      mirrors: page,
+      // Walking backwards we came from a page after this one; walking forwards from `after`, one before.
+      hasPrevious: backwards ? more : query.after !== undefined,
+      hasNext: backwards ? true : more,
+    };
+  });
+}

@@ -1,0 +1,115 @@
+/**
+ * The status page for people (CONTRACT §4): `GET /` and `GET /mirrors/{mirror}`, server-rendered
+ * HTML that needs no JavaScript and loads nothing else. Each answer is one catalog snapshot
+ * (catalog/readMirrorPage.ts, catalog/readMirror.ts), rendered in chunks of rows with the event loop
+ * free between them (html.ts, htmlEach), so even the largest page never holds the loop for long
+ * (`npm run bench page` measures it).
+ *
+ * Query parameters (bad ones answer 400 naming the parameter):
+ *   /                 ?status=running  ?dropped=true  ?limit=1–500 (100)  ?after=NAME | ?before=NAME
+ *   /mirrors/{mirror} ?events=0–200 (20)  ?transitions=0–1000 (50)
+ *   /mirrors/?name=NAME  the same page by query, for the names `.` and `..` (see links.ts)
+ */
+import type { ServerResponse } from 'node:http';
+import type { Pool } from '../../db.js';
+import type { Logger } from '../../log.js';
+import { readMirror } from '../../catalog/readMirror.js';
+import { DEFAULT_PAGE_MIRRORS, MAX_PAGE_MIRRORS, readMirrorPage } from '../../catalog/readMirrorPage.js';
+import { parseStatus, STATUSES } from '../../update.js';
+import { BadParameter, booleanParam, integerParam, mirrorParam } from '../api.js';
+import type { HttpServer } from '../server.js';
+import { type Html, html } from './html.js';
+import { notice, renderMirrorDetail, renderUnknownMirror } from './mirrorDetail.js';
+import { renderMirrorList } from './mirrorList.js';
+
+export const DEFAULT_PAGE_EVENTS = 20;
+/** Below the API's 1000: each event shows its whole payload, and payloads may be large. */
+export const MAX_PAGE_EVENTS = 200;
+export const DEFAULT_PAGE_TRANSITIONS = 50;
+export const MAX_PAGE_TRANSITIONS = 1000;
+
+/**
+ * The page loads nothing, so it may forbid everything but its own inline stylesheet: even a markup
+ * injection that escaping missed could then run no script and load no image.
+ */
+const CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+export interface StatusPageOptions {
+  pool: Pool;
+  schema: string;
+  logger: Logger;
+}
+
+function sendHtml(res: ServerResponse, status: number, body: Html): void {
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'content-length': Buffer.byteLength(body.text),
+    'cache-control': 'no-store',
+    'content-security-policy': CONTENT_SECURITY_POLICY,
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+  });
+  res.end(body.text);
+}
+
+function textParam(url: URL, name: string): string | undefined {
+  return url.searchParams.get(name) ?? undefined;
+}
+
+export function registerStatusPage(server: HttpServer, { pool, schema, logger }: StatusPageOptions): void {
+  const log = logger.child({ component: 'status-page' });
+
+  /** Runs one page's read and render; bad parameters and catalog failures become pages too. */
+  const answer = async (res: ServerResponse, root: string, work: (nowMs: number) => Promise<[number, Html]>) => {
+    const nowMs = Date.now();
+    try {
+      const [status, body] = await work(nowMs);
+      sendHtml(res, status, body);
+    } catch (err) {
+      if (err instanceof BadParameter) {
+        sendHtml(res, 400, notice(`Bad parameter: ${err.parameter}`, html`<p>${err.message}</p>`, nowMs, root));
+        return;
+      }
+      log.error({ err }, 'status page could not read the catalog');
+      sendHtml(res, 503, notice('Catalog unavailable', html`<p>The catalog could not be read just now. The daemon log says
+why; <a href="${root}readyz">/readyz</a> says whether the daemon is ready.</p>`, nowMs, root));
+    }
+  };
+
+  server.route('GET', /^\/$/, (_req, res, _params, url) => answer(res, './', async (nowMs) => {
+    const rawStatus = textParam(url, 'status');
+    const status = rawStatus === undefined || rawStatus === '' ? undefined : parseStatus(rawStatus);
+    if (rawStatus && status === undefined) {
+      throw new BadParameter('status', `status must be one of ${STATUSES.join(', ')}, got ${JSON.stringify(rawStatus)}`);
+    }
+    const after = textParam(url, 'after');
+    const before = textParam(url, 'before');
+    if (after !== undefined && before !== undefined) throw new BadParameter('before', 'give after or before, not both');
+    const query = {
+      status,
+      dropped: booleanParam(url, 'dropped'),
+      after,
+      before,
+      limit: integerParam(url, 'limit', 1, MAX_PAGE_MIRRORS, DEFAULT_PAGE_MIRRORS) as number,
+    };
+    const data = await readMirrorPage(pool, schema, query);
+    return [200, await renderMirrorList(data, query, nowMs)];
+  }));
+
+  const mirrorPage = (res: ServerResponse, url: URL, name: () => string) => answer(res, '../', async (nowMs) => {
+    const mirror = name();
+    const events = integerParam(url, 'events', 0, MAX_PAGE_EVENTS, DEFAULT_PAGE_EVENTS) as number;
+    const transitions = integerParam(url, 'transitions', 0, MAX_PAGE_TRANSITIONS, DEFAULT_PAGE_TRANSITIONS) as number;
+    const detail = await readMirror(pool, schema, mirror, { events, transitions });
+    return detail ? [200, await renderMirrorDetail(detail, nowMs)] : [404, renderUnknownMirror(mirror, nowMs)];
+  });
+
+  server.route('GET', /^\/mirrors\/([^/]+)$/, (_req, res, params, url) => mirrorPage(res, url, () => mirrorParam(params[0])));
+
+  server.route('GET', /^\/mirrors\/?$/, (_req, res, _params, url) => {
+    const name = url.searchParams.get('name');
+    if (name !== null) return mirrorPage(res, url, () => name);
+    res.writeHead(303, { location: '../' });
+    res.end();
+  });
+}
