@@ -3,6 +3,7 @@
  * flag of the same meaning; a flag wins over the variable. All bad settings are reported at once,
  * each naming the variable and the flag, so an operator fixes them in one go.
  */
+import { NO_SHARDING, parseShard, type Shard } from './metrics/shard.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -26,6 +27,8 @@ export interface Config {
   logLevel: LogLevel;
   dataDir: string;
   poolSize: number;
+  /** This replica's share of the per-mirror series (metrics/shard.ts). */
+  metricsShard: Shard;
 }
 
 type Parser<T> = (raw: string) => T | { error: string };
@@ -158,6 +161,10 @@ export const SETTINGS: readonly Setting[] = [
   setting({
     key: 'poolSize', env: 'MIRRORSTATE_POOL_SIZE', flag: 'pool-size', default: 10, defaultText: '10',
     description: 'catalog connections per pool', parse: integer(2, 200),
+  }),
+  setting({
+    key: 'metricsShard', env: 'MIRRORSTATE_METRICS_SHARD', flag: 'metrics-shard', default: NO_SHARDING, defaultText: '0/1',
+    description: 'i/n: export the per-mirror series of shard i of n only (README: Sharding /metrics)', parse: parseShard,
   }),
 ];
 

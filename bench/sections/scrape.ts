@@ -16,6 +16,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { migrate } from '../../src/catalog/migrate.js';
 import { createLogger } from '../../src/log.js';
 import { readMirrorRows, readMirrorVersions, type MirrorRow } from '../../src/metrics/readMirrorRows.js';
+import { NO_SHARDING } from '../../src/metrics/shard.js';
 import { STATUSES } from '../../src/update.js';
 import { startDaemon } from '../../test/helpers/daemon.js';
 import { admin, databaseUrl } from '../../test/helpers/db.js';
@@ -62,8 +63,8 @@ async function churn(pool: pg.Pool, mirrors: number): Promise<void> {
 async function allRows(pool: pg.Pool): Promise<MirrorRow[]> {
   const client = await pool.connect();
   try {
-    const versions = await readMirrorVersions(client, 'mirrorstate');
-    return await readMirrorRows(client, 'mirrorstate', versions.map((v) => v.mirror));
+    const versions = await readMirrorVersions(client, 'mirrorstate', NO_SHARDING);
+    return await readMirrorRows(client, 'mirrorstate', versions.map((v) => v.mirror), NO_SHARDING);
   } finally {
     client.release();
   }

@@ -1,9 +1,10 @@
 /**
  * GET /metrics: the daemon's own families, then every mirror's families from one catalog snapshot.
  *
- * The per-mirror text comes from the snapshot's cache and is streamed family by family in chunks
- * of STREAM_CHUNK_MIRRORS mirrors, yielding to the event loop between chunks and honouring
- * backpressure, so a scrape of 10,000 mirrors (> 120,000 series) never blocks the loop for long.
+ * The per-mirror text comes from the snapshot's cache (buckets of mirrors, one buffer per family,
+ * see mirrors.ts) and is streamed family by family without copying, yielding to the event loop
+ * between writevs and honouring backpressure, so a scrape of 100,000 mirrors never blocks the loop
+ * for long. With `Accept-Encoding: gzip` the same is sent as cached gzip members.
  *
  * Scrape budget: Prometheus sends `X-Prometheus-Scrape-Timeout-Seconds`; the catalog read may use
  * that minus STREAM_RESERVE_MS (DEFAULT_SCRAPE_TIMEOUT_S without the header). A read that takes
@@ -12,18 +13,26 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
 import type { Registry } from 'prom-client';
 import type { HttpServer } from '../http/server.js';
 import { CATALOG_UP, SCRAPE_DURATION, SNAPSHOT_TIMESTAMP } from './daemon.js';
 import { CONTENT_TYPES, type Family, familyHeader, type Format, negotiateFormat, renderRegistry } from './exposition.js';
-import { MIRROR_FAMILIES } from './mirrors.js';
+import { type Bucket, MIRROR_FAMILIES } from './mirrors.js';
 import type { MirrorSnapshots, ScrapeSnapshot } from './snapshot.js';
 
 export const DEFAULT_SCRAPE_TIMEOUT_S = 10;
 /** Kept back from the scrape timeout for rendering and sending the answer. */
 export const STREAM_RESERVE_MS = 500;
 export const MIN_READ_BUDGET_MS = 100;
-export const STREAM_CHUNK_MIRRORS = 2000;
+/** Bytes handed to the socket per writev; the event loop gets a turn between groups. */
+export const WRITE_GROUP_BYTES = 1 << 20;
+/**
+ * Scrapes answered at once; more get 503. Concurrent scrapes share the cached buffers, but a
+ * stalled one keeps its snapshot's buckets alive, so the number of them is what bounds memory.
+ */
+export const MAX_CONCURRENT_SCRAPES = 8;
 
 export interface MetricsRouteOptions {
   registry: Registry;
@@ -47,47 +56,139 @@ function scrapeFamilies(scrape: ScrapeSnapshot, format: Format): string {
   );
 }
 
-/** Writes `chunk`; waits for the socket to drain when its buffer is full. False once the client is gone. */
-async function send(res: ServerResponse, chunk: string | Buffer): Promise<boolean> {
-  if (res.destroyed) return false;
-  if (!res.write(chunk)) {
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        res.off('drain', done);
-        res.off('close', done);
-        resolve();
-      };
-      res.on('drain', done);
-      res.on('close', done);
-    });
-  }
-  return !res.destroyed;
+/** Waits until the socket takes more, or the client is gone. */
+async function drained(res: ServerResponse): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
+/**
+ * Streams buffers, corked so they leave in writevs of about WRITE_GROUP_BYTES, honouring
+ * backpressure (a slow scraper holds references to cached buffers, never a copy) and yielding to
+ * the event loop between groups. False once the client is gone.
+ */
+class Writer {
+  private pending = 0;
+  constructor(private readonly res: ServerResponse) {
+    res.cork();
+  }
+
+  async write(chunk: Buffer | string): Promise<boolean> {
+    if (this.res.destroyed) return false;
+    this.res.write(chunk);
+    this.pending += chunk.length;
+    if (this.pending >= WRITE_GROUP_BYTES) await this.flush();
+    return !this.res.destroyed;
+  }
+
+  async flush(): Promise<void> {
+    this.pending = 0;
+    this.res.uncork();
+    if (this.res.writableNeedDrain) await drained(this.res);
+    else await yieldToEventLoop();
+    this.res.cork();
+  }
+
+  end(chunk: Buffer | string): void {
+    this.res.uncork();
+    this.res.end(chunk);
+  }
+}
+
+/** gzip when the scraper lists it (Prometheus does) without refusing it (`q=0`). */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  return header.split(',').some((part) => {
+    const [coding = '', ...params] = part.split(';').map((x) => x.trim().toLowerCase());
+    return (coding === 'gzip' || coding === 'x-gzip') && !params.some((p) => /^q=0(\.0*)?$/.test(p));
+  });
+}
+
+const GZIP_OPTIONS = { level: zlib.constants.Z_BEST_SPEED };
+const gzipAsync = promisify(zlib.gzip);
+const headerMembers = new Map<string, Buffer>();
+
+function headerMember(family: Family, format: Format): Buffer {
+  const key = `${format}\u0000${family.name}`;
+  let member = headerMembers.get(key);
+  if (member === undefined) {
+    member = zlib.gzipSync(familyHeader(family, format), GZIP_OPTIONS);
+    headerMembers.set(key, member);
+  }
+  return member;
+}
+
+/**
+ * Compresses what this scrape needs and no earlier scrape compressed: each bucket's family text
+ * becomes one gzip member, cached on the (immutable) bucket, so an unchanged bucket is compressed
+ * once in its life. Runs on libuv's thread pool, off the event loop. A gzip answer is then the
+ * concatenation of members: a multi-member gzip stream, which RFC 1952 allows and Go's gzip reader
+ * (Prometheus), curl and zlib all read as the concatenated text.
+ */
+async function compressBuckets(buckets: readonly Bucket[]): Promise<void> {
+  const work: Promise<void>[] = [];
+  for (const bucket of buckets) {
+    for (let f = 0; f < bucket.text.length; f++) {
+      if (bucket.gzip[f] !== undefined) continue;
+      work.push(gzipAsync(bucket.text[f]!, GZIP_OPTIONS).then((member) => void (bucket.gzip[f] = member)));
+      if (work.length >= 64) await Promise.all(work.splice(0));
+    }
+  }
+  await Promise.all(work);
+}
+
+let scrapesInFlight = 0;
+
 export async function serveMetrics(req: IncomingMessage, res: ServerResponse, options: MetricsRouteOptions): Promise<void> {
+  if (scrapesInFlight >= MAX_CONCURRENT_SCRAPES) {
+    res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1' });
+    res.end(`too many concurrent scrapes (at most ${MAX_CONCURRENT_SCRAPES})\n`);
+    return;
+  }
+  scrapesInFlight++;
+  try {
+    await stream(req, res, options);
+  } finally {
+    scrapesInFlight--;
+  }
+}
+
+async function stream(req: IncomingMessage, res: ServerResponse, options: MetricsRouteOptions): Promise<void> {
   const format = negotiateFormat(req.headers.accept);
+  const gzip = acceptsGzip(req.headers['accept-encoding'] as string | undefined);
   const scrape = await options.snapshots.forScrape(readBudgetMs(req.headers['x-prometheus-scrape-timeout-seconds']));
   const own = await renderRegistry(options.registry, format);
-  res.writeHead(200, { 'content-type': CONTENT_TYPES[format], 'cache-control': 'no-store' });
+  const buckets = scrape.snapshot?.buckets ?? [];
+  if (gzip && req.method !== 'HEAD') await compressBuckets(buckets);
+  res.writeHead(200, {
+    'content-type': CONTENT_TYPES[format],
+    'cache-control': 'no-store',
+    vary: 'accept-encoding',
+    ...(gzip ? { 'content-encoding': 'gzip' } : {}),
+  });
   if (req.method === 'HEAD') {
     res.end();
     return;
   }
-  if (!(await send(res, own + scrapeFamilies(scrape, format)))) return;
-  const mirrors = scrape.snapshot?.mirrors ?? [];
+  const out = new Writer(res);
+  const head = own + scrapeFamilies(scrape, format);
+  if (!(await out.write(gzip ? zlib.gzipSync(head, GZIP_OPTIONS) : head))) return;
   for (const [f, family] of MIRROR_FAMILIES.entries()) {
-    if (!(await send(res, familyHeader(family, format)))) return;
-    for (let start = 0; start < mirrors.length; start += STREAM_CHUNK_MIRRORS) {
-      const end = Math.min(start + STREAM_CHUNK_MIRRORS, mirrors.length);
-      const parts: Buffer[] = new Array<Buffer>(end - start);
-      for (let i = start; i < end; i++) parts[i - start] = mirrors[i]![f]!;
-      if (!(await send(res, Buffer.concat(parts)))) return;
-      await yieldToEventLoop();
+    if (!(await out.write(gzip ? headerMember(family, format) : familyHeader(family, format)))) return;
+    for (const bucket of buckets) {
+      if (!(await out.write(gzip ? bucket.gzip[f]! : bucket.text[f]!))) return;
     }
   }
-  res.end(format === 'openmetrics' ? '# EOF\n' : '');
+  const tail = format === 'openmetrics' ? '# EOF\n' : '';
+  out.end(gzip ? zlib.gzipSync(tail, GZIP_OPTIONS) : tail);
 }
-
 export function registerMetricsRoute(server: HttpServer, options: MetricsRouteOptions): void {
   server.route('GET', /^\/metrics$/, (req, res) => serveMetrics(req, res, options));
 }
