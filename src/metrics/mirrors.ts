@@ -122,39 +122,57 @@ function bucketHash(name: string): number {
   return h >>> 0;
 }
 
-/** About 32 mirrors a bucket, in powers of two: small enough that 1% churn touches few buckets. */
+/**
+ * About 16 mirrors a bucket, in powers of two: a change re-copies (and re-compresses, for gzip) its
+ * whole bucket, so 1% churn costs about 15% of the text; larger buckets would mean fewer buffers
+ * to stream but more of that work.
+ */
 export function bucketCountFor(mirrors: number): number {
   let n = 16;
-  while (n < 8192 && n * 32 < mirrors) n *= 2;
+  while (n < 16384 && n * 16 < mirrors) n *= 2;
   return n;
 }
 
-function buildBucket(mirrors: string[], texts: (mirror: string) => readonly (string | Buffer)[]): Bucket {
+/** Where a mirror's text comes from when its bucket is rebuilt: a new render, or the old bucket. */
+type Source = string[] | { bucket: Bucket; index: number };
+
+/**
+ * One allocation per family, filled by copying runs of the old bucket's bytes and writing the new
+ * renders: no per-mirror Buffer objects, so a rebuild leaves little for the collector.
+ */
+function buildBucket(mirrors: string[], sourceOf: (mirror: string) => Source): Bucket {
   mirrors.sort();
+  const sources = mirrors.map(sourceOf);
   const stride = mirrors.length + 1;
   const offsets = new Uint32Array(MIRROR_FAMILIES.length * stride);
   const text: Buffer[] = [];
-  const all = mirrors.map(texts);
   for (let f = 0; f < MIRROR_FAMILIES.length; f++) {
-    const parts: Buffer[] = new Array<Buffer>(mirrors.length);
     let at = 0;
     for (let j = 0; j < mirrors.length; j++) {
-      const piece = all[j]![f]!;
-      const buffer = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece;
-      parts[j] = buffer;
       offsets[f * stride + j] = at;
-      at += buffer.length;
+      const source = sources[j]!;
+      if (Array.isArray(source)) at += Buffer.byteLength(source[f]!, 'utf8');
+      else {
+        const o = source.bucket.offsets;
+        const s = source.bucket.mirrors.length + 1;
+        at += o[f * s + source.index + 1]! - o[f * s + source.index]!;
+      }
     }
     offsets[f * stride + mirrors.length] = at;
-    text.push(Buffer.concat(parts, at));
+    const buffer = Buffer.allocUnsafeSlow(at);
+    for (let j = 0; j < mirrors.length; j++) {
+      const source = sources[j]!;
+      const start = offsets[f * stride + j]!;
+      if (Array.isArray(source)) buffer.write(source[f]!, start, 'utf8');
+      else {
+        const o = source.bucket.offsets;
+        const s = source.bucket.mirrors.length + 1;
+        source.bucket.text[f]!.copy(buffer, start, o[f * s + source.index]!, o[f * s + source.index + 1]!);
+      }
+    }
+    text.push(buffer);
   }
   return { mirrors, offsets, text, gzip: new Array<Buffer | undefined>(MIRROR_FAMILIES.length) };
-}
-
-/** Mirror j's lines of every family in `bucket`, as views (no copy). */
-function slices(bucket: Bucket, j: number): Buffer[] {
-  const stride = bucket.mirrors.length + 1;
-  return bucket.text.map((t, f) => t.subarray(bucket.offsets[f * stride + j], bucket.offsets[f * stride + j + 1]));
 }
 
 interface CacheEntry {
@@ -250,7 +268,7 @@ export class MirrorTextCache {
       for (const [b, mirrors] of members) {
         const old = this.buckets[b];
         const index = new Map(old?.mirrors.map((m, j) => [m, j]));
-        this.buckets[b] = mirrors.length === 0 ? undefined : buildBucket(mirrors, (m) => rendered.get(m) ?? slices(old!, index.get(m)!));
+        this.buckets[b] = mirrors.length === 0 ? undefined : buildBucket(mirrors, (m) => rendered.get(m) ?? { bucket: old!, index: index.get(m)! });
         built += mirrors.length;
         if (built >= yieldEvery) {
           built = 0;

@@ -26,8 +26,8 @@ export const DEFAULT_SCRAPE_TIMEOUT_S = 10;
 /** Kept back from the scrape timeout for rendering and sending the answer. */
 export const STREAM_RESERVE_MS = 500;
 export const MIN_READ_BUDGET_MS = 100;
-/** Bytes handed to the socket per writev; the event loop gets a turn between groups. */
-export const WRITE_GROUP_BYTES = 1 << 20;
+/** Bytes handed to the socket per write; the event loop gets a turn between groups. */
+export const WRITE_GROUP_BYTES = 256 * 1024;
 /**
  * Scrapes answered at once; more get 503. Concurrent scrapes share the cached buffers, but a
  * stalled one keeps its snapshot's buckets alive, so the number of them is what bounds memory.
@@ -70,36 +70,29 @@ async function drained(res: ServerResponse): Promise<void> {
 }
 
 /**
- * Streams buffers, corked so they leave in writevs of about WRITE_GROUP_BYTES, honouring
- * backpressure (a slow scraper holds references to cached buffers, never a copy) and yielding to
- * the event loop between groups. False once the client is gone.
+ * Streams the answer's buffers in groups of about WRITE_GROUP_BYTES (one copy into a group buffer
+ * beats thousands of small writes, each a chunk and an iovec), honouring backpressure and yielding
+ * to the event loop between groups. A slow scraper holds one group, never a copy of the answer.
+ * False once the client is gone.
  */
-class Writer {
-  private pending = 0;
-  constructor(private readonly res: ServerResponse) {
-    res.cork();
-  }
-
-  async write(chunk: Buffer | string): Promise<boolean> {
-    if (this.res.destroyed) return false;
-    this.res.write(chunk);
-    this.pending += chunk.length;
-    if (this.pending >= WRITE_GROUP_BYTES) await this.flush();
-    return !this.res.destroyed;
-  }
-
-  async flush(): Promise<void> {
-    this.pending = 0;
-    this.res.uncork();
-    if (this.res.writableNeedDrain) await drained(this.res);
+async function writeAll(res: ServerResponse, parts: readonly Buffer[]): Promise<boolean> {
+  let group: Buffer[] = [];
+  let size = 0;
+  const flush = async () => {
+    if (res.destroyed) return false;
+    const ok = res.write(group.length === 1 ? group[0]! : Buffer.concat(group, size));
+    group = [];
+    size = 0;
+    if (!ok) await drained(res);
     else await yieldToEventLoop();
-    this.res.cork();
+    return !res.destroyed;
+  };
+  for (const part of parts) {
+    group.push(part);
+    size += part.length;
+    if (size >= WRITE_GROUP_BYTES && !(await flush())) return false;
   }
-
-  end(chunk: Buffer | string): void {
-    this.res.uncork();
-    this.res.end(chunk);
-  }
+  return size === 0 || (await flush());
 }
 
 /** gzip when the scraper lists it (Prometheus does) without refusing it (`q=0`). */
@@ -167,28 +160,30 @@ async function stream(req: IncomingMessage, res: ServerResponse, options: Metric
   const own = await renderRegistry(options.registry, format);
   const buckets = scrape.snapshot?.buckets ?? [];
   if (gzip && req.method !== 'HEAD') await compressBuckets(buckets);
-  res.writeHead(200, {
+  const headers = {
     'content-type': CONTENT_TYPES[format],
     'cache-control': 'no-store',
     vary: 'accept-encoding',
     ...(gzip ? { 'content-encoding': 'gzip' } : {}),
-  });
+  };
   if (req.method === 'HEAD') {
+    res.writeHead(200, headers);
     res.end();
     return;
   }
-  const out = new Writer(res);
   const head = own + scrapeFamilies(scrape, format);
-  if (!(await out.write(gzip ? zlib.gzipSync(head, GZIP_OPTIONS) : head))) return;
-  for (const [f, family] of MIRROR_FAMILIES.entries()) {
-    if (!(await out.write(gzip ? headerMember(family, format) : familyHeader(family, format)))) return;
-    for (const bucket of buckets) {
-      if (!(await out.write(gzip ? bucket.gzip[f]! : bucket.text[f]!))) return;
-    }
-  }
   const tail = format === 'openmetrics' ? '# EOF\n' : '';
-  out.end(gzip ? zlib.gzipSync(tail, GZIP_OPTIONS) : tail);
+  const parts: Buffer[] = [gzip ? zlib.gzipSync(head, GZIP_OPTIONS) : Buffer.from(head, 'utf8')];
+  for (const [f, family] of MIRROR_FAMILIES.entries()) {
+    parts.push(gzip ? headerMember(family, format) : Buffer.from(familyHeader(family, format), 'utf8'));
+    for (const bucket of buckets) parts.push(gzip ? bucket.gzip[f]! : bucket.text[f]!);
+  }
+  parts.push(gzip ? zlib.gzipSync(tail, GZIP_OPTIONS) : Buffer.from(tail, 'utf8'));
+  // The length is known before the first byte: no chunked encoding.
+  res.writeHead(200, { ...headers, 'content-length': parts.reduce((n, p) => n + p.length, 0) });
+  if (await writeAll(res, parts)) res.end();
 }
+
 export function registerMetricsRoute(server: HttpServer, options: MetricsRouteOptions): void {
   server.route('GET', /^\/metrics$/, (req, res) => serveMetrics(req, res, options));
 }
