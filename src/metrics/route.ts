@@ -13,7 +13,6 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Registry } from 'prom-client';
 import type { HttpServer } from '../http/server.js';
@@ -28,6 +27,8 @@ export const STREAM_RESERVE_MS = 500;
 export const MIN_READ_BUDGET_MS = 100;
 /** Bytes handed to the socket per write; the event loop gets a turn between groups. */
 export const WRITE_GROUP_BYTES = 256 * 1024;
+/** Longest the event loop is kept compressing before other work gets a turn. */
+export const COMPRESS_SLICE_MS = 5;
 /**
  * Scrapes answered at once; more get 503. Concurrent scrapes share the cached buffers, but a
  * stalled one keeps its snapshot's buckets alive, so the number of them is what bounds memory.
@@ -105,7 +106,6 @@ export function acceptsGzip(header: string | undefined): boolean {
 }
 
 const GZIP_OPTIONS = { level: zlib.constants.Z_BEST_SPEED };
-const gzipAsync = promisify(zlib.gzip);
 const headerMembers = new Map<string, Buffer>();
 
 function headerMember(family: Family, format: Format): Buffer {
@@ -121,20 +121,24 @@ function headerMember(family: Family, format: Format): Buffer {
 /**
  * Compresses what this scrape needs and no earlier scrape compressed: each bucket's family text
  * becomes one gzip member, cached on the (immutable) bucket, so an unchanged bucket is compressed
- * once in its life. Runs on libuv's thread pool, off the event loop. A gzip answer is then the
- * concatenation of members: a multi-member gzip stream, which RFC 1952 allows and Go's gzip reader
- * (Prometheus), curl and zlib all read as the concatenated text.
+ * once in its life. A gzip answer is then the concatenation of members: a multi-member gzip stream,
+ * which RFC 1952 allows and Go's gzip reader (Prometheus), curl and zlib all read as the
+ * concatenated text. Synchronous in slices of COMPRESS_SLICE_MS with yields between: per member,
+ * zlib's one-shot async call costs more than the compression itself (measured: 5,000 members of
+ * 12 KB, 400 ms sync against 2,200 ms through the thread pool).
  */
 async function compressBuckets(buckets: readonly Bucket[]): Promise<void> {
-  const work: Promise<void>[] = [];
+  let sliceStart = performance.now();
   for (const bucket of buckets) {
     for (let f = 0; f < bucket.text.length; f++) {
       if (bucket.gzip[f] !== undefined) continue;
-      work.push(gzipAsync(bucket.text[f]!, GZIP_OPTIONS).then((member) => void (bucket.gzip[f] = member)));
-      if (work.length >= 64) await Promise.all(work.splice(0));
+      bucket.gzip[f] = zlib.gzipSync(bucket.text[f]!, GZIP_OPTIONS);
+      if (performance.now() - sliceStart >= COMPRESS_SLICE_MS) {
+        await yieldToEventLoop();
+        sliceStart = performance.now();
+      }
     }
   }
-  await Promise.all(work);
 }
 
 let scrapesInFlight = 0;
