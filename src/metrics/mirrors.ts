@@ -111,7 +111,7 @@ export interface Bucket {
   /** `offsets[f * (mirrors.length + 1) + j]`: where mirror j's lines start in `text[f]`. */
   readonly offsets: Uint32Array;
   readonly text: readonly Buffer[];
-  /** Per family, `text[f]` as a gzip member, made on the first gzip scrape that needs it. */
+  /** Per family, `text[f]` as a raw deflate piece (see route.ts), made on the first gzip scrape that needs it. */
   readonly gzip: (Buffer | undefined)[];
 }
 
