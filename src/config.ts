@@ -3,6 +3,7 @@
  * flag of the same meaning; a flag wins over the variable. All bad settings are reported at once,
  * each naming the variable and the flag, so an operator fixes them in one go.
  */
+import { NO_SHARDING, parseShard, type Shard } from './metrics/shard.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -30,6 +31,8 @@ export interface Config {
   /** Undefined: the PeerDB source is off. */
   peerdbUrl: string | undefined;
   peerdbPollIntervalMs: number;
+  /** This replica's share of the per-mirror series (metrics/shard.ts). */
+  metricsShard: Shard;
 }
 
 type Parser<T> = (raw: string) => T | { error: string };
@@ -174,6 +177,10 @@ export const SETTINGS: readonly Setting[] = [
   setting({
     key: 'peerdbPollIntervalMs', env: 'MIRRORSTATE_PEERDB_POLL_INTERVAL', flag: 'peerdb-poll-interval', default: 5000,
     defaultText: '5s', description: 'how often the PeerDB source polls (at least 1s)', parse: positiveDuration,
+  }),
+  setting({
+    key: 'metricsShard', env: 'MIRRORSTATE_METRICS_SHARD', flag: 'metrics-shard', default: NO_SHARDING, defaultText: '0/1',
+    description: 'i/n: export the per-mirror series of shard i of n only (README: Sharding /metrics)', parse: parseShard,
   }),
 ];
 

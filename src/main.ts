@@ -146,7 +146,7 @@ export class Daemon {
     });
     await this.queueJobs.start();
     this.snapshotPool = createSnapshotPool(catalogUrl, log);
-    const snapshots = new MirrorSnapshots({ pool: this.snapshotPool, schema: config.schema, logger: log });
+    const snapshots = new MirrorSnapshots({ pool: this.snapshotPool, schema: config.schema, logger: log, shard: config.metricsShard });
     registerMetricsRoute(this.http, { registry: this.metrics.registry, snapshots });
     registerApiRoutes(this.http, { pool: this.pool, schema: config.schema });
     registerIngestRoute(this.http, { boss: this.boss, token: config.ingestToken, logger: log, maxFutureMs: config.maxFutureMs });

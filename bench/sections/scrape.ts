@@ -1,37 +1,39 @@
 /**
- * `npm run bench scrape`: GET /metrics of the real daemon process at 1,000 and 10,000 mirrors,
- * side by side with prom-client's plain Gauge/Counter rendering of the same series in this process.
+ * `npm run bench scrape`: GET /metrics of the real daemon process at 10,000 and 100,000 mirrors,
+ * plain and gzip, side by side with a static-server floor measured in the same run (a bare
+ * node:http server in its own process handing out the same bytes), then the 4-shard split of the
+ * 100,000 (each shard scraped from its own daemon process).
  *
  * The catalog is filled directly with SQL (generate_series) in a bench database of its own,
  * dropped at the end. Before each timed scrape 1% of the mirrors change, as a live fleet would.
  * The daemon's longest event-loop block is read from its own `nodejs_eventloop_lag_max_seconds`
- * (prom-client's monitorEventLoopDelay, 10 ms resolution, reset at every scrape), so together the
- * scrapes cover every moment after the first: reads, renders and streaming alike.
+ * (prom-client's monitorEventLoopDelay, 10 ms resolution, reset at every scrape). BENCH_SCRAPES
+ * sets the scrapes per row (default 10).
  */
-import { availableParallelism, loadavg } from 'node:os';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { spawn } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
-import { Counter, Gauge, Registry } from 'prom-client';
 import { migrate } from '../../src/catalog/migrate.js';
 import { createLogger } from '../../src/log.js';
-import { readMirrorRows, readMirrorVersions, type MirrorRow } from '../../src/metrics/readMirrorRows.js';
 import { STATUSES } from '../../src/update.js';
 import { startDaemon } from '../../test/helpers/daemon.js';
 import { admin, databaseUrl } from '../../test/helpers/db.js';
 import type { BenchSection } from '../index.js';
 import { percentile } from '../lib.js';
 
-const SIZES = [1_000, 10_000];
-const SCRAPES = 30;
-const BASELINE_RENDERS = 10;
+const SIZES = [10_000, 100_000];
+const SCRAPES = Number(process.env.BENCH_SCRAPES ?? 10);
+const SHARDS = 4;
 const FILL_CHUNK = 2_000;
 const CHURN = 0.01;
 
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 
 /** Mirrors `mirror_000001`… with every status, most optional fields, and some errors. */
-async function fill(pool: pg.Pool, from: number, to: number): Promise<void> {
+export async function fill(pool: pg.Pool, from: number, to: number): Promise<void> {
   for (let start = from; start <= to; start += FILL_CHUNK) {
     const end = Math.min(to, start + FILL_CHUNK - 1);
     await pool.query(
@@ -50,7 +52,7 @@ async function fill(pool: pg.Pool, from: number, to: number): Promise<void> {
   process.stderr.write('\n');
 }
 
-async function churn(pool: pg.Pool, mirrors: number): Promise<void> {
+export async function churn(pool: pg.Pool, mirrors: number): Promise<void> {
   await pool.query(
     `update mirrorstate.mirrors set lag_seconds = random() * 60, rows_synced = coalesce(rows_synced, 0) + 100,
        updated_at = clock_timestamp()
@@ -59,111 +61,104 @@ async function churn(pool: pg.Pool, mirrors: number): Promise<void> {
   );
 }
 
-async function allRows(pool: pg.Pool): Promise<MirrorRow[]> {
-  const client = await pool.connect();
-  try {
-    const versions = await readMirrorVersions(client, 'mirrorstate');
-    return await readMirrorRows(client, 'mirrorstate', versions.map((v) => v.mirror));
-  } finally {
-    client.release();
-  }
-}
-
 function value(text: string, series: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? NaN : Number(line.slice(series.length + 1));
 }
 
-interface Measured {
-  p50: number;
-  p99: number;
-  /** p50 of the daemon's own mirrorstate_scrape_duration_seconds: the catalog read's share. */
-  readP50?: number;
-  cold?: number;
-  coldBlock?: number;
-  maxBlock: number;
-  series: number;
-  rssBytes?: number;
+interface Got {
+  ms: number;
+  body: Buffer;
 }
 
-async function measureDaemon(url: string, pool: pg.Pool, mirrors: number): Promise<Measured> {
-  const times: number[] = [];
-  const blocks: number[] = [];
-  const reads: number[] = [];
-  let text = '';
-  let cold = 0;
-  let coldBlock = 0;
-  for (let i = 0; i <= SCRAPES; i++) {
-    if (i > 0) await churn(pool, mirrors);
-    const started = performance.now();
-    const res = await fetch(`${url}/metrics`);
-    const body = await res.arrayBuffer();
-    const took = performance.now() - started;
-    text = new TextDecoder().decode(body);
-    if (i === 0) {
-      cold = took;
-      coldBlock = value(text, 'nodejs_eventloop_lag_max_seconds') * 1000;
-    } else {
-      times.push(took);
-      blocks.push(value(text, 'nodejs_eventloop_lag_max_seconds') * 1000);
-      reads.push(value(text, 'mirrorstate_scrape_duration_seconds') * 1000);
-    }
-  }
-  const sorted = times.sort((a, b) => a - b);
-  return {
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    readP50: percentile(reads.sort((a, b) => a - b), 50),
-    cold,
-    coldBlock,
-    maxBlock: Math.max(...blocks),
-    series: text.split('\n').filter((l) => l.startsWith('peerdb_')).length,
-    rssBytes: value(text, 'process_resident_memory_bytes'),
-  };
-}
-
-/** What a plain prom-client exporter does per scrape: set every series from the rows, then render. */
-async function measurePromClient(rows: MirrorRow[]): Promise<Measured> {
-  const registry = new Registry();
-  const status = new Gauge({ name: 'peerdb_mirror_status', help: 'h', labelNames: ['mirror', 'status'], registers: [registry] });
-  const info = new Gauge({
-    name: 'peerdb_mirror_info', help: 'h', labelNames: ['mirror', 'flow_type', 'source', 'destination', 'workflow_id'], registers: [registry],
+/** One GET with the raw bytes (no decoding on our side, so plain and gzip cost what they cost to send). */
+function get(url: string, gzip: boolean): Promise<Got> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers: gzip ? { 'accept-encoding': 'gzip' } : {}, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ ms: performance.now() - started, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
   });
-  const since = new Gauge({ name: 'peerdb_mirror_status_since_timestamp_seconds', help: 'h', labelNames: ['mirror'], registers: [registry] });
-  const last = new Gauge({ name: 'peerdb_mirror_last_update_timestamp_seconds', help: 'h', labelNames: ['mirror'], registers: [registry] });
-  const transitions = new Counter({ name: 'peerdb_mirror_status_transitions_total', help: 'h', labelNames: ['mirror'], registers: [registry] });
-  const rowsSynced = new Counter({ name: 'peerdb_mirror_rows_synced_total', help: 'h', labelNames: ['mirror'], registers: [registry] });
-  const lag = new Gauge({ name: 'peerdb_mirror_lag_seconds', help: 'h', labelNames: ['mirror'], registers: [registry] });
-  const error = new Gauge({ name: 'peerdb_mirror_error', help: 'h', labelNames: ['mirror', 'class'], registers: [registry] });
-  const loop = monitorEventLoopDelay({ resolution: 10 });
-  const times: number[] = [];
-  let text = '';
-  loop.enable();
-  for (let i = 0; i < BASELINE_RENDERS; i++) {
-    const started = performance.now();
-    registry.resetMetrics();
-    for (const r of rows) {
-      const mirror = r.mirror;
-      for (const s of STATUSES) status.set({ mirror, status: s }, s === r.status ? 1 : 0);
-      info.set({ mirror, flow_type: r.flow_type ?? '', source: r.source_peer ?? '', destination: r.destination_peer ?? '', workflow_id: r.workflow_id ?? '' }, 1);
-      since.set({ mirror }, Number(r.status_since));
-      last.set({ mirror }, Number(r.observed_at));
-      transitions.inc({ mirror }, Number(r.transitions_total));
-      if (r.rows_synced !== null) rowsSynced.inc({ mirror }, Number(r.rows_synced));
-      if (r.lag_seconds !== null) lag.set({ mirror }, r.lag_seconds);
-      if (r.error_class !== null) error.set({ mirror, class: r.error_class }, 1);
+}
+
+/** The floor: a bare node:http server in its own process handing out fixed bytes. */
+async function staticFloor(body: Buffer, gzip: boolean, times: number): Promise<number> {
+  const file = join(tmpdir(), `ms-bench-static-${process.pid}-${gzip ? 'gz' : 'plain'}`);
+  writeFileSync(file, body);
+  const proc = spawn(process.execPath, ['-e', `
+    const body = require('fs').readFileSync(${JSON.stringify(file)});
+    const s = require('http').createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', ${gzip ? "'content-encoding': 'gzip'," : ''} });
+      res.end(body);
+    });
+    s.listen(0, '127.0.0.1', () => console.log(s.address().port));`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise<number>((resolve) => proc.stdout.once('data', (d: Buffer) => resolve(Number(d.toString()))));
+    const ms: number[] = [];
+    for (let i = 0; i <= times; i++) {
+      const got = await get(`http://127.0.0.1:${port}/`, gzip);
+      if (i > 0) ms.push(got.ms);
     }
-    text = await registry.metrics();
-    times.push(performance.now() - started);
-    await yieldToEventLoop();
+    return percentile(ms.sort((a, b) => a - b), 50);
+  } finally {
+    proc.kill();
+    rmSync(file, { force: true });
   }
-  loop.disable();
-  const sorted = times.sort((a, b) => a - b);
+}
+
+interface Measured {
+  cold: number;
+  plain: number;
+  gzip: number;
+  floorPlain: number;
+  floorGzip: number;
+  bytes: number;
+  gzipBytes: number;
+  series: number;
+  maxBlock: number;
+  rss: number;
+}
+
+/** Scrapes `times` plain and `times` gzip, 1% of the fleet changed before each (cold first one apart). */
+async function measure(url: string, pool: pg.Pool, mirrors: number, times: number, label: string): Promise<Measured> {
+  const cold = await get(`${url}/metrics`, false);
+  const plain: number[] = [];
+  const gzip: number[] = [];
+  const blocks: number[] = [];
+  let body: Buffer = cold.body;
+  let gzBody: Buffer = Buffer.alloc(0);
+  for (let i = 0; i < times; i++) {
+    await churn(pool, mirrors);
+    const p = await get(`${url}/metrics`, false);
+    plain.push(p.ms);
+    body = p.body;
+    const text = body.toString('utf8');
+    blocks.push(value(text, 'nodejs_eventloop_lag_max_seconds') * 1000);
+    await churn(pool, mirrors);
+    const g = await get(`${url}/metrics`, true);
+    gzip.push(g.ms);
+    gzBody = g.body;
+    process.stderr.write(`\r  ${label}: scrape ${i + 1}/${times} (plain ${p.ms.toFixed(0)} ms, gzip ${g.ms.toFixed(0)} ms)   `);
+  }
+  process.stderr.write('\n');
+  const text = (await get(`${url}/metrics`, false)).body.toString('utf8');
+  blocks.push(value(text, 'nodejs_eventloop_lag_max_seconds') * 1000);
   return {
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    maxBlock: loop.max / 1e6,
+    cold: cold.ms,
+    plain: percentile(plain.sort((a, b) => a - b), 50),
+    gzip: percentile(gzip.sort((a, b) => a - b), 50),
+    floorPlain: await staticFloor(body, false, times),
+    floorGzip: await staticFloor(gzBody, true, times),
+    bytes: body.length,
+    gzipBytes: gzBody.length,
     series: text.split('\n').filter((l) => l.startsWith('peerdb_')).length,
+    maxBlock: Math.max(...blocks),
+    rss: value(text, 'process_resident_memory_bytes'),
   };
 }
 
@@ -173,7 +168,8 @@ async function run(): Promise<void> {
   const url = databaseUrl(name);
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   const logger = createLogger('silent');
-  const results: { mirrors: number; daemon: Measured; baseline: Measured }[] = [];
+  const results: { mirrors: number; m: Measured }[] = [];
+  const shards: { shard: number; p50: number; series: number; rss: number }[] = [];
   try {
     await migrate(pool, 'mirrorstate', logger);
     let filled = 0;
@@ -183,11 +179,26 @@ async function run(): Promise<void> {
       await pool.query('analyze mirrorstate.mirrors');
       const daemon = await startDaemon({ databaseUrl: url });
       try {
-        process.stderr.write(`  ${mirrors.toLocaleString('en')} mirrors: ${SCRAPES} scrapes of the daemon…\n`);
-        const ours = await measureDaemon(daemon.url, pool, mirrors);
-        process.stderr.write(`  ${mirrors.toLocaleString('en')} mirrors: ${BASELINE_RENDERS} renders with prom-client Gauges…\n`);
-        const baseline = await measurePromClient(await allRows(pool));
-        results.push({ mirrors, daemon: ours, baseline });
+        results.push({ mirrors, m: await measure(daemon.url, pool, mirrors, SCRAPES, `${mirrors.toLocaleString('en')} mirrors`) });
+      } finally {
+        await daemon.stop();
+      }
+    }
+    const mirrors = SIZES[SIZES.length - 1]!;
+    for (let i = 0; i < SHARDS; i++) {
+      const daemon = await startDaemon({ databaseUrl: url, env: { MIRRORSTATE_METRICS_SHARD: `${i}/${SHARDS}` } });
+      try {
+        await get(`${daemon.url}/metrics`, false);
+        const ms: number[] = [];
+        let text = '';
+        for (let k = 0; k < SCRAPES; k++) {
+          await churn(pool, mirrors);
+          const got = await get(`${daemon.url}/metrics`, false);
+          ms.push(got.ms);
+          text = got.body.toString('utf8');
+        }
+        shards.push({ shard: i, p50: percentile(ms.sort((a, b) => a - b), 50), series: text.split('\n').filter((l) => l.startsWith('peerdb_')).length, rss: value(text, 'process_resident_memory_bytes') });
+        process.stderr.write(`  shard ${i}/${SHARDS} of ${mirrors.toLocaleString('en')}: p50 ${shards[i]!.p50.toFixed(0)} ms\n`);
       } finally {
         await daemon.stop();
       }
@@ -197,22 +208,31 @@ async function run(): Promise<void> {
     await admin(`drop database if exists ${name} with (force)`);
   }
 
-  console.log(
-    '| mirrors | series | /metrics p50 | p99 | catalog read p50 | longest loop block | first scrape (cold cache) | its loop block | prom-client Gauge p50 | p99 | its loop block | daemon RSS |',
-  );
-  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const { mirrors, daemon: d, baseline: b } of results) {
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+  console.log('| mirrors | series | body | first scrape | plain p50 | static floor p50 | ratio | gzip body | gzip p50 | static gzip floor p50 | gzip vs plain floor | longest loop block | daemon RSS after |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const { mirrors, m } of results) {
     console.log(
-      `| ${mirrors.toLocaleString('en')} | ${d.series.toLocaleString('en')} | ${ms(d.p50)} | ${ms(d.p99)} | ${ms(d.readP50 ?? NaN)} | ${ms(d.maxBlock)} | ` +
-        `${ms(d.cold ?? NaN)} | ${ms(d.coldBlock ?? NaN)} | ${ms(b.p50)} | ${ms(b.p99)} | ${ms(b.maxBlock)} | ${((d.rssBytes ?? NaN) / 2 ** 20).toFixed(0)} MiB |`,
+      `| ${mirrors.toLocaleString('en')} | ${m.series.toLocaleString('en')} | ${(m.bytes / 1e6).toFixed(1)} MB | ${ms(m.cold)} | ${ms(m.plain)} | ${ms(m.floorPlain)} | ` +
+        `${(m.plain / m.floorPlain).toFixed(2)}× | ${(m.gzipBytes / 1e6).toFixed(2)} MB | ${ms(m.gzip)} | ${ms(m.floorGzip)} | ${(m.gzip / m.floorPlain).toFixed(2)}× | ${ms(m.maxBlock)} | ${mib(m.rss)} |`,
     );
   }
+  if (results.length > 1) {
+    const [a, b] = [results[0]!, results[results.length - 1]!];
+    console.log(`\nGrowth ${a.mirrors.toLocaleString('en')} → ${b.mirrors.toLocaleString('en')} mirrors (${b.mirrors / a.mirrors}×): plain p50 ${(b.m.plain / a.m.plain).toFixed(1)}×, RSS ${(b.m.rss / a.m.rss).toFixed(1)}×.`);
+  }
+  const whole = results[results.length - 1]!.m;
+  console.log(`\n| ${SHARDS} shards of ${SIZES[SIZES.length - 1]!.toLocaleString('en')} mirrors | series | plain p50 | vs unsharded | RSS |`);
+  console.log('|---|---:|---:|---:|---:|');
+  for (const s2 of shards) {
+    console.log(`| shard ${s2.shard}/${SHARDS} | ${s2.series.toLocaleString('en')} | ${ms(s2.p50)} | ${(s2.p50 / whole.plain).toFixed(2)}× | ${mib(s2.rss)} |`);
+  }
   console.log(
-    `\n/metrics: HTTP round trip of the real daemon process, catalog read included, ${CHURN * 100}% of mirrors changed before each scrape.` +
-      '\nprom-client: set every series from the same rows and registry.metrics() in this process (no catalog read, no HTTP).' +
-      '\nLoop blocks: monitorEventLoopDelay max (10 ms resolution); the first scrape\'s also covers the daemon\'s start-up.' +
+    `\nScrapes: HTTP round trips of the real daemon process from this process (raw bytes, nothing decoded), catalog read included, ${CHURN * 100}% of mirrors changed before each.` +
+      '\nStatic floor: a bare node:http server in its own process handing out the same bytes (plain, or the same gzip bytes), same client.' +
+      '\nLoop block: the daemon\'s nodejs_eventloop_lag_max_seconds over the scrapes after the first (10 ms resolution). RSS: process_resident_memory_bytes after the scrapes.' +
+      `\nTargets (issue 10): 10,000 plain ≤ 1.2× floor, block ≤ 20 ms, RSS ≤ 150 MB; 100,000 ≤ 10× of 10,000 in time and RSS, first scrape ≤ 10 s; each of 4 shards ≤ 0.3× unsharded.` +
       `\nMachine: load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${availableParallelism()} CPUs.`,
   );
 }
-
 export default { name: 'scrape', run } satisfies BenchSection;

@@ -1,11 +1,6 @@
 /**
  * The per-mirror families of CONTRACT §5, declared once, and their text rendered once per mirror
- * version (kube-state-metrics style): a scrape only concatenates cached strings.
- *
- * A mirror's cached text is keyed by its row version (`xmin` with `updated_at`, see
- * readMirrorRows.ts): any write to the row, by whichever writer, changes it, so a cached text is
- * never served for a row it was not rendered from. Mirrors absent from a snapshot (dropped, or
- * gone) leave the cache with it.
+ * version (kube-state-metrics style): a scrape only streams cached buffers (see MirrorTextCache).
  */
 import { STATUSES } from '../update.js';
 import { escapeLabelValue, type Family, formatValue } from './exposition.js';
@@ -100,61 +95,188 @@ export function epoch(text: string): string {
   return text.slice(0, end);
 }
 
-/** One mirror's text, one UTF-8 buffer per family of MIRROR_FAMILIES, in that order. */
-export type MirrorText = readonly Buffer[];
+/** One mirror's sample lines, one string per family of MIRROR_FAMILIES, in that order. */
+export function renderMirror(row: MirrorRow): string[] {
+  const m = `mirror="${escapeLabelValue(row.mirror)}"`;
+  return MIRROR_FAMILIES.map((family) => family.samples(row, m));
+}
 
 /**
- * Buffers rather than strings: a scrape joins them with Buffer.concat, a memcpy, where joining
- * 80,000 strings would flatten and then UTF-8-encode 12 MB on every scrape.
+ * The text of one bucket of mirrors: per family, the sample lines of its mirrors (in `mirrors`
+ * order) as one UTF-8 buffer. Immutable once built: a change makes a new bucket, so a scrape still
+ * streaming an older snapshot keeps the buffers it started with and no scrape copies any.
  */
-export function renderMirror(row: MirrorRow): MirrorText {
-  const m = `mirror="${escapeLabelValue(row.mirror)}"`;
-  return MIRROR_FAMILIES.map((family) => Buffer.from(family.samples(row, m), 'utf8'));
+export interface Bucket {
+  readonly mirrors: readonly string[];
+  /** `offsets[f * (mirrors.length + 1) + j]`: where mirror j's lines start in `text[f]`. */
+  readonly offsets: Uint32Array;
+  readonly text: readonly Buffer[];
+  /** Per family, `text[f]` as a raw deflate piece (see route.ts), made on the first gzip scrape that needs it. */
+  readonly gzip: (Buffer | undefined)[];
+}
+
+/** FNV-1a over UTF-16 code units: spreads names over buckets (internal only, unlike the shard hash). */
+function bucketHash(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/**
+ * About 16 mirrors a bucket, in powers of two: a change re-copies (and re-compresses, for gzip) its
+ * whole bucket, so 1% churn costs about 15% of the text; larger buckets would mean fewer buffers
+ * to stream but more of that work.
+ */
+export function bucketCountFor(mirrors: number): number {
+  let n = 16;
+  while (n < 16384 && n * 16 < mirrors) n *= 2;
+  return n;
+}
+
+/** Where a mirror's text comes from when its bucket is rebuilt: a new render, or the old bucket. */
+type Source = string[] | { bucket: Bucket; index: number };
+
+/**
+ * One allocation per family, filled by copying runs of the old bucket's bytes and writing the new
+ * renders: no per-mirror Buffer objects, so a rebuild leaves little for the collector.
+ */
+function buildBucket(mirrors: string[], sourceOf: (mirror: string) => Source): Bucket {
+  mirrors.sort();
+  const sources = mirrors.map(sourceOf);
+  const stride = mirrors.length + 1;
+  const offsets = new Uint32Array(MIRROR_FAMILIES.length * stride);
+  const text: Buffer[] = [];
+  for (let f = 0; f < MIRROR_FAMILIES.length; f++) {
+    let at = 0;
+    for (let j = 0; j < mirrors.length; j++) {
+      offsets[f * stride + j] = at;
+      const source = sources[j]!;
+      if (Array.isArray(source)) at += Buffer.byteLength(source[f]!, 'utf8');
+      else {
+        const o = source.bucket.offsets;
+        const s = source.bucket.mirrors.length + 1;
+        at += o[f * s + source.index + 1]! - o[f * s + source.index]!;
+      }
+    }
+    offsets[f * stride + mirrors.length] = at;
+    const buffer = Buffer.allocUnsafeSlow(at);
+    for (let j = 0; j < mirrors.length; j++) {
+      const source = sources[j]!;
+      const start = offsets[f * stride + j]!;
+      if (Array.isArray(source)) buffer.write(source[f]!, start, 'utf8');
+      else {
+        const o = source.bucket.offsets;
+        const s = source.bucket.mirrors.length + 1;
+        source.bucket.text[f]!.copy(buffer, start, o[f * s + source.index]!, o[f * s + source.index + 1]!);
+      }
+    }
+    text.push(buffer);
+  }
+  return { mirrors, offsets, text, gzip: new Array<Buffer | undefined>(MIRROR_FAMILIES.length) };
 }
 
 interface CacheEntry {
   version: string;
-  text: MirrorText;
+  bucket: number;
   /** The last snapshot that listed the mirror. */
   generation: number;
 }
 
-/** Rendered text by mirror, reused while the mirror's row version stays the same. */
+/**
+ * Rendered text by mirror, grouped in buckets (kube-state-metrics style: a scrape streams cached
+ * buffers). A mirror's text is keyed by its row version (`xmin` with `updated_at`, see
+ * readMirrorRows.ts): any write to the row, by whichever writer, changes it, so a cached text is
+ * never served for a row it was not rendered from. Only buckets holding a changed, new or departed
+ * mirror are rebuilt, from the new renders and views of the old bucket's unchanged text.
+ */
 export class MirrorTextCache {
-  private readonly entries = new Map<string, CacheEntry>();
+  private entries = new Map<string, CacheEntry>();
+  private buckets: (Bucket | undefined)[] = [];
   private generation = 0;
+  private current: readonly MirrorVersion[] = [];
 
-  /** Mirrors whose cached text is missing or was rendered from another row version. */
+  /**
+   * Takes a snapshot's versions; returns the mirrors whose text is missing or was rendered from
+   * another row version. Call `update` with their rows next.
+   */
   stale(versions: readonly MirrorVersion[]): string[] {
+    const count = bucketCountFor(versions.length);
+    // The fleet grew or shrank fourfold: re-bucket from scratch (a cold read, rare by construction).
+    if (this.buckets.length === 0 || count >= this.buckets.length * 4 || count * 4 <= this.buckets.length) {
+      this.entries = new Map();
+      this.buckets = new Array<Bucket | undefined>(count);
+    }
+    this.current = versions;
     const stale: string[] = [];
     for (const v of versions) if (this.entries.get(v.mirror)?.version !== v.version) stale.push(v.mirror);
     return stale;
   }
 
-  /** Renders `rows` (the stale mirrors' current rows) into the cache. */
-  render(rows: readonly MirrorRow[]): void {
-    for (const row of rows) this.entries.set(row.mirror, { version: row.version, text: renderMirror(row), generation: -1 });
-  }
-
   /**
-   * The snapshot's text in `versions` order. Mirrors not in it (dropped, gone) leave the cache.
-   * A mirror without a matching entry (its row cannot change between two reads of one snapshot,
-   * so this does not happen) is left out rather than served stale.
+   * Renders `rows` (the stale mirrors' rows, from the same catalog snapshot as the versions) and
+   * rebuilds the buckets they and departed mirrors touch, yielding to the event loop every
+   * `yieldEvery` mirrors. Returns the snapshot's non-empty buckets.
    */
-  snapshot(versions: readonly MirrorVersion[]): MirrorText[] {
+  async update(rows: readonly MirrorRow[], yieldTo: () => Promise<unknown>, yieldEvery: number): Promise<Bucket[]> {
     const generation = ++this.generation;
-    const texts: MirrorText[] = [];
-    for (const { mirror, version } of versions) {
-      const entry = this.entries.get(mirror);
-      if (entry === undefined || entry.version !== version) continue;
-      entry.generation = generation;
-      texts.push(entry.text);
+    const mask = this.buckets.length - 1;
+    const rendered = new Map<string, string[]>();
+    for (let i = 0; i < rows.length; i++) {
+      if (i > 0 && i % yieldEvery === 0) await yieldTo();
+      const row = rows[i]!;
+      rendered.set(row.mirror, renderMirror(row));
     }
-    // Sweeping costs a pass over the cache, so only when some mirror left the snapshot.
-    if (this.entries.size > texts.length) {
-      for (const [mirror, entry] of this.entries) if (entry.generation !== generation) this.entries.delete(mirror);
+    const dirty = new Set<number>();
+    let listed = 0;
+    for (const { mirror, version } of this.current) {
+      let entry = this.entries.get(mirror);
+      if (entry !== undefined && entry.version === version) {
+        entry.generation = generation;
+        listed++;
+        continue;
+      }
+      if (entry !== undefined) dirty.add(entry.bucket); // changed: its old text goes
+      if (!rendered.has(mirror)) {
+        // Stale without a row (cannot happen within one snapshot): left out rather than served stale.
+        if (entry !== undefined) this.entries.delete(mirror);
+        continue;
+      }
+      const bucket = bucketHash(mirror) & mask;
+      if (entry === undefined) {
+        entry = { version, bucket, generation };
+        this.entries.set(mirror, entry);
+      } else {
+        entry.version = version;
+        entry.generation = generation;
+      }
+      dirty.add(bucket);
+      listed++;
     }
-    return texts;
+    // Mirrors gone from the snapshot (dropped, deleted, or moved to another shard) leave.
+    if (this.entries.size > listed) {
+      for (const [mirror, entry] of this.entries) {
+        if (entry.generation !== generation) {
+          this.entries.delete(mirror);
+          dirty.add(entry.bucket);
+        }
+      }
+    }
+    if (dirty.size > 0) {
+      const members = new Map<number, string[]>([...dirty].map((b) => [b, []]));
+      for (const [mirror, entry] of this.entries) members.get(entry.bucket)?.push(mirror);
+      let built = 0;
+      for (const [b, mirrors] of members) {
+        const old = this.buckets[b];
+        const index = new Map(old?.mirrors.map((m, j) => [m, j]));
+        this.buckets[b] = mirrors.length === 0 ? undefined : buildBucket(mirrors, (m) => rendered.get(m) ?? { bucket: old!, index: index.get(m)! });
+        built += mirrors.length;
+        if (built >= yieldEvery) {
+          built = 0;
+          await yieldTo();
+        }
+      }
+    }
+    return this.buckets.filter((b): b is Bucket => b !== undefined);
   }
 
   get size(): number {

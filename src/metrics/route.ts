@@ -1,9 +1,10 @@
 /**
  * GET /metrics: the daemon's own families, then every mirror's families from one catalog snapshot.
  *
- * The per-mirror text comes from the snapshot's cache and is streamed family by family in chunks
- * of STREAM_CHUNK_MIRRORS mirrors, yielding to the event loop between chunks and honouring
- * backpressure, so a scrape of 10,000 mirrors (> 120,000 series) never blocks the loop for long.
+ * The per-mirror text comes from the snapshot's cache (buckets of mirrors, one buffer per family,
+ * see mirrors.ts) and is streamed family by family without copying, yielding to the event loop
+ * between writevs and honouring backpressure, so a scrape of 100,000 mirrors never blocks the loop
+ * for long. With `Accept-Encoding: gzip` the same is sent as cached gzip members.
  *
  * Scrape budget: Prometheus sends `X-Prometheus-Scrape-Timeout-Seconds`; the catalog read may use
  * that minus STREAM_RESERVE_MS (DEFAULT_SCRAPE_TIMEOUT_S without the header). A read that takes
@@ -12,18 +13,27 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import zlib from 'node:zlib';
 import type { Registry } from 'prom-client';
 import type { HttpServer } from '../http/server.js';
 import { CATALOG_UP, SCRAPE_DURATION, SNAPSHOT_TIMESTAMP } from './daemon.js';
 import { CONTENT_TYPES, type Family, familyHeader, type Format, negotiateFormat, renderRegistry } from './exposition.js';
-import { MIRROR_FAMILIES } from './mirrors.js';
+import { type Bucket, MIRROR_FAMILIES } from './mirrors.js';
 import type { MirrorSnapshots, ScrapeSnapshot } from './snapshot.js';
 
 export const DEFAULT_SCRAPE_TIMEOUT_S = 10;
 /** Kept back from the scrape timeout for rendering and sending the answer. */
 export const STREAM_RESERVE_MS = 500;
 export const MIN_READ_BUDGET_MS = 100;
-export const STREAM_CHUNK_MIRRORS = 2000;
+/** Bytes handed to the socket per write; the event loop gets a turn between groups. */
+export const WRITE_GROUP_BYTES = 256 * 1024;
+/** Longest the event loop is kept compressing before other work gets a turn. */
+export const COMPRESS_SLICE_MS = 5;
+/**
+ * Scrapes answered at once; more get 503. Concurrent scrapes share the cached buffers, but a
+ * stalled one keeps its snapshot's buckets alive, so the number of them is what bounds memory.
+ */
+export const MAX_CONCURRENT_SCRAPES = 8;
 
 export interface MetricsRouteOptions {
   registry: Registry;
@@ -47,45 +57,178 @@ function scrapeFamilies(scrape: ScrapeSnapshot, format: Format): string {
   );
 }
 
-/** Writes `chunk`; waits for the socket to drain when its buffer is full. False once the client is gone. */
-async function send(res: ServerResponse, chunk: string | Buffer): Promise<boolean> {
-  if (res.destroyed) return false;
-  if (!res.write(chunk)) {
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        res.off('drain', done);
-        res.off('close', done);
-        resolve();
-      };
-      res.on('drain', done);
-      res.on('close', done);
-    });
-  }
-  return !res.destroyed;
+/** Waits until the socket takes more, or the client is gone. */
+async function drained(res: ServerResponse): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
+/**
+ * Streams the answer's buffers in groups of about WRITE_GROUP_BYTES (one copy into a group buffer
+ * beats thousands of small writes, each a chunk and an iovec), honouring backpressure and yielding
+ * to the event loop between groups. A slow scraper holds one group, never a copy of the answer.
+ * False once the client is gone.
+ */
+async function writeAll(res: ServerResponse, parts: readonly Buffer[]): Promise<boolean> {
+  let group: Buffer[] = [];
+  let size = 0;
+  const flush = async () => {
+    if (res.destroyed) return false;
+    const ok = res.write(group.length === 1 ? group[0]! : Buffer.concat(group, size));
+    group = [];
+    size = 0;
+    if (!ok) await drained(res);
+    else await yieldToEventLoop();
+    return !res.destroyed;
+  };
+  for (const part of parts) {
+    group.push(part);
+    size += part.length;
+    if (size >= WRITE_GROUP_BYTES && !(await flush())) return false;
+  }
+  return size === 0 || (await flush());
+}
+
+/** gzip when the scraper lists it (Prometheus does) without refusing it (`q=0`). */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  return header.split(',').some((part) => {
+    const [coding = '', ...params] = part.split(';').map((x) => x.trim().toLowerCase());
+    return (coding === 'gzip' || coding === 'x-gzip') && !params.some((p) => /^q=0(\.0*)?$/.test(p));
+  });
+}
+
+/**
+ * gzip answers are one gzip member assembled from cached pieces: each piece is a raw deflate
+ * stream ended with a sync flush (byte-aligned, not final), so pieces compressed independently
+ * concatenate into one valid deflate stream; the answer is a gzip header, the pieces, an empty
+ * final block and the CRC-32 and length of the whole text. One member rather than a gzip member
+ * per piece, because `curl --compressed` (7.88) stops after the first member, while Prometheus
+ * (Go's compress/gzip), zlib and browsers read either.
+ */
+const DEFLATE_OPTIONS = { level: zlib.constants.Z_BEST_SPEED, finishFlush: zlib.constants.Z_SYNC_FLUSH };
+const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff]);
+/** BFINAL=1 with fixed Huffman codes and only the end-of-block code. */
+const FINAL_EMPTY_BLOCK = Buffer.from([0x03, 0x00]);
+
+function deflatePiece(text: Buffer): Buffer {
+  return zlib.deflateRawSync(text, DEFLATE_OPTIONS);
+}
+
+function gzipTrailer(crc: number, length: number): Buffer {
+  const trailer = Buffer.alloc(8);
+  trailer.writeUInt32LE(crc >>> 0, 0);
+  trailer.writeUInt32LE(length % 2 ** 32, 4);
+  return trailer;
+}
+
+const headerPieces = new Map<string, { text: Buffer; deflated: Buffer }>();
+
+function headerPiece(family: Family, format: Format): { text: Buffer; deflated: Buffer } {
+  const key = `${format}\u0000${family.name}`;
+  let piece = headerPieces.get(key);
+  if (piece === undefined) {
+    const text = Buffer.from(familyHeader(family, format), 'utf8');
+    piece = { text, deflated: deflatePiece(text) };
+    headerPieces.set(key, piece);
+  }
+  return piece;
+}
+
+/**
+ * Compresses what this scrape needs and no earlier scrape compressed: each bucket's family text
+ * is deflated once in its life and cached on the (immutable) bucket. Synchronous in slices of
+ * COMPRESS_SLICE_MS with yields between: per piece, zlib's one-shot async call costs more than the
+ * compression itself (measured: 5,000 pieces of 12 KB, 400 ms sync against 2,200 ms through the
+ * thread pool).
+ */
+async function compressBuckets(buckets: readonly Bucket[]): Promise<void> {
+  let sliceStart = performance.now();
+  for (const bucket of buckets) {
+    for (let f = 0; f < bucket.text.length; f++) {
+      if (bucket.gzip[f] !== undefined) continue;
+      bucket.gzip[f] = deflatePiece(bucket.text[f]!);
+      if (performance.now() - sliceStart >= COMPRESS_SLICE_MS) {
+        await yieldToEventLoop();
+        sliceStart = performance.now();
+      }
+    }
+  }
+}
+
+let scrapesInFlight = 0;
+
 export async function serveMetrics(req: IncomingMessage, res: ServerResponse, options: MetricsRouteOptions): Promise<void> {
+  if (scrapesInFlight >= MAX_CONCURRENT_SCRAPES) {
+    res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1' });
+    res.end(`too many concurrent scrapes (at most ${MAX_CONCURRENT_SCRAPES})\n`);
+    return;
+  }
+  scrapesInFlight++;
+  try {
+    await stream(req, res, options);
+  } finally {
+    scrapesInFlight--;
+  }
+}
+
+async function stream(req: IncomingMessage, res: ServerResponse, options: MetricsRouteOptions): Promise<void> {
   const format = negotiateFormat(req.headers.accept);
+  const gzip = acceptsGzip(req.headers['accept-encoding'] as string | undefined);
   const scrape = await options.snapshots.forScrape(readBudgetMs(req.headers['x-prometheus-scrape-timeout-seconds']));
   const own = await renderRegistry(options.registry, format);
-  res.writeHead(200, { 'content-type': CONTENT_TYPES[format], 'cache-control': 'no-store' });
+  const buckets = scrape.snapshot?.buckets ?? [];
+  if (gzip && req.method !== 'HEAD') await compressBuckets(buckets);
+  const headers = {
+    'content-type': CONTENT_TYPES[format],
+    'cache-control': 'no-store',
+    vary: 'accept-encoding',
+    ...(gzip ? { 'content-encoding': 'gzip' } : {}),
+  };
   if (req.method === 'HEAD') {
+    res.writeHead(200, headers);
     res.end();
     return;
   }
-  if (!(await send(res, own + scrapeFamilies(scrape, format)))) return;
-  const mirrors = scrape.snapshot?.mirrors ?? [];
+  const head = Buffer.from(own + scrapeFamilies(scrape, format), 'utf8');
+  const tail = Buffer.from(format === 'openmetrics' ? '# EOF\n' : '', 'utf8');
+  // The plain text as pieces, and for gzip each piece's deflated form beside it.
+  const plain: Buffer[] = [head];
+  const deflated: Buffer[] = gzip ? [GZIP_HEADER, deflatePiece(head)] : [];
   for (const [f, family] of MIRROR_FAMILIES.entries()) {
-    if (!(await send(res, familyHeader(family, format)))) return;
-    for (let start = 0; start < mirrors.length; start += STREAM_CHUNK_MIRRORS) {
-      const end = Math.min(start + STREAM_CHUNK_MIRRORS, mirrors.length);
-      const parts: Buffer[] = new Array<Buffer>(end - start);
-      for (let i = start; i < end; i++) parts[i - start] = mirrors[i]![f]!;
-      if (!(await send(res, Buffer.concat(parts)))) return;
-      await yieldToEventLoop();
+    const header = headerPiece(family, format);
+    plain.push(header.text);
+    if (gzip) deflated.push(header.deflated);
+    for (const bucket of buckets) {
+      plain.push(bucket.text[f]!);
+      if (gzip) deflated.push(bucket.gzip[f]!);
     }
   }
-  res.end(format === 'openmetrics' ? '# EOF\n' : '');
+  plain.push(tail);
+  let parts = plain;
+  if (gzip) {
+    let crc = 0;
+    let length = 0;
+    for (const piece of plain) {
+      // Skipped when empty: zlib.crc32 of some zero-length buffers (allocUnsafeSlow(0)) answers 0
+      // instead of the running value (Node 20.20).
+      if (piece.length === 0) continue;
+      crc = zlib.crc32(piece, crc);
+      length += piece.length;
+    }
+    deflated.push(deflatePiece(tail), FINAL_EMPTY_BLOCK, gzipTrailer(crc, length));
+    parts = deflated;
+  }
+  // The length is known before the first byte: no chunked encoding.
+  res.writeHead(200, { ...headers, 'content-length': parts.reduce((n, p) => n + p.length, 0) });
+  if (await writeAll(res, parts)) res.end();
 }
 
 export function registerMetricsRoute(server: HttpServer, options: MetricsRouteOptions): void {

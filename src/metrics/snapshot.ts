@@ -12,22 +12,25 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from '../log.js';
 import { inTransaction } from '../db.js';
-import { MirrorTextCache, type MirrorText } from './mirrors.js';
+import { type Bucket, MirrorTextCache } from './mirrors.js';
 import { type MirrorRow, readMirrorRows, readMirrorVersions } from './readMirrorRows.js';
+import { NO_SHARDING, type Shard } from './shard.js';
 
 /** Server-side bound on one catalog read; a scrape gives up waiting much earlier (its own timeout). */
 export const SNAPSHOT_STATEMENT_TIMEOUT_MS = 30_000;
 export const SNAPSHOT_CONNECT_TIMEOUT_MS = 5_000;
 /** Mirrors rendered between two yields to the event loop, so a cold cache never blocks it for long. */
-export const RENDER_CHUNK_MIRRORS = 250;
+export const RENDER_CHUNK_MIRRORS = 1000;
 
 export interface Snapshot {
   /** When the read started, in Unix seconds: the catalog state the per-mirror series show. */
   takenAtSeconds: number;
   /** Time the catalog read took, in seconds. */
   readSeconds: number;
-  /** Per-mirror text in mirror order. */
-  mirrors: MirrorText[];
+  /** The per-mirror text, in buckets (see mirrors.ts). */
+  buckets: Bucket[];
+  /** How many mirrors the buckets hold. */
+  mirrors: number;
 }
 
 export interface ScrapeSnapshot {
@@ -58,6 +61,8 @@ export interface MirrorSnapshotsOptions {
   pool: pg.Pool;
   schema: string;
   logger: Logger;
+  /** The mirrors this replica exports (default: all). */
+  shard?: Shard;
 }
 
 export class MirrorSnapshots {
@@ -118,24 +123,23 @@ export class MirrorSnapshots {
 
   private async read(): Promise<Snapshot> {
     const { pool, schema } = this.options;
+    const shard = this.options.shard ?? NO_SHARDING;
     const takenAtSeconds = Date.now() / 1000;
     const started = performance.now();
     // Versions and the changed rows from one snapshot: a row written in between cannot pair an
     // old version with new values (or the reverse) and then stick in the cache.
     const { versions, rows } = await inTransaction(pool, 'begin isolation level repeatable read read only', async (client) => {
-      const versions = await readMirrorVersions(client, schema);
+      const versions = await readMirrorVersions(client, schema, shard);
       const stale = this.cache.stale(versions);
-      const rows: MirrorRow[] = stale.length > 0 ? await readMirrorRows(client, schema, stale) : [];
+      // A cold cache reads every row at once rather than naming them all in an array.
+      const rows: MirrorRow[] =
+        stale.length === 0 ? [] : await readMirrorRows(client, schema, stale.length > versions.length / 2 ? undefined : stale, shard);
       return { versions, rows };
     });
     const readSeconds = (performance.now() - started) / 1000;
-    for (let i = 0; i < rows.length; i += RENDER_CHUNK_MIRRORS) {
-      if (i > 0) await yieldToEventLoop();
-      this.cache.render(rows.slice(i, i + RENDER_CHUNK_MIRRORS));
-    }
+    const buckets = await this.cache.update(rows, () => yieldToEventLoop(), RENDER_CHUNK_MIRRORS);
     this.lastRendered = rows.length;
-    const mirrors: MirrorText[] = this.cache.snapshot(versions);
-    const snapshot: Snapshot = { takenAtSeconds, readSeconds, mirrors };
+    const snapshot: Snapshot = { takenAtSeconds, readSeconds, buckets, mirrors: versions.length };
     this.last = snapshot;
     return snapshot;
   }

@@ -56,7 +56,32 @@ export async function scrape(url: string, headers: Record<string, string> = {}):
 /** The exposition from the first `# HELP peerdb_` line on: the per-mirror families. */
 export function mirrorPart(text: string): string {
   const start = text.indexOf('# HELP peerdb_');
-  return start < 0 ? '' : text.slice(start);
+  return start < 0 ? '' : byMirror(text.slice(start));
+}
+
+/**
+ * Within each family, the series in mirror-name order. /metrics streams them in its cache's bucket
+ * order (metrics/mirrors.ts), which the formats leave free; a stable sort on the mirror label keeps
+ * each mirror's own lines (the 12 statuses) in the order they were written, so a comparison with
+ * the expected text still checks every line, the family grouping and the order within a mirror.
+ */
+function byMirror(text: string): string {
+  const lines = text.split('\n');
+  const mirrorOf = (line: string) => /mirror="((?:[^"\\]|\\.)*)"/.exec(line)?.[1] ?? '';
+  const out: string[] = [];
+  let run: string[] = [];
+  const flush = () => {
+    out.push(...run.sort((a, b) => Buffer.compare(Buffer.from(mirrorOf(a)), Buffer.from(mirrorOf(b)))));
+    run = [];
+  };
+  for (const line of lines) {
+    if (line.startsWith('#') || line === '') {
+      flush();
+      out.push(line);
+    } else run.push(line);
+  }
+  flush();
+  return out.join('\n');
 }
 
 /** A sample's value by its exact series text (`name{labels}`), or undefined when absent. */

@@ -1,0 +1,133 @@
+/**
+ * Metrics sharding and gzip, from outside: three daemon processes on one catalog, shards 0/3, 1/3
+ * and 2/3, scraped over HTTP as Prometheus would. Together they export every live mirror exactly
+ * once (complete and disjoint), each mirror on the shard the documented hash names, and each
+ * exports its own families. A gzip answer decodes to exactly the plain answer, in both formats.
+ */
+import { crc32, gunzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { parseShard, shardOf } from '../../src/metrics/shard.js';
+import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { putMirror } from './fixtures.js';
+
+const SHARDS = 3;
+const MIRRORS = [
+  ...Array.from({ length: 60 }, (_, i) => `mirror_${String(i).padStart(6, '0')}`),
+  'orders_cdc', 'zählwerk "q"', 'back\\slash', 'émoji 🚀 with spaces',
+];
+
+let db: TestDatabase;
+const daemons: DaemonProcess[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase('metrics_shards');
+  // The first daemon migrates; the catalog is then filled directly, as the scrape bench does.
+  daemons.push(await startDaemon({ databaseUrl: db.url, env: { MIRRORSTATE_METRICS_SHARD: `0/${SHARDS}` } }));
+  for (const [i, mirror] of MIRRORS.entries()) {
+    await putMirror(db.pool, 'mirrorstate', { mirror, status: i % 2 ? 'running' : 'failed', statusSince: '2026-11-21T10:00:00Z', observedAt: '2026-11-21T10:00:00Z' });
+  }
+  await db.pool.query(`update mirrorstate.mirrors set dropped_at = now() where mirror = 'mirror_000007'`);
+  for (let i = 1; i < SHARDS; i++) {
+    daemons.push(await startDaemon({ databaseUrl: db.url, args: ['--metrics-shard', `${i}/${SHARDS}`] }));
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(daemons.map((d) => d.stop()));
+  await db?.drop();
+});
+
+async function get(url: string, headers: Record<string, string> = {}): Promise<{ body: Buffer; encoding: string | null }> {
+  // node's fetch would decode gzip itself: ask with node:http semantics by reading the raw bytes.
+  const { request } = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/metrics`, { headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ body: Buffer.concat(chunks), encoding: res.headers['content-encoding'] ?? null }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const mirrorsIn = (text: string) =>
+  new Set([...text.matchAll(/^peerdb_mirror_info\{mirror="((?:[^"\\]|\\.)*)"/gm)].map((m) => m[1]!.replace(/\\(.)/g, '$1')));
+
+describe('MIRRORSTATE_METRICS_SHARD', () => {
+  it('hashes names as documented', () => {
+    // README "Sharding /metrics" and shard.ts: first 4 bytes of sha256(UTF-8 name), big-endian, mod n.
+    expect([shardOf('orders_cdc', 4), shardOf('orders_cdc', 3), shardOf('mirror_000001', 4), shardOf('zählwerk "q"', 4)]).toEqual([2, 2, 2, 1]);
+    expect(shardOf('anything', 1)).toBe(0);
+  });
+
+  it.each([['0/1', { index: 0, count: 1 }], ['3/4', { index: 3, count: 4 }], [' 1 / 2 ', { index: 1, count: 2 }]])('parses %j', (raw, shard) => {
+    expect(parseShard(raw)).toEqual(shard);
+  });
+
+  it.each(['4/4', '1/0', '-1/2', 'a/b', '1', '0/2000', ''])('refuses %j naming the setting', (raw) => {
+    expect(() => loadConfig({ MIRRORSTATE_METRICS_SHARD: raw === '' ? ' ' : raw })).toThrow(/MIRRORSTATE_METRICS_SHARD \/ --metrics-shard must be i\/n/);
+  });
+
+  it('splits the fleet over the replicas: complete, disjoint, by the documented hash, daemon families on each', async () => {
+    const live = MIRRORS.filter((m) => m !== 'mirror_000007');
+    let texts: string[] = [];
+    await waitFor('every shard lists its mirrors', async () => {
+      texts = await Promise.all(daemons.map(async (d) => (await get(d.url)).body.toString('utf8')));
+      return texts.reduce((n, t) => n + mirrorsIn(t).size, 0) >= live.length;
+    });
+    const seen = new Map<string, number>();
+    for (const [shard, text] of texts.entries()) {
+      for (const mirror of mirrorsIn(text)) {
+        expect(seen.has(mirror), `${mirror} on two shards`).toBe(false);
+        seen.set(mirror, shard);
+        expect(shardOf(mirror, SHARDS), mirror).toBe(shard);
+      }
+      expect(text).toMatch(/^mirrorstate_catalog_up 1$/m);
+      expect(text).toMatch(/^mirrorstate_updates_total\{result="applied"\} /m);
+      expect(text).toMatch(/^process_resident_memory_bytes /m);
+    }
+    expect([...seen.keys()].sort()).toEqual([...live].sort());
+    // Every shard holds some of the fleet, or the test would not tell a filter from none.
+    expect(texts.map((t) => mirrorsIn(t).size).every((n) => n > 0 && n < live.length)).toBe(true);
+  });
+});
+
+describe('gzip', () => {
+  it.each([
+    ['text', 'text/plain;version=0.0.4'],
+    ['openmetrics', 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5'],
+  ])('decodes to exactly the plain answer (%s)', async (_format, accept) => {
+    const url = daemons[0]!.url;
+    // Twice: the first gzip scrape compresses, the second serves cached members.
+    for (let i = 0; i < 2; i++) {
+      const zipped = await get(url, { accept, 'accept-encoding': 'gzip, deflate' });
+      const plain = await get(url, { accept });
+      expect(zipped.encoding).toBe('gzip');
+      expect(plain.encoding).toBe(null);
+      expect(zipped.body.length).toBeLessThan(plain.body.length);
+      // The scrape's own timing families differ between two scrapes; everything else must not.
+      // (Node's own samples come and go too: a GC of a new kind adds a series.)
+      const volatile = /^(mirrorstate_scrape_duration_seconds|mirrorstate_snapshot_timestamp_seconds|process_|nodejs_|mirrorstate_queue_jobs)/;
+      const steady = (text: string) => text.split('\n').filter((line) => !volatile.test(line)).join('\n');
+      const a = gunzipSync(zipped.body).toString('utf8');
+      const b = plain.body.toString('utf8');
+      expect(steady(a)).toBe(steady(b));
+      expect(a.includes('peerdb_mirror_status{')).toBe(true);
+      if (accept.startsWith('application/openmetrics-text')) expect(a.endsWith('# EOF\n')).toBe(true);
+      // One gzip member, not several: its trailer holds the CRC-32 and length of the whole text
+      // (a reader such as curl 7.88 stops after the first member of a multi-member stream).
+      expect(zipped.body.readUInt32LE(zipped.body.length - 8)).toBe(crc32(Buffer.from(a, 'utf8')));
+      expect(zipped.body.readUInt32LE(zipped.body.length - 4)).toBe(Buffer.byteLength(a, 'utf8'));
+    }
+  });
+
+  it('stays plain when gzip is refused', async () => {
+    const res = await get(daemons[0]!.url, { 'accept-encoding': 'gzip;q=0, identity' });
+    expect(res.encoding).toBe(null);
+    expect(res.body.toString('utf8')).toMatch(/^peerdb_mirror_info\{/m);
+  });
+});
