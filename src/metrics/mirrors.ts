@@ -4,7 +4,7 @@
  */
 import { STATUSES } from '../update.js';
 import { escapeLabelValue, type Family, formatValue } from './exposition.js';
-import type { MirrorRow, MirrorVersion } from './readMirrorRows.js';
+import type { MirrorChange, MirrorRow, MirrorVersion } from './readMirrorRows.js';
 
 export interface MirrorFamily extends Family {
   /** This mirror's sample lines of the family, each ending in a line feed; `m` is `mirror="…"`, escaped. */
@@ -111,8 +111,18 @@ export interface Bucket {
   /** `offsets[f * (mirrors.length + 1) + j]`: where mirror j's lines start in `text[f]`. */
   readonly offsets: Uint32Array;
   readonly text: readonly Buffer[];
-  /** Per family, `text[f]` as a raw deflate piece (see route.ts), made on the first gzip scrape that needs it. */
-  readonly gzip: (Buffer | undefined)[];
+  /**
+   * Per family, `text[f]` as a raw deflate piece with its CRC-32 and CRC shift operator (see
+   * route.ts), made on the first gzip scrape that needs it.
+   */
+  readonly gzip: (GzipPiece | undefined)[];
+}
+
+export interface GzipPiece {
+  readonly deflated: Buffer;
+  readonly crc: number;
+  /** crc32ShiftOperator(text length). */
+  readonly shift: number;
 }
 
 /** FNV-1a over UTF-16 code units: spreads names over buckets (internal only, unlike the shard hash). */
@@ -172,7 +182,7 @@ function buildBucket(mirrors: string[], sourceOf: (mirror: string) => Source): B
     }
     text.push(buffer);
   }
-  return { mirrors, offsets, text, gzip: new Array<Buffer | undefined>(MIRROR_FAMILIES.length) };
+  return { mirrors, offsets, text, gzip: new Array<GzipPiece | undefined>(MIRROR_FAMILIES.length) };
 }
 
 interface CacheEntry {
@@ -194,6 +204,8 @@ export class MirrorTextCache {
   private buckets: (Bucket | undefined)[] = [];
   private generation = 0;
   private current: readonly MirrorVersion[] = [];
+  /** How many mirrors the last update or patch rendered anew. */
+  rendered = 0;
 
   /**
    * Takes a snapshot's versions; returns the mirrors whose text is missing or was rendered from
@@ -205,6 +217,7 @@ export class MirrorTextCache {
     if (this.buckets.length === 0 || count >= this.buckets.length * 4 || count * 4 <= this.buckets.length) {
       this.entries = new Map();
       this.buckets = new Array<Bucket | undefined>(count);
+      this.live = [];
     }
     this.current = versions;
     const stale: string[] = [];
@@ -221,6 +234,7 @@ export class MirrorTextCache {
     const generation = ++this.generation;
     const mask = this.buckets.length - 1;
     const rendered = new Map<string, string[]>();
+    this.rendered = rows.length;
     for (let i = 0; i < rows.length; i++) {
       if (i > 0 && i % yieldEvery === 0) await yieldTo();
       const row = rows[i]!;
@@ -264,19 +278,82 @@ export class MirrorTextCache {
     if (dirty.size > 0) {
       const members = new Map<number, string[]>([...dirty].map((b) => [b, []]));
       for (const [mirror, entry] of this.entries) members.get(entry.bucket)?.push(mirror);
-      let built = 0;
-      for (const [b, mirrors] of members) {
-        const old = this.buckets[b];
-        const index = new Map(old?.mirrors.map((m, j) => [m, j]));
-        this.buckets[b] = mirrors.length === 0 ? undefined : buildBucket(mirrors, (m) => rendered.get(m) ?? { bucket: old!, index: index.get(m)! });
-        built += mirrors.length;
-        if (built >= yieldEvery) {
-          built = 0;
-          await yieldTo();
-        }
+      await this.rebuild(members, rendered, yieldTo, yieldEvery);
+    }
+    return this.liveBuckets(dirty.size > 0);
+  }
+
+  /**
+   * The change feed's counterpart of stale + update: applies `changes` (rows of one snapshot whose
+   * version may differ from the cached one; dropped ones leave) and rebuilds only their buckets,
+   * without walking the whole fleet. When nothing changed the previous array is returned as is, so
+   * the route can serve its assembled answer again.
+   */
+  async patch(changes: readonly MirrorChange[], yieldTo: () => Promise<unknown>, yieldEvery: number): Promise<Bucket[]> {
+    const mask = this.buckets.length - 1;
+    const rendered = new Map<string, string[]>();
+    /** Per dirty bucket, its members after the changes. */
+    const members = new Map<number, Set<string>>();
+    const membersOf = (b: number) => {
+      let set = members.get(b);
+      if (set === undefined) members.set(b, (set = new Set(this.buckets[b]?.mirrors)));
+      return set;
+    };
+    for (let i = 0; i < changes.length; i++) {
+      if (i > 0 && i % yieldEvery === 0) await yieldTo();
+      const row = changes[i]!;
+      const entry = this.entries.get(row.mirror);
+      if (row.dropped) {
+        if (entry === undefined) continue;
+        this.entries.delete(row.mirror);
+        membersOf(entry.bucket).delete(row.mirror);
+      } else if (entry === undefined) {
+        const bucket = bucketHash(row.mirror) & mask;
+        this.entries.set(row.mirror, { version: row.version, bucket, generation: this.generation });
+        membersOf(bucket).add(row.mirror);
+        rendered.set(row.mirror, renderMirror(row));
+      } else if (entry.version !== row.version) {
+        entry.version = row.version;
+        membersOf(entry.bucket);
+        rendered.set(row.mirror, renderMirror(row));
       }
     }
-    return this.buckets.filter((b): b is Bucket => b !== undefined);
+    this.rendered = rendered.size;
+    if (members.size > 0) await this.rebuild(new Map([...members].map(([b, set]) => [b, [...set]])), rendered, yieldTo, yieldEvery);
+    return this.liveBuckets(members.size > 0);
+  }
+
+  /** Whether the buckets suit a fleet of `mirrors` (else a full read re-buckets, see stale). */
+  fits(mirrors: number): boolean {
+    const count = bucketCountFor(mirrors);
+    return this.buckets.length > 0 && count < this.buckets.length * 4 && count * 4 > this.buckets.length;
+  }
+
+  private async rebuild(
+    members: Map<number, string[]>, rendered: Map<string, string[]>, yieldTo: () => Promise<unknown>, yieldEvery: number,
+  ): Promise<void> {
+    let built = 0;
+    for (const [b, mirrors] of members) {
+      const old = this.buckets[b];
+      const index = new Map(old?.mirrors.map((m, j) => [m, j]));
+      this.buckets[b] = mirrors.length === 0 ? undefined : buildBucket(mirrors, (m) => rendered.get(m) ?? { bucket: old!, index: index.get(m)! });
+      built += mirrors.length;
+      if (built >= yieldEvery) {
+        built = 0;
+        await yieldTo();
+      }
+    }
+  }
+
+  private live: Bucket[] = [];
+
+  private liveBuckets(changed: boolean): Bucket[] {
+    if (changed || this.live.length === 0) this.live = this.buckets.filter((b): b is Bucket => b !== undefined);
+    return this.live;
+  }
+
+  has(mirror: string): boolean {
+    return this.entries.has(mirror);
   }
 
   get size(): number {

@@ -7,7 +7,14 @@
  *   readMirrorRows      the rendered columns, only for mirrors whose cached text is out of date
  *                       (or of every mirror, when most are: a cold cache).
  *
- * Both read only this replica's shard (`shard_hash % n = i`, see shard.ts): the filter is an
+ *   readMirrorChanges   the change feed of a warm cache: the rows of the shard (live or dropped)
+ *                       whose current version a transaction wrote that may not have been visible
+ *                       to the previous scrape's snapshot, so a scrape of 10,000 mirrors of which
+ *                       100 changed reads about 100 rows, not 10,000 versions;
+ *   readFeedPosition    this snapshot's xmin horizon (where the next feed starts) and how many live
+ *                       mirrors the shard has (a cache that disagrees reads everything instead).
+ *
+ * All read only this replica's shard (`shard_hash % n = i`, see shard.ts): the filter is an
  * integer test on a stored column, so a shard's read costs a shard's worth of rows to send and parse.
  *
  * The version is `xmin` (the transaction that wrote the row version) with `updated_at`: any write
@@ -54,6 +61,56 @@ export async function readMirrorVersions(client: PoolClient, schema: string, sha
     rowMode: 'array',
   });
   return rows.map(([mirror, version]) => ({ mirror, version }));
+}
+
+/**
+ * The change feed's position is a snapshot's xmin horizon: every transaction below it had ended
+ * when the snapshot was taken, every one at or above it may not have (in progress, or not started).
+ * A watermark of "the newest change seen" would be the classic trap: a transaction that wrote a row
+ * before a later one commits after it, and its change sits below the watermark forever. The
+ * horizon never passes a transaction that might still commit, so a row version not visible to the
+ * previous snapshot was written by a transaction at or above that snapshot's horizon: reading
+ * every row whose writer is at or above it finds every change, plus a few rows written by
+ * transactions that ended just before (harmlessly rendered again). Subtransactions need no care:
+ * their ids are above their parent's.
+ *
+ * Row versions carry a 32-bit xid (`xmin`); it is widened to the 64-bit xid8 of the snapshot
+ * functions relative to the current snapshot's xmax, exact for every row version written in the
+ * last 2^31 transactions (older ones are frozen or would have forced a wraparound shutdown; a frozen
+ * row keeps its raw xmin and is at worst read again needlessly, never missed).
+ */
+const WRITER_XID8 = `(pg_snapshot_xmax(pg_current_snapshot())::text::bigint -
+  ((pg_snapshot_xmax(pg_current_snapshot())::text::bigint - xmin::text::bigint) & 4294967295))`;
+
+export interface FeedPosition {
+  /** The snapshot's xmin horizon as a decimal xid8: the next feed reads writers at or above it. */
+  horizon: string;
+  /** Live mirrors of the shard in this snapshot. */
+  live: number;
+}
+
+export async function readFeedPosition(client: PoolClient, schema: string, shard: Shard): Promise<FeedPosition> {
+  const { rows } = await client.query<[string, number]>({
+    text: `select pg_snapshot_xmin(pg_current_snapshot())::text,
+      (select count(*)::int from ${tables(schema).mirrors} where dropped_at is null${shardFilter(shard)})`,
+    rowMode: 'array',
+  });
+  const [horizon, live] = rows[0]!;
+  return { horizon, live };
+}
+
+export interface MirrorChange extends MirrorRow {
+  dropped: boolean;
+}
+
+/** Rows of the shard, dropped ones included, whose version's writer is at or above `horizon`. */
+export async function readMirrorChanges(client: PoolClient, schema: string, horizon: string, shard: Shard): Promise<MirrorChange[]> {
+  const { rows } = await client.query<MirrorChange>(
+    `select ${ROW_COLUMNS}, dropped_at is not null as dropped from ${tables(schema).mirrors}
+     where ${WRITER_XID8} >= $1::text::bigint${shardFilter(shard)}`,
+    [horizon],
+  );
+  return rows;
 }
 
 const ROW_COLUMNS = `mirror, ${VERSION} as version, status, flow_type, source_peer, destination_peer, workflow_id,

@@ -2,9 +2,8 @@
  * GET /metrics: the daemon's own families, then every mirror's families from one catalog snapshot.
  *
  * The per-mirror text comes from the snapshot's cache (buckets of mirrors, one buffer per family,
- * see mirrors.ts) and is streamed family by family without copying, yielding to the event loop
- * between writevs and honouring backpressure, so a scrape of 100,000 mirrors never blocks the loop
- * for long. With `Accept-Encoding: gzip` the same is sent as cached gzip members.
+ * see mirrors.ts) and is handed to the socket family by family without copying, in corked writevs.
+ * With `Accept-Encoding: gzip` the same is sent as cached deflate pieces in one gzip member.
  *
  * Scrape budget: Prometheus sends `X-Prometheus-Scrape-Timeout-Seconds`; the catalog read may use
  * that minus STREAM_RESERVE_MS (DEFAULT_SCRAPE_TIMEOUT_S without the header). A read that takes
@@ -18,15 +17,14 @@ import type { Registry } from 'prom-client';
 import type { HttpServer } from '../http/server.js';
 import { CATALOG_UP, SCRAPE_DURATION, SNAPSHOT_TIMESTAMP } from './daemon.js';
 import { CONTENT_TYPES, type Family, familyHeader, type Format, negotiateFormat, renderRegistry } from './exposition.js';
-import { type Bucket, MIRROR_FAMILIES } from './mirrors.js';
+import { crc32Combine, crc32ShiftOperator } from './crc32.js';
+import { type Bucket, type GzipPiece, MIRROR_FAMILIES } from './mirrors.js';
 import type { MirrorSnapshots, ScrapeSnapshot } from './snapshot.js';
 
 export const DEFAULT_SCRAPE_TIMEOUT_S = 10;
 /** Kept back from the scrape timeout for rendering and sending the answer. */
 export const STREAM_RESERVE_MS = 500;
 export const MIN_READ_BUDGET_MS = 100;
-/** Bytes handed to the socket per write; the event loop gets a turn between groups. */
-export const WRITE_GROUP_BYTES = 256 * 1024;
 /** Longest the event loop is kept compressing before other work gets a turn. */
 export const COMPRESS_SLICE_MS = 5;
 /**
@@ -57,43 +55,20 @@ function scrapeFamilies(scrape: ScrapeSnapshot, format: Format): string {
   );
 }
 
-/** Waits until the socket takes more, or the client is gone. */
-async function drained(res: ServerResponse): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
-
 /**
- * Streams the answer's buffers in groups of about WRITE_GROUP_BYTES (one copy into a group buffer
- * beats thousands of small writes, each a chunk and an iovec), honouring backpressure and yielding
- * to the event loop between groups. A slow scraper holds one group, never a copy of the answer.
- * False once the client is gone.
+ * Hands every piece of the answer to the socket at once, corked, so they leave in writevs without
+ * being copied (the pieces are immutable cached buffers: the socket's queue holds references, and a
+ * slow scraper holds its snapshot's buckets, mostly shared with the current ones, never a copy).
+ * Measured on 9,216 pieces of 13 MB: as fast as one 13 MB buffer, ~2 ms of event loop, while
+ * copying them into write groups cost ~10 ms and the garbage.
  */
-async function writeAll(res: ServerResponse, parts: readonly Buffer[]): Promise<boolean> {
-  let group: Buffer[] = [];
-  let size = 0;
-  const flush = async () => {
-    if (res.destroyed) return false;
-    const ok = res.write(group.length === 1 ? group[0]! : Buffer.concat(group, size));
-    group = [];
-    size = 0;
-    if (!ok) await drained(res);
-    else await yieldToEventLoop();
-    return !res.destroyed;
-  };
-  for (const part of parts) {
-    group.push(part);
-    size += part.length;
-    if (size >= WRITE_GROUP_BYTES && !(await flush())) return false;
-  }
-  return size === 0 || (await flush());
+function writeAll(res: ServerResponse, head: Buffer, parts: readonly Buffer[], tail: readonly Buffer[]): void {
+  res.cork();
+  res.write(head);
+  for (const part of parts) if (part.length > 0) res.write(part);
+  for (const part of tail) if (part.length > 0) res.write(part);
+  res.end();
+  res.uncork();
 }
 
 /** gzip when the scraper lists it (Prometheus does) without refusing it (`q=0`). */
@@ -129,14 +104,18 @@ function gzipTrailer(crc: number, length: number): Buffer {
   return trailer;
 }
 
-const headerPieces = new Map<string, { text: Buffer; deflated: Buffer }>();
+function gzipPiece(text: Buffer): GzipPiece {
+  return { deflated: deflatePiece(text), crc: zlib.crc32(text), shift: crc32ShiftOperator(text.length) };
+}
 
-function headerPiece(family: Family, format: Format): { text: Buffer; deflated: Buffer } {
+const headerPieces = new Map<string, { text: Buffer; gzip: GzipPiece }>();
+
+function headerPiece(family: Family, format: Format): { text: Buffer; gzip: GzipPiece } {
   const key = `${format}\u0000${family.name}`;
   let piece = headerPieces.get(key);
   if (piece === undefined) {
     const text = Buffer.from(familyHeader(family, format), 'utf8');
-    piece = { text, deflated: deflatePiece(text) };
+    piece = { text, gzip: gzipPiece(text) };
     headerPieces.set(key, piece);
   }
   return piece;
@@ -154,7 +133,7 @@ async function compressBuckets(buckets: readonly Bucket[]): Promise<void> {
   for (const bucket of buckets) {
     for (let f = 0; f < bucket.text.length; f++) {
       if (bucket.gzip[f] !== undefined) continue;
-      bucket.gzip[f] = deflatePiece(bucket.text[f]!);
+      bucket.gzip[f] = gzipPiece(bucket.text[f]!);
       if (performance.now() - sliceStart >= COMPRESS_SLICE_MS) {
         await yieldToEventLoop();
         sliceStart = performance.now();
@@ -179,6 +158,58 @@ export async function serveMetrics(req: IncomingMessage, res: ServerResponse, op
   }
 }
 
+/** The per-mirror part of an answer, assembled from a snapshot's buckets in one format. */
+interface MirrorPart {
+  plain: Buffer[];
+  plainLength: number;
+  /** For gzip: the deflated pieces, and the CRC-32 of the plain text they hold. */
+  deflated?: Buffer[];
+  deflatedLength?: number;
+  crc?: number;
+}
+
+/**
+ * Assembled parts by buckets array: the cache hands out the same array while nothing changed, so
+ * an unchanged fleet's scrape reuses its whole previous answer (plain and gzip) outright.
+ */
+const assembled = new WeakMap<readonly Bucket[], Map<Format, MirrorPart>>();
+
+function mirrorPart(buckets: readonly Bucket[], format: Format, gzip: boolean): MirrorPart {
+  let byFormat = assembled.get(buckets);
+  if (byFormat === undefined) assembled.set(buckets, (byFormat = new Map()));
+  let part = byFormat.get(format);
+  if (part === undefined) {
+    const plain: Buffer[] = [];
+    let plainLength = 0;
+    for (const [f, family] of MIRROR_FAMILIES.entries()) {
+      const header = headerPiece(family, format).text;
+      plain.push(header);
+      plainLength += header.length;
+      for (const bucket of buckets) {
+        plain.push(bucket.text[f]!);
+        plainLength += bucket.text[f]!.length;
+      }
+    }
+    byFormat.set(format, (part = { plain, plainLength }));
+  }
+  if (gzip && part.deflated === undefined) {
+    const deflated: Buffer[] = [];
+    let deflatedLength = 0;
+    let crc = 0;
+    const add = (piece: GzipPiece) => {
+      deflated.push(piece.deflated);
+      deflatedLength += piece.deflated.length;
+      crc = crc32Combine(crc, piece.crc, piece.shift);
+    };
+    for (const [f, family] of MIRROR_FAMILIES.entries()) {
+      add(headerPiece(family, format).gzip);
+      for (const bucket of buckets) add(bucket.gzip[f]!);
+    }
+    Object.assign(part, { deflated, deflatedLength, crc });
+  }
+  return part;
+}
+
 async function stream(req: IncomingMessage, res: ServerResponse, options: MetricsRouteOptions): Promise<void> {
   const format = negotiateFormat(req.headers.accept);
   const gzip = acceptsGzip(req.headers['accept-encoding'] as string | undefined);
@@ -197,38 +228,23 @@ async function stream(req: IncomingMessage, res: ServerResponse, options: Metric
     res.end();
     return;
   }
+  if (res.destroyed) return;
   const head = Buffer.from(own + scrapeFamilies(scrape, format), 'utf8');
   const tail = Buffer.from(format === 'openmetrics' ? '# EOF\n' : '', 'utf8');
-  // The plain text as pieces, and for gzip each piece's deflated form beside it.
-  const plain: Buffer[] = [head];
-  const deflated: Buffer[] = gzip ? [GZIP_HEADER, deflatePiece(head)] : [];
-  for (const [f, family] of MIRROR_FAMILIES.entries()) {
-    const header = headerPiece(family, format);
-    plain.push(header.text);
-    if (gzip) deflated.push(header.deflated);
-    for (const bucket of buckets) {
-      plain.push(bucket.text[f]!);
-      if (gzip) deflated.push(bucket.gzip[f]!);
-    }
-  }
-  plain.push(tail);
-  let parts = plain;
-  if (gzip) {
-    let crc = 0;
-    let length = 0;
-    for (const piece of plain) {
-      // Skipped when empty: zlib.crc32 of some zero-length buffers (allocUnsafeSlow(0)) answers 0
-      // instead of the running value (Node 20.20).
-      if (piece.length === 0) continue;
-      crc = zlib.crc32(piece, crc);
-      length += piece.length;
-    }
-    deflated.push(deflatePiece(tail), FINAL_EMPTY_BLOCK, gzipTrailer(crc, length));
-    parts = deflated;
-  }
+  const part = mirrorPart(buckets, format, gzip);
   // The length is known before the first byte: no chunked encoding.
-  res.writeHead(200, { ...headers, 'content-length': parts.reduce((n, p) => n + p.length, 0) });
-  if (await writeAll(res, parts)) res.end();
+  if (!gzip) {
+    res.writeHead(200, { ...headers, 'content-length': head.length + part.plainLength + tail.length });
+    writeAll(res, head, part.plain, [tail]);
+    return;
+  }
+  let crc = crc32Combine(zlib.crc32(head), part.crc!, crc32ShiftOperator(part.plainLength));
+  if (tail.length > 0) crc = zlib.crc32(tail, crc);
+  const deflatedHead = Buffer.concat([GZIP_HEADER, deflatePiece(head)]);
+  const end = [deflatePiece(tail), FINAL_EMPTY_BLOCK, gzipTrailer(crc, head.length + part.plainLength + tail.length)];
+  const length = deflatedHead.length + part.deflatedLength! + end.reduce((n, p) => n + p.length, 0);
+  res.writeHead(200, { ...headers, 'content-length': length });
+  writeAll(res, deflatedHead, part.deflated!, end);
 }
 
 export function registerMetricsRoute(server: HttpServer, options: MetricsRouteOptions): void {

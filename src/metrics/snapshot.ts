@@ -13,7 +13,7 @@ import pg from 'pg';
 import type { Logger } from '../log.js';
 import { inTransaction } from '../db.js';
 import { type Bucket, MirrorTextCache } from './mirrors.js';
-import { type MirrorRow, readMirrorRows, readMirrorVersions } from './readMirrorRows.js';
+import { type MirrorRow, readFeedPosition, readMirrorChanges, readMirrorRows, readMirrorVersions } from './readMirrorRows.js';
 import { NO_SHARDING, type Shard } from './shard.js';
 
 /** Server-side bound on one catalog read; a scrape gives up waiting much earlier (its own timeout). */
@@ -70,6 +70,8 @@ export class MirrorSnapshots {
   private flight: Promise<Snapshot> | undefined;
   private last: Snapshot | undefined;
   private catalogWasUp = true;
+  /** Where the next read's change feed starts: the horizon of the last snapshot applied to the cache. */
+  private feedFrom: string | undefined;
   private readonly log: Logger;
   /** How many mirrors the last read had to render anew (the others came from the cache). */
   lastRendered = 0;
@@ -126,20 +128,38 @@ export class MirrorSnapshots {
     const shard = this.options.shard ?? NO_SHARDING;
     const takenAtSeconds = Date.now() / 1000;
     const started = performance.now();
-    // Versions and the changed rows from one snapshot: a row written in between cannot pair an
-    // old version with new values (or the reverse) and then stick in the cache.
-    const { versions, rows } = await inTransaction(pool, 'begin isolation level repeatable read read only', async (client) => {
+    // Everything from one snapshot: a row written in between cannot pair an old version with new
+    // values (or the reverse) and then stick in the cache. A warm cache reads the change feed since
+    // the previous snapshot's horizon (see readMirrorRows.ts); a cold one, or one whose count of
+    // live mirrors disagrees with the catalog's (a row deleted outright leaves no trace in the
+    // feed), reads every version instead.
+    const feedFrom = this.feedFrom;
+    this.feedFrom = undefined; // until this read is applied in full
+    const read = await inTransaction(pool, 'begin isolation level repeatable read read only', async (client) => {
+      const position = await readFeedPosition(client, schema, shard);
+      if (feedFrom !== undefined && this.cache.fits(position.live)) {
+        const changes = await readMirrorChanges(client, schema, feedFrom, shard);
+        let live = this.cache.size;
+        for (const c of changes) {
+          if (c.dropped) live -= this.cache.has(c.mirror) ? 1 : 0;
+          else live += this.cache.has(c.mirror) ? 0 : 1;
+        }
+        if (live === position.live) return { position, changes, versions: undefined, rows: [] as MirrorRow[] };
+      }
       const versions = await readMirrorVersions(client, schema, shard);
       const stale = this.cache.stale(versions);
       // A cold cache reads every row at once rather than naming them all in an array.
       const rows: MirrorRow[] =
         stale.length === 0 ? [] : await readMirrorRows(client, schema, stale.length > versions.length / 2 ? undefined : stale, shard);
-      return { versions, rows };
+      return { position, changes: undefined, versions, rows };
     });
     const readSeconds = (performance.now() - started) / 1000;
-    const buckets = await this.cache.update(rows, () => yieldToEventLoop(), RENDER_CHUNK_MIRRORS);
-    this.lastRendered = rows.length;
-    const snapshot: Snapshot = { takenAtSeconds, readSeconds, buckets, mirrors: versions.length };
+    const buckets = read.changes !== undefined
+      ? await this.cache.patch(read.changes, () => yieldToEventLoop(), RENDER_CHUNK_MIRRORS)
+      : await this.cache.update(read.rows, () => yieldToEventLoop(), RENDER_CHUNK_MIRRORS);
+    this.feedFrom = read.position.horizon;
+    this.lastRendered = this.cache.rendered;
+    const snapshot: Snapshot = { takenAtSeconds, readSeconds, buckets, mirrors: this.cache.size };
     this.last = snapshot;
     return snapshot;
   }
