@@ -75,6 +75,8 @@ export class MirrorSnapshots {
   private readonly log: Logger;
   /** How many mirrors the last read had to render anew (the others came from the cache). */
   lastRendered = 0;
+  /** How the last read found what changed: the change feed, or every mirror's version. */
+  lastReadKind: 'feed' | 'full' = 'full';
 
   constructor(private readonly options: MirrorSnapshotsOptions) {
     this.log = options.logger.child({ component: 'metrics' });
@@ -159,6 +161,7 @@ export class MirrorSnapshots {
       : await this.cache.update(read.rows, () => yieldToEventLoop(), RENDER_CHUNK_MIRRORS);
     this.feedFrom = read.position.horizon;
     this.lastRendered = this.cache.rendered;
+    this.lastReadKind = read.changes !== undefined ? 'feed' : 'full';
     const snapshot: Snapshot = { takenAtSeconds, readSeconds, buckets, mirrors: this.cache.size };
     this.last = snapshot;
     return snapshot;
