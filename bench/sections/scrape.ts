@@ -6,9 +6,13 @@
  *
  * The catalog is filled directly with SQL (generate_series) in a bench database of its own,
  * dropped at the end. Before each timed scrape 1% of the mirrors change, as a live fleet would.
- * The daemon's longest event-loop block is read from its own `nodejs_eventloop_lag_max_seconds`
- * (prom-client's monitorEventLoopDelay, 10 ms resolution, reset at every scrape). BENCH_SCRAPES
- * sets the scrapes per row (default 10).
+ * The daemon's event-loop block is read from its own `nodejs_eventloop_lag_max_seconds`
+ * (prom-client's monitorEventLoopDelay, reset at every collection): each scrape's value covers the
+ * previous scrape's sending, the churn and this scrape's catalog read; the table shows the median
+ * over scrapes (a scheduler stall on this shared machine hits one round, not the median) and the
+ * idle loop's in the same run (a HEAD /metrics resets it, 300 ms of nothing, then a GET of an
+ * unchanged fleet). BENCH_SCRAPES sets the scrapes per row (default 10). BENCH_BASELINE_CLI names
+ * another build's dist/cli.js (e.g. main's) measured beside this one in the same run.
  */
 import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -120,8 +124,21 @@ interface Measured {
   bytes: number;
   gzipBytes: number;
   series: number;
+  block: number;
   maxBlock: number;
+  idleBlock: number;
   rss: number;
+}
+
+function head(url: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'HEAD', agent: false }, (res) => {
+      res.resume();
+      res.on('end', resolve);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** Scrapes `times` plain and `times` gzip, 1% of the fleet changed before each (cold first one apart). */
@@ -148,6 +165,12 @@ async function measure(url: string, pool: pg.Pool, mirrors: number, times: numbe
   process.stderr.write('\n');
   const text = (await get(`${url}/metrics`, false)).body.toString('utf8');
   blocks.push(value(text, 'nodejs_eventloop_lag_max_seconds') * 1000);
+  const idle: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    await head(`${url}/metrics`);
+    await new Promise((r) => setTimeout(r, 300));
+    idle.push(value((await get(`${url}/metrics`, false)).body.toString('utf8'), 'nodejs_eventloop_lag_max_seconds') * 1000);
+  }
   return {
     cold: cold.ms,
     plain: percentile(plain.sort((a, b) => a - b), 50),
@@ -157,7 +180,9 @@ async function measure(url: string, pool: pg.Pool, mirrors: number, times: numbe
     bytes: body.length,
     gzipBytes: gzBody.length,
     series: text.split('\n').filter((l) => l.startsWith('peerdb_')).length,
+    block: percentile([...blocks].sort((a, b) => a - b), 50),
     maxBlock: Math.max(...blocks),
+    idleBlock: percentile(idle.sort((a, b) => a - b), 50),
     rss: value(text, 'process_resident_memory_bytes'),
   };
 }
@@ -169,6 +194,8 @@ async function run(): Promise<void> {
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   const logger = createLogger('silent');
   const results: { mirrors: number; m: Measured }[] = [];
+  const baselines: { mirrors: number; m: Measured }[] = [];
+  const baselineCli = process.env.BENCH_BASELINE_CLI;
   const shards: { shard: number; p50: number; series: number; rss: number }[] = [];
   try {
     await migrate(pool, 'mirrorstate', logger);
@@ -177,11 +204,14 @@ async function run(): Promise<void> {
       await fill(pool, filled + 1, mirrors);
       filled = mirrors;
       await pool.query('analyze mirrorstate.mirrors');
-      const daemon = await startDaemon({ databaseUrl: url });
-      try {
-        results.push({ mirrors, m: await measure(daemon.url, pool, mirrors, SCRAPES, `${mirrors.toLocaleString('en')} mirrors`) });
-      } finally {
-        await daemon.stop();
+      for (const cli of baselineCli ? [baselineCli, undefined] : [undefined]) {
+        const daemon = await startDaemon({ databaseUrl: url, cli });
+        try {
+          const m = await measure(daemon.url, pool, mirrors, SCRAPES, `${mirrors.toLocaleString('en')} mirrors${cli ? ' (baseline)' : ''}`);
+          (cli ? baselines : results).push({ mirrors, m });
+        } finally {
+          await daemon.stop();
+        }
       }
     }
     const mirrors = SIZES[SIZES.length - 1]!;
@@ -209,12 +239,13 @@ async function run(): Promise<void> {
   }
 
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
-  console.log('| mirrors | series | body | first scrape | plain p50 | static floor p50 | ratio | gzip body | gzip p50 | static gzip floor p50 | gzip vs plain floor | longest loop block | daemon RSS after |');
-  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const { mirrors, m } of results) {
+  console.log('| daemon | mirrors | series | body | first scrape | plain p50 | static floor p50 | ratio | gzip body | gzip p50 | static gzip floor p50 | gzip vs plain floor | loop block p50 (max) | idle loop | daemon RSS after |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const rows = results.flatMap((r, i) => [...(baselines[i] ? [{ ...baselines[i]!, who: 'baseline' }] : []), { ...r, who: 'this' }]);
+  for (const { mirrors, m, who } of rows) {
     console.log(
-      `| ${mirrors.toLocaleString('en')} | ${m.series.toLocaleString('en')} | ${(m.bytes / 1e6).toFixed(1)} MB | ${ms(m.cold)} | ${ms(m.plain)} | ${ms(m.floorPlain)} | ` +
-        `${(m.plain / m.floorPlain).toFixed(2)}× | ${(m.gzipBytes / 1e6).toFixed(2)} MB | ${ms(m.gzip)} | ${ms(m.floorGzip)} | ${(m.gzip / m.floorPlain).toFixed(2)}× | ${ms(m.maxBlock)} | ${mib(m.rss)} |`,
+      `| ${who} | ${mirrors.toLocaleString('en')} | ${m.series.toLocaleString('en')} | ${(m.bytes / 1e6).toFixed(1)} MB | ${ms(m.cold)} | ${ms(m.plain)} | ${ms(m.floorPlain)} | ` +
+        `${(m.plain / m.floorPlain).toFixed(2)}× | ${(m.gzipBytes / 1e6).toFixed(2)} MB | ${ms(m.gzip)} | ${ms(m.floorGzip)} | ${(m.gzip / m.floorPlain).toFixed(2)}× | ${ms(m.block)} (${ms(m.maxBlock)}) | ${ms(m.idleBlock)} | ${mib(m.rss)} |`,
     );
   }
   if (results.length > 1) {
@@ -230,7 +261,7 @@ async function run(): Promise<void> {
   console.log(
     `\nScrapes: HTTP round trips of the real daemon process from this process (raw bytes, nothing decoded), catalog read included, ${CHURN * 100}% of mirrors changed before each.` +
       '\nStatic floor: a bare node:http server in its own process handing out the same bytes (plain, or the same gzip bytes), same client.' +
-      '\nLoop block: the daemon\'s nodejs_eventloop_lag_max_seconds over the scrapes after the first (10 ms resolution). RSS: process_resident_memory_bytes after the scrapes.' +
+      '\nLoop block: the daemon\'s nodejs_eventloop_lag_max_seconds per scrape after the first, median (max); idle: the same over 300 ms without work. RSS: process_resident_memory_bytes after the scrapes.' +
       `\nTargets (issue 10): 10,000 plain ≤ 1.2× floor, block ≤ 20 ms, RSS ≤ 150 MB; 100,000 ≤ 10× of 10,000 in time and RSS, first scrape ≤ 10 s; each of 4 shards ≤ 0.3× unsharded.` +
       `\nMachine: load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${availableParallelism()} CPUs.`,
   );

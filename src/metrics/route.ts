@@ -205,7 +205,9 @@ function mirrorPart(buckets: readonly Bucket[], format: Format, gzip: boolean): 
       add(headerPiece(family, format).gzip);
       for (const bucket of buckets) add(bucket.gzip[f]!);
     }
-    Object.assign(part, { deflated, deflatedLength, crc });
+    // One buffer: the deflated pieces are small (~200 bytes at 16 mirrors a bucket), and 73,000
+    // tiny writes cost more than copying 16 MB once per changed snapshot (measured at 100,000).
+    Object.assign(part, { deflated: [Buffer.concat(deflated, deflatedLength)], deflatedLength, crc });
   }
   return part;
 }

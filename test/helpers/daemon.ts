@@ -24,12 +24,14 @@ export interface DaemonOptions {
   cwd?: string;
   env?: Record<string, string>;
   args?: string[];
+  /** Another build's dist/cli.js (the bench's same-run baseline); default this checkout's. */
+  cli?: string;
 }
 
 export async function startDaemon(options: DaemonOptions): Promise<DaemonProcess> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.DATABASE_URL;
-  const proc = spawn(process.execPath, [CLI, 'run', ...(options.args ?? [])], {
+  const proc = spawn(process.execPath, [options.cli ?? CLI, 'run', ...(options.args ?? [])], {
     cwd: options.cwd,
     env: {
       ...env,
