@@ -171,7 +171,7 @@ describe('PeerDB source', () => {
       await reader.end();
     }
     // The daemon connected as that role.
-    const { rows } = await catalog.db.pool.query(`select usename from pg_stat_activity where application_name = 'mirrorstate-peerdb'`);
+    const { rows } = await catalog.db.pool.query(`select usename from pg_stat_activity where application_name = 'mirrorstate-peerdb' and datname = current_database()`);
     expect(rows.map((r) => r.usename)).toEqual([catalog.role]);
   });
 });

@@ -12,8 +12,10 @@
  * tables (`peer_slot_size`, `flow_errors`) are read whole never: the first poll of a leader takes the
  * newest row per name through the name index, and later polls read only the rows appended since
  * (`id >` the last seen, through the primary key), which `Tails` merges into what it remembers.
+ * Rows synced likewise: see rowsSynced.ts.
  */
 import type pg from 'pg';
+import { readRowsSynced, type RowsMemory, type RowTotals } from './rowsSynced.js';
 
 /** Session settings of the PeerDB connection: PeerDB's `timestamp` columns hold UTC (its workers
  * write `now()` of a UTC server, or Go's UTC time), so the session reads them as UTC; every
@@ -130,6 +132,8 @@ export interface Tails {
   slots: Map<string, SlotSample>;
   errorAfterId: number;
   errors: Map<string, ErrorRow>;
+  /** The rows-synced read's memory (rowsSynced.ts); null: not read yet. */
+  rows?: RowsMemory | null;
 }
 
 export interface PeerdbSnapshot {
@@ -139,7 +143,7 @@ export interface PeerdbSnapshot {
   /** Seconds since the oldest unnormalized batch's sync, per flow with one pending; null: not read. */
   pendingLag: Map<string, number> | null;
   /** Per mirror: CDC table counts plus finished partitions (own or snapshot children); null: not read. */
-  rows: Map<string, { rows: number; lastSyncAt: string | null }> | null;
+  rows: RowTotals | null;
   /** Merged tails: newest slot sample per slot, newest error per flow name. */
   tails: Tails;
   shape: PeerdbShape;
@@ -207,25 +211,13 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
   }
 
   let rowTotals: PeerdbSnapshot['rows'] = null;
+  let rowsMemory: RowsMemory | null = null;
   if (shape.rowsSynced) {
-    // cdc_table_aggregate_counts_pkey (flow_name, destination_table_name): one running total per
-    // table of each flow, not a history. qrep_partitions has no index on parent_mirror_name in
-    // PeerDB: this aggregate reads that table whole, one row per partition of every initial load or
-    // QRep run (see README, known limits); PeerDB's own API computes the same sum the same way.
-    const { rows } = await client.query<{ mirror: string; rows: number; last_sync_at: string | null }>(
-      `select mirror, sum(rows)::bigint as rows, ${TS('max(last_sync_at)')} as last_sync_at
-         from (select flow_name as mirror, total_count as rows, last_updated_at as last_sync_at
-                 from peerdb_stats.cdc_table_aggregate_counts
-               union all
-               select parent_mirror_name, rows_synced, end_time
-                 from peerdb_stats.qrep_partitions
-                where parent_mirror_name is not null and end_time is not null) as synced
-        group by mirror`,
-    );
-    rowTotals = new Map(rows.map((r) => [r.mirror, { rows: r.rows, lastSyncAt: r.last_sync_at }]));
+    // rowsSynced.ts: incrementally after a leader's first poll, through the indexes it names.
+    ({ totals: rowTotals, memory: rowsMemory } = await readRowsSynced(client, flows, now, tails?.rows ?? null));
   }
 
-  const merged: Tails = tails ?? { slotAfterId: 0, slots: new Map(), errorAfterId: 0, errors: new Map() };
+  const merged: Tails = { ...(tails ?? { slotAfterId: 0, slots: new Map(), errorAfterId: 0, errors: new Map() }), rows: rowsMemory };
   if (shape.slotSizes) Object.assign(merged, await readSlots(client, flows, tails));
   if (shape.flowErrors) Object.assign(merged, await readErrors(client, shape, flows, tails));
   return { now, flows, pendingLag, rows: rowTotals, tails: merged, shape };
