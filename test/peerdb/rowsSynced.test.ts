@@ -49,6 +49,14 @@ describe('rows synced, incrementally', () => {
     await catalog?.drop();
   });
 
+  it('reads created_at as TS would print it (the error rule compares them as text)', async () => {
+    await sql(`update flows set created_at = '2026-11-21 10:00:40.5' where name = 'users'`);
+    const snapshot = await readPeerdb(client, shape, null);
+    const { rows } = await sql(`select name, to_char(created_at, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at from flows`);
+    expect(Object.fromEntries(snapshot.flows.map((f) => [f.name, f.createdAt]))).toEqual(Object.fromEntries(rows.map((r) => [r.name, r.at])));
+    expect(snapshot.flows.find((f) => f.name === 'users')?.createdAt).toBe('2026-11-21T10:00:40.500000Z');
+  });
+
   it('first poll: the whole tables', async () => {
     expect(await poll()).toEqual(await peerdbTotals(catalog.db.pool));
     expect(await poll()).toMatchObject({ orders: 1100, users: 0, loads: 0 });

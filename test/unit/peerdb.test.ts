@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { classifyError } from '../../src/source/peerdb/classify.js';
 import { decide, type Observation, parentOf, type PublishedState } from '../../src/source/peerdb/decide.js';
-import { mergeTail } from '../../src/source/peerdb/readPeerdb.js';
+import { mergeTail, rfc3339 } from '../../src/source/peerdb/readPeerdb.js';
 
 const NOW = '2026-11-21T10:00:40.000000Z';
 const obs = (o: Partial<Observation> = {}): Observation => ({
@@ -98,4 +98,14 @@ describe('mergeTail', () => {
     expect(merged.get('t')!.v).toBe('t');
     expect(memory.get('s')!.v).toBe('old');
   });
+});
+
+describe('rfc3339', () => {
+  const cases: [string, string][] = [
+    ['2026-11-21 10:00:40', '2026-11-21T10:00:40.000000Z'],
+    ['2026-11-21 10:00:40.5', '2026-11-21T10:00:40.500000Z'],
+    ['2026-11-21 10:00:40.123456', '2026-11-21T10:00:40.123456Z'],
+    ['2026-01-02 03:04:05.000007', '2026-01-02T03:04:05.000007Z'],
+  ];
+  for (const [pg, want] of cases) it(`${pg} → ${want}`, () => expect(rfc3339(pg)).toBe(want));
 });

@@ -18,9 +18,10 @@ import type pg from 'pg';
 import { readRowsSynced, type RowsMemory, type RowTotals } from './rowsSynced.js';
 
 /** Session settings of the PeerDB connection: PeerDB's `timestamp` columns hold UTC (its workers
- * write `now()` of a UTC server, or Go's UTC time), so the session reads them as UTC; every
+ * write `now()` of a UTC server, or Go's UTC time), so the session reads them as UTC, printed in
+ * ISO form whatever the server's DateStyle (rfc3339 parses it); every
  * transaction is read only even if a statement here were ever wrong; no statement runs long. */
-export const PEERDB_SESSION_OPTIONS = '-c TimeZone=UTC -c default_transaction_read_only=on -c statement_timeout=30000';
+export const PEERDB_SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c default_transaction_read_only=on -c statement_timeout=30000';
 
 /** The slot PeerDB creates for a CDC mirror unless its config names another (config_proto, which
  * SQL cannot decode). */
@@ -151,6 +152,14 @@ export interface PeerdbSnapshot {
 
 const TS = (column: string) => `to_char(${column}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
+/** A `timestamp` as PostgreSQL prints it with DateStyle ISO (`2026-11-21 10:00:40.5`) → the
+ * RFC 3339 UTC form with microseconds that TS gives (`2026-11-21T10:00:40.500000Z`). */
+export function rfc3339(iso: string): string {
+  const dot = iso.indexOf('.', 19);
+  const fraction = dot < 0 ? '' : iso.slice(dot + 1);
+  return `${iso.slice(0, 10)}T${iso.slice(11, 19)}.${fraction.padEnd(6, '0')}Z`;
+}
+
 /** Newest first by (at, id): the order every "newest row" rule here uses. */
 function newer<T extends { id: number; at: string }>(a: T, b: T | undefined): boolean {
   return b === undefined || a.at > b.at || (a.at === b.at && a.id > b.id);
@@ -180,20 +189,28 @@ export async function readPeerdb(client: pg.ClientBase, shape: PeerdbShape, tail
 }
 
 async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tails: Tails | null): Promise<PeerdbSnapshot> {
-  const { rows: [clock] } = await client.query<{ now: string }>(`select ${TS('now()')} as now`);
-  const now = clock!.now;
-
-  // flows_pkey / flows_name_unique are not needed: every flow is read, one row per mirror (not a
-  // history table); peers by peers_pkey.
-  const { rows: flows } = await client.query<FlowRow>(
-    `select f.name, f.status, f.workflow_id as "workflowId", coalesce(f.query_string, '') = '' as cdc,
-            s.name as source, d.name as destination, coalesce(s.type = $1, false) as "sourceIsPostgres",
-            ${TS('f.created_at')} as "createdAt"
-       from flows f
-       left join peers s on s.id = f.source_peer
-       left join peers d on d.id = f.destination_peer`,
-    [POSTGRES_PEER_TYPE],
+  // The clock and the peers (a handful of rows) in one round trip; flows joined to them here rather
+  // than in SQL: two hash joins and to_char on every flow cost the server more than the whole scan.
+  const { rows: [head] } = await client.query<{ now: string; peers: [number, string, number][] }>(
+    `select ${TS('now()')} as now, coalesce((select json_agg(json_build_array(id, name, type)) from peers), '[]') as peers`,
   );
+  const now = head!.now;
+  const peers = new Map(head!.peers.map(([id, name, type]) => [id, { name, postgres: type === POSTGRES_PEER_TYPE }]));
+
+  // Every flow, one row per mirror (not a history table: no index needed), only the columns the
+  // mapping uses; created_at as the server's ISO text (DateStyle ISO, see PEERDB_SESSION_OPTIONS).
+  const { rows: flowRows } = await client.query<{ name: string; status: number; workflowId: string | null; cdc: boolean; s: number; d: number; created: string }>(
+    `select name, status, workflow_id as "workflowId", coalesce(query_string, '') = '' as cdc, source_peer as s, destination_peer as d,
+            created_at::text as created
+       from flows`,
+  );
+  const flows: FlowRow[] = flowRows.map((f) => {
+    const source = peers.get(f.s);
+    return {
+      name: f.name, status: f.status, workflowId: f.workflowId, cdc: f.cdc, source: source?.name ?? null,
+      destination: peers.get(f.d)?.name ?? null, sourceIsPostgres: source?.postgres ?? false, createdAt: rfc3339(f.created),
+    };
+  });
 
   let pendingLag: Map<string, number> | null = null;
   if (shape.cdcBatches) {
