@@ -106,3 +106,30 @@ describe('rows synced, incrementally', () => {
     expect(totals.orders).toBe(0);
   });
 });
+
+describe('the newest error remembered per flow name', () => {
+  let catalog: PeerdbCatalog;
+  let client: pg.Client;
+  let shape: Awaited<ReturnType<typeof connectPeerdb>>['shape'];
+
+  beforeAll(async () => {
+    catalog = await createPeerdbCatalog('errtail');
+    ({ client, shape } = await connectPeerdb(catalog.readerUrl, createLogger('silent')));
+  });
+  afterAll(async () => {
+    await client?.end();
+    await catalog?.drop();
+  });
+
+  it('keeps current flows and their snapshot children, forgets the names of dropped ones', async () => {
+    const p = catalog.peerdb;
+    for (const name of ['keep', 'gone']) await p.createFlow(name, { status: 1 });
+    let tails = (await readPeerdb(client, shape, null)).tails;
+    for (const flow of ['keep', 'clone_keep_public_t_r1', 'gone', 'clone_gone_public_t_r1', 'never_a_flow']) await p.log(flow, 'error', `boom in ${flow}`);
+    tails = (await readPeerdb(client, shape, tails)).tails;
+    expect([...tails.errors.keys()].sort()).toEqual(['clone_gone_public_t_r1', 'clone_keep_public_t_r1', 'gone', 'keep']);
+    await p.drop('gone');
+    tails = (await readPeerdb(client, shape, tails)).tails;
+    expect([...tails.errors.keys()].sort()).toEqual(['clone_keep_public_t_r1', 'keep']);
+  });
+});

@@ -50,6 +50,13 @@ describe('decide', () => {
     expect(d.seen).toBe(4);
   });
 
+  it('validates with MIRRORSTATE_MAX_FUTURE: PeerDB’s clock 10 minutes ahead passes a 15-minute limit, not the default', () => {
+    const behind = NOW_MS - 10 * 60_000;
+    expect(decide([obs()], new Map(), NOW, behind).skipped.map((s) => s.reason)).toEqual(['invalid']);
+    const d = decide([obs()], new Map(), NOW, behind, 15 * 60_000);
+    expect([d.skipped.length, d.publish.map((p) => p.update.mirror)]).toEqual([0, ['m']]);
+  });
+
   it('restarts the 30 s numbers clock only when numbers moved', () => {
     const [withStatus] = decide([obs({ statusCode: 2 })], new Map([['m', pub()]]), NOW, NOW_MS).publish;
     expect(withStatus!.state.numbersAt).toBe('2026-11-21T10:00:00.000000Z');

@@ -150,6 +150,9 @@ export interface PeerdbSnapshot {
   shape: PeerdbShape;
 }
 
+// Every bigint read here is cast to float8 (exact below 2^53, which ids, byte counts and row totals
+// stay under): node-pg returns int8 as a string unless a process-wide parser says otherwise, and
+// this read must not depend on which modules the process happened to load (src/db.ts sets one).
 const TS = (column: string) => `to_char(${column}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 /** A `timestamp` as PostgreSQL prints it with DateStyle ISO (`2026-11-21 10:00:40.5`) → the
@@ -158,6 +161,18 @@ export function rfc3339(iso: string): string {
   const dot = iso.indexOf('.', 19);
   const fraction = dot < 0 ? '' : iso.slice(dot + 1);
   return `${iso.slice(0, 10)}T${iso.slice(11, 19)}.${fraction.padEnd(6, '0')}Z`;
+}
+
+/** The parent mirror of a snapshot child's flow name (`clone_<mirror>_<table>_<run>`): the longest
+ * mirror name that fits, since `a` and `a_b` may both exist. */
+export function parentOf(flowName: string, mirrors: ReadonlySet<string>): string | undefined {
+  if (!flowName.startsWith(CLONE_PREFIX)) return undefined;
+  const rest = flowName.slice(CLONE_PREFIX.length);
+  for (let i = rest.lastIndexOf('_'); i > 0; i = rest.lastIndexOf('_', i - 1)) {
+    const candidate = rest.slice(0, i);
+    if (mirrors.has(candidate)) return candidate;
+  }
+  return undefined;
 }
 
 /** Newest first by (at, id): the order every "newest row" rule here uses. */
@@ -251,7 +266,7 @@ async function readSlots(client: pg.ClientBase, flows: FlowRow[], tails: Tails |
       `select s.slot_name as key, x.id, x.slot_size as bytes, ${TS('x.updated_at')} as at
          from unnest($1::text[]) as s(slot_name)
         cross join lateral (
-          select id, slot_size * ${MIB}::bigint as slot_size, updated_at from peerdb_stats.peer_slot_size p
+          select id, (slot_size * ${MIB}::bigint)::float8 as slot_size, updated_at from peerdb_stats.peer_slot_size p
            where p.slot_name = s.slot_name order by updated_at desc, id desc limit 1) as x`,
       [slots],
     );
@@ -260,7 +275,7 @@ async function readSlots(client: pg.ClientBase, flows: FlowRow[], tails: Tails |
   }
   // peer_slot_size_pkey: only the samples appended since the last poll (and a short lookback).
   const { rows } = await client.query<Row>(
-    `select slot_name as key, id, slot_size * ${MIB}::bigint as bytes, ${TS('updated_at')} as at
+    `select slot_name as key, id, (slot_size * ${MIB}::bigint)::float8 as bytes, ${TS('updated_at')} as at
        from peerdb_stats.peer_slot_size where id > $1::int order by id`,
     [Math.max(0, tails.slotAfterId - TAIL_LOOKBACK_IDS)],
   );
@@ -289,7 +304,7 @@ async function readErrors(
     }
     // idx_flow_errors_flow_name (V17): one flow's log rows, the newest `error` taken per flow.
     const { rows } = await client.query<Row>(
-      `select n.flow_name as key, e.id, e.error_message as message, ${TS('e.error_timestamp')} as at
+      `select n.flow_name as key, e.id::float8 as id, e.error_message as message, ${TS('e.error_timestamp')} as at
          from unnest($1::text[]) as n(flow_name)
         cross join lateral (
           select id, error_message, error_timestamp from peerdb_stats.flow_errors e
@@ -297,15 +312,20 @@ async function readErrors(
            order by error_timestamp desc, id desc limit 1) as e`,
       [names],
     );
-    const { rows: [top] } = await client.query<{ id: number | null }>(`select max(id) as id from peerdb_stats.flow_errors`);
+    const { rows: [top] } = await client.query<{ id: number | null }>(`select max(id)::float8 as id from peerdb_stats.flow_errors`);
     return { errorAfterId: top?.id ?? 0, errors: new Map(rows.map(toEntry)) };
   }
   // flow_errors_pkey: only the rows logged since the last poll (and a short lookback).
   const { rows } = await client.query<Row & { type: string }>(
-    `select flow_name as key, id, error_message as message, ${TS('error_timestamp')} as at, error_type as type
+    `select flow_name as key, id::float8 as id, error_message as message, ${TS('error_timestamp')} as at, error_type as type
        from peerdb_stats.flow_errors where id > $1::bigint order by id`,
     [Math.max(0, tails.errorAfterId - TAIL_LOOKBACK_IDS)],
   );
   const top = rows.reduce((max, r) => Math.max(max, r.id), tails.errorAfterId);
-  return { errorAfterId: top, errors: mergeTail(tails.errors, rows.filter((r) => r.type === 'error').map(toEntry)) };
+  const errors = mergeTail(tails.errors, rows.filter((r) => r.type === 'error').map(toEntry));
+  // Forget the flow names that are neither a flow now nor a snapshot child of one (dropped mirrors,
+  // finished clones of them): without this the map grows with every flow name PeerDB ever logged.
+  const names = new Set(flows.map((f) => f.name));
+  for (const name of errors.keys()) if (!names.has(name) && parentOf(name, names) === undefined) errors.delete(name);
+  return { errorAfterId: top, errors };
 }
