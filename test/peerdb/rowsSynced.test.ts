@@ -105,6 +105,27 @@ describe('rows synced, incrementally', () => {
     expect(totals).toEqual(await peerdbTotals(catalog.db.pool));
     expect(totals.orders).toBe(0);
   });
+
+  it('a finished partition committed after a poll under an id below the highest that poll saw', async () => {
+    // Ids far above the reconciliation slice of these polls: only the hole lookup can find it.
+    await sql(`select setval('peerdb_stats.qrep_partitions_id_seq', 100000)`);
+    await poll();
+    const open = await catalog.db.pool.connect();
+    try {
+      await open.query('begin');
+      await open.query(`insert into peerdb_stats.qrep_runs (flow_name, run_uuid, parent_mirror_name) values ('clone_users_v_r9', 'run-late', 'users')`);
+      await open.query(`insert into peerdb_stats.qrep_partitions (flow_name, run_uuid, partition_uuid, restart_count, rows_synced, end_time, parent_mirror_name)
+                        values ('clone_users_v_r9', 'run-late', 'p1', 0, 9, now() at time zone 'UTC', 'users')`);
+      await catalog.peerdb.partition('users', 'clone_users_public_w_r2', 20, true);
+      expect((await poll()).users).toBe(60);
+      await open.query('commit');
+    } finally {
+      open.release();
+    }
+    const totals = await poll();
+    expect(totals).toEqual(await peerdbTotals(catalog.db.pool));
+    expect(totals.users).toBe(69);
+  });
 });
 
 describe('the newest error remembered per flow name', () => {
@@ -131,5 +152,24 @@ describe('the newest error remembered per flow name', () => {
     await p.drop('gone');
     tails = (await readPeerdb(client, shape, tails)).tails;
     expect([...tails.errors.keys()].sort()).toEqual(['clone_keep_public_t_r1', 'keep']);
+  });
+
+  it('finds an error row committed after a poll under an id below the highest that poll saw', async () => {
+    await catalog.peerdb.createFlow('late', { status: 1 });
+    let tails = (await readPeerdb(client, shape, null)).tails;
+    const open = await catalog.db.pool.connect();
+    try {
+      await open.query('begin');
+      await open.query(`insert into peerdb_stats.flow_errors (flow_name, error_message, error_type, error_timestamp)
+                        values ('late', 'written first, committed last', 'error', now() at time zone 'UTC')`);
+      await catalog.peerdb.log('keep', 'warn', 'a later id, committed at once');
+      tails = (await readPeerdb(client, shape, tails)).tails;
+      expect(tails.errors.has('late')).toBe(false);
+      await open.query('commit');
+    } finally {
+      open.release();
+    }
+    tails = (await readPeerdb(client, shape, tails)).tails;
+    expect(tails.errors.get('late')?.message).toBe('written first, committed last');
   });
 });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { classifyError } from '../../src/source/peerdb/classify.js';
 import { decide, type Observation, parentOf, type PublishedState } from '../../src/source/peerdb/decide.js';
-import { mergeTail, rfc3339 } from '../../src/source/peerdb/readPeerdb.js';
+import { mergeTail, nextHoles, rfc3339, TAIL_LOOKBACK_IDS } from '../../src/source/peerdb/readPeerdb.js';
 
 const NOW = '2026-11-21T10:00:40.000000Z';
 const obs = (o: Partial<Observation> = {}): Observation => ({
@@ -115,4 +115,16 @@ describe('rfc3339', () => {
     ['2026-01-02 03:04:05.000007', '2026-01-02T03:04:05.000007Z'],
   ];
   for (const [pg, want] of cases) it(`${pg} → ${want}`, () => expect(rfc3339(pg)).toBe(want));
+});
+
+describe('nextHoles', () => {
+  const cases: { name: string; holes: number[]; after: number; seen: number[]; top: number; want: number[] }[] = [
+    { name: 'dense: none', holes: [], after: 10, seen: [11, 12, 13], top: 13, want: [] },
+    { name: 'an id not seen below the top', holes: [], after: 10, seen: [11, 13], top: 13, want: [12] },
+    { name: 'a hole filled', holes: [12], after: 13, seen: [12, 14], top: 14, want: [] },
+    { name: 'a hole still open, nothing new', holes: [12], after: 13, seen: [], top: 13, want: [12] },
+    { name: 'a hole out of the window', holes: [5], after: 5 + TAIL_LOOKBACK_IDS, seen: [6 + TAIL_LOOKBACK_IDS], top: 6 + TAIL_LOOKBACK_IDS, want: [] },
+    { name: 'a long jump: only the window is kept', holes: [], after: 0, seen: [5000], top: 5000, want: Array.from({ length: TAIL_LOOKBACK_IDS - 1 }, (_, i) => 5000 - TAIL_LOOKBACK_IDS + 1 + i) },
+  ];
+  for (const c of cases) it(c.name, () => expect(nextHoles(c.holes, c.after, c.seen, c.top)).toEqual(c.want));
 });

@@ -11,7 +11,8 @@
  * `peer_slot_size` rows. Every statement names the PeerDB index it relies on; the append-only history
  * tables (`peer_slot_size`, `flow_errors`) are read whole never: the first poll of a leader takes the
  * newest row per name through the name index, and later polls read only the rows appended since
- * (`id >` the last seen, through the primary key), which `Tails` merges into what it remembers.
+ * (`id >` the last seen, and the holes below it, through the primary key), which `Tails` merges
+ * into what it remembers.
  * Rows synced likewise: see rowsSynced.ts.
  */
 import type pg from 'pg';
@@ -34,8 +35,10 @@ export const POSTGRES_PEER_TYPE = 3;
 export const CLONE_PREFIX = 'clone_';
 /**
  * Rows appended by transactions still open at the previous poll can carry ids below the highest id
- * it saw. Re-reading this many ids behind it on each poll catches them (merging is idempotent), at
- * the cost of a short primary-key range.
+ * it saw: ids it did not see. The tails remember those holes among the last TAIL_LOOKBACK_IDS ids
+ * and look them up again by primary key on each poll (a row committed later fills its hole; a
+ * rolled-back insert's hole stays until it falls out of the window). Re-reading the whole window
+ * instead cost a thousand rows per table per poll.
  */
 export const TAIL_LOOKBACK_IDS = 1000;
 
@@ -130,8 +133,11 @@ export interface SlotSample {
  */
 export interface Tails {
   slotAfterId: number;
+  /** Ids at or below slotAfterId, within TAIL_LOOKBACK_IDS of it, not seen yet. */
+  slotHoles: number[];
   slots: Map<string, SlotSample>;
   errorAfterId: number;
+  errorHoles: number[];
   errors: Map<string, ErrorRow>;
   /** The rows-synced read's memory (rowsSynced.ts); null: not read yet. */
   rows?: RowsMemory | null;
@@ -178,6 +184,24 @@ export function parentOf(flowName: string, mirrors: ReadonlySet<string>): string
 /** Newest first by (at, id): the order every "newest row" rule here uses. */
 function newer<T extends { id: number; at: string }>(a: T, b: T | undefined): boolean {
   return b === undefined || a.at > b.at || (a.at === b.at && a.id > b.id);
+}
+
+/** The holes to look up at the next poll: the old ones and the ids in (after, top] not seen, within
+ * TAIL_LOOKBACK_IDS of top. Pure. */
+export function nextHoles(holes: readonly number[], after: number, seen: readonly number[], top: number): number[] {
+  const found = new Set(seen);
+  const floor = top - TAIL_LOOKBACK_IDS;
+  const next = holes.filter((id) => id > floor && !found.has(id));
+  for (let id = Math.max(after, floor) + 1; id <= top; id++) if (!found.has(id)) next.push(id);
+  return next;
+}
+
+/** The highest id of a history table and the holes below it (TAIL_LOOKBACK_IDS), by primary key:
+ * where a leader's tail starts. */
+function topAndHoles(table: string): string {
+  return `select m::float8 as top, array(select g::float8 from generate_series(greatest(m - ${TAIL_LOOKBACK_IDS} + 1, 1), m) g
+                         where not exists (select from ${table} t where t.id = g)) as holes
+            from (select coalesce(max(id), 0) as m from ${table}) as x`;
 }
 
 /** Folds rows appended since the last poll into what the tails remember. Pure. */
@@ -249,13 +273,13 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
     ({ totals: rowTotals, memory: rowsMemory } = await readRowsSynced(client, flows, now, tails?.rows ?? null));
   }
 
-  const merged: Tails = { ...(tails ?? { slotAfterId: 0, slots: new Map(), errorAfterId: 0, errors: new Map() }), rows: rowsMemory };
+  const merged: Tails = { ...(tails ?? { slotAfterId: 0, slotHoles: [], slots: new Map(), errorAfterId: 0, errorHoles: [], errors: new Map() }), rows: rowsMemory };
   if (shape.slotSizes) Object.assign(merged, await readSlots(client, flows, tails));
   if (shape.flowErrors) Object.assign(merged, await readErrors(client, shape, flows, tails));
   return { now, flows, pendingLag, rows: rowTotals, tails: merged, shape };
 }
 
-async function readSlots(client: pg.ClientBase, flows: FlowRow[], tails: Tails | null): Promise<Pick<Tails, 'slotAfterId' | 'slots'>> {
+async function readSlots(client: pg.ClientBase, flows: FlowRow[], tails: Tails | null): Promise<Pick<Tails, 'slotAfterId' | 'slotHoles' | 'slots'>> {
   type Row = { key: string; id: number; bytes: number | null; at: string };
   const toEntry = (r: Row): [string, SlotSample] => [r.key, { id: r.id, bytes: r.bytes, at: r.at }];
   if (tails === null) {
@@ -270,17 +294,18 @@ async function readSlots(client: pg.ClientBase, flows: FlowRow[], tails: Tails |
            where p.slot_name = s.slot_name order by updated_at desc, id desc limit 1) as x`,
       [slots],
     );
-    const { rows: [top] } = await client.query<{ id: number | null }>(`select max(id) as id from peerdb_stats.peer_slot_size`);
-    return { slotAfterId: top?.id ?? 0, slots: new Map(rows.map(toEntry)) };
+    const { rows: [tail] } = await client.query<{ top: number; holes: number[] }>(topAndHoles('peerdb_stats.peer_slot_size'));
+    return { slotAfterId: tail!.top, slotHoles: tail!.holes, slots: new Map(rows.map(toEntry)) };
   }
-  // peer_slot_size_pkey: only the samples appended since the last poll (and a short lookback).
+  // peer_slot_size_pkey: only the samples appended since the last poll, and the holes below it.
   const { rows } = await client.query<Row>(
     `select slot_name as key, id, (slot_size * ${MIB}::bigint)::float8 as bytes, ${TS('updated_at')} as at
-       from peerdb_stats.peer_slot_size where id > $1::int order by id`,
-    [Math.max(0, tails.slotAfterId - TAIL_LOOKBACK_IDS)],
+       from peerdb_stats.peer_slot_size where id > $1::int or id = any($2::int[]) order by id`,
+    [tails.slotAfterId, tails.slotHoles],
   );
   const top = rows.reduce((max, r) => Math.max(max, r.id), tails.slotAfterId);
-  return { slotAfterId: top, slots: mergeTail(tails.slots, rows.map(toEntry)) };
+  const slotHoles = nextHoles(tails.slotHoles, tails.slotAfterId, rows.map((r) => r.id), top);
+  return { slotAfterId: top, slotHoles, slots: mergeTail(tails.slots, rows.map(toEntry)) };
 }
 
 async function readErrors(
@@ -288,7 +313,7 @@ async function readErrors(
   shape: PeerdbShape,
   flows: FlowRow[],
   tails: Tails | null,
-): Promise<Pick<Tails, 'errorAfterId' | 'errors'>> {
+): Promise<Pick<Tails, 'errorAfterId' | 'errorHoles' | 'errors'>> {
   type Row = { key: string; id: number; message: string; at: string };
   const toEntry = (r: Row): [string, ErrorRow] => [r.key, { id: r.id, flowName: r.key, message: r.message, at: r.at }];
   if (tails === null) {
@@ -312,20 +337,21 @@ async function readErrors(
            order by error_timestamp desc, id desc limit 1) as e`,
       [names],
     );
-    const { rows: [top] } = await client.query<{ id: number | null }>(`select max(id)::float8 as id from peerdb_stats.flow_errors`);
-    return { errorAfterId: top?.id ?? 0, errors: new Map(rows.map(toEntry)) };
+    const { rows: [tail] } = await client.query<{ top: number; holes: number[] }>(topAndHoles('peerdb_stats.flow_errors'));
+    return { errorAfterId: tail!.top, errorHoles: tail!.holes, errors: new Map(rows.map(toEntry)) };
   }
-  // flow_errors_pkey: only the rows logged since the last poll (and a short lookback).
+  // flow_errors_pkey: only the rows logged since the last poll, and the holes below it.
   const { rows } = await client.query<Row & { type: string }>(
     `select flow_name as key, id::float8 as id, error_message as message, ${TS('error_timestamp')} as at, error_type as type
-       from peerdb_stats.flow_errors where id > $1::bigint order by id`,
-    [Math.max(0, tails.errorAfterId - TAIL_LOOKBACK_IDS)],
+       from peerdb_stats.flow_errors where id > $1::bigint or id = any($2::bigint[]) order by id`,
+    [tails.errorAfterId, tails.errorHoles],
   );
   const top = rows.reduce((max, r) => Math.max(max, r.id), tails.errorAfterId);
+  const errorHoles = nextHoles(tails.errorHoles, tails.errorAfterId, rows.map((r) => r.id), top);
   const errors = mergeTail(tails.errors, rows.filter((r) => r.type === 'error').map(toEntry));
   // Forget the flow names that are neither a flow now nor a snapshot child of one (dropped mirrors,
   // finished clones of them): without this the map grows with every flow name PeerDB ever logged.
   const names = new Set(flows.map((f) => f.name));
   for (const name of errors.keys()) if (!names.has(name) && parentOf(name, names) === undefined) errors.delete(name);
-  return { errorAfterId: top, errors };
+  return { errorAfterId: top, errorHoles, errors };
 }

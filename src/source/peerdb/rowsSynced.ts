@@ -14,9 +14,9 @@
  *   catches every write whose transaction took less than the margin; merging is idempotent (a row
  *   replaces what is remembered for its (flow, table)).
  * - Partitions: PeerDB inserts them unfinished (ids from a sequence) and later sets `rows_synced`
- *   and `end_time` by (run_uuid, partition_uuid). Each poll re-reads, by primary key, the ids
- *   above the highest seen (less PARTITION_LOOKBACK_IDS, for inserts committed out of id order)
- *   and the ids still unfinished at the last poll.
+ *   and `end_time` by (run_uuid, partition_uuid). Each poll reads, by primary key, the ids above
+ *   the highest seen, the ids still unfinished at the last poll, and the ids among the last
+ *   PARTITION_LOOKBACK_IDS below the highest that it has not seen (inserts committed out of id order).
  * - Anything those rules could miss (a counts transaction open longer than the margin, a row
  *   PeerDB deletes, a finished partition rewritten): each poll also re-reads a slice of both tables
  *   whole and makes memory equal to it (what is remembered in the slice but not answered is
@@ -31,7 +31,8 @@ import type pg from 'pg';
 
 /** See the file comment: a counts transaction open longer than this is caught by reconciliation. */
 export const COUNTS_MARGIN_MS = 120_000;
-/** Partitions inserted by transactions still open at the previous poll can carry lower ids. */
+/** Partitions inserted by transactions still open at the previous poll can carry lower ids: ids
+ * this far below the highest seen that were not seen are looked up again. */
 export const PARTITION_LOOKBACK_IDS = 1000;
 /** Both tables are re-read whole, slice by slice, once every this many polls. */
 export const RECONCILE_POLLS = 120;
@@ -146,12 +147,16 @@ async function readChanges(client: pg.ClientBase, flows: readonly { name: string
   for (const name of names) counts.delete(name);
   for (const r of countRows) putCount(counts, r);
 
-  // qrep_partitions_pkey: new ids (and a lookback), the ones unfinished at the last poll, and the
-  // next reconciliation slice.
+  // qrep_partitions_pkey: new ids, the ones unfinished at the last poll, the holes among the last
+  // PARTITION_LOOKBACK_IDS ids (inserts committed out of id order fill them), and the next
+  // reconciliation slice.
   const open = [...partitions].filter(([, p]) => !p.finished).map(([id]) => id);
+  for (let id = Math.max(0, memory.partitionTopId - PARTITION_LOOKBACK_IDS) + 1; id <= memory.partitionTopId; id++) {
+    if (!partitions.has(id)) open.push(id);
+  }
   const partSlice = Math.max(MIN_PARTITION_SLICE, Math.ceil(memory.partitionTopId / RECONCILE_POLLS));
   const from = memory.partitionCursor > memory.partitionTopId ? 0 : memory.partitionCursor;
-  const newAfter = Math.max(0, memory.partitionTopId - PARTITION_LOOKBACK_IDS);
+  const newAfter = memory.partitionTopId;
   const { rows: partRows } = await client.query<PartitionRow>(
     `select id, parent_mirror_name as mirror, coalesce(rows_synced, 0)::float8 as rows, ${TS('end_time')} as at
        from peerdb_stats.qrep_partitions
@@ -159,7 +164,7 @@ async function readChanges(client: pg.ClientBase, flows: readonly { name: string
     [newAfter, open, from, from + partSlice],
   );
   const seen = new Set(partRows.map((r) => r.id));
-  // A remembered id in a range read whole (new ids, open ids, the slice) but not answered is gone.
+  // A remembered id in a range read whole (new ids, open ids and holes, the slice) but not answered is gone.
   const readWholly = (id: number) => id > newAfter || (id >= from && id < from + partSlice);
   for (const id of open) if (!seen.has(id)) changedPartitions = partitions.delete(id) || changedPartitions;
   for (const id of partitions.keys()) if (readWholly(id) && !seen.has(id)) changedPartitions = partitions.delete(id) || changedPartitions;
