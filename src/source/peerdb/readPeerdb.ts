@@ -216,9 +216,11 @@ export function mergeTail<T extends { id: number; at: string }>(memory: Map<stri
  * begun and ended here. `tails` null: a first poll, which seeds the tails through the name indexes.
  */
 export async function readPeerdb(client: pg.ClientBase, shape: PeerdbShape, tails: Tails | null): Promise<PeerdbSnapshot> {
-  await client.query('begin isolation level repeatable read read only');
   try {
-    const snapshot = await readInTransaction(client, shape, tails);
+    // The transaction's start and its first read in one round trip (a multi-statement simple
+    // query, no parameters): each statement here is a round trip to PeerDB's catalog.
+    const [, head] = (await client.query(`begin isolation level repeatable read read only; ${HEAD}`)) as unknown as [pg.QueryResult, pg.QueryResult<Head>];
+    const snapshot = await readInTransaction(client, shape, tails, head.rows[0]!);
     await client.query('commit');
     return snapshot;
   } catch (err) {
@@ -227,14 +229,15 @@ export async function readPeerdb(client: pg.ClientBase, shape: PeerdbShape, tail
   }
 }
 
-async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tails: Tails | null): Promise<PeerdbSnapshot> {
-  // The clock and the peers (a handful of rows) in one round trip; flows joined to them here rather
-  // than in SQL: two hash joins and to_char on every flow cost the server more than the whole scan.
-  const { rows: [head] } = await client.query<{ now: string; peers: [number, string, number][] }>(
-    `select ${TS('now()')} as now, coalesce((select json_agg(json_build_array(id, name, type)) from peers), '[]') as peers`,
-  );
-  const now = head!.now;
-  const peers = new Map(head!.peers.map(([id, name, type]) => [id, { name, postgres: type === POSTGRES_PEER_TYPE }]));
+/** The clock and the peers (a handful of rows), the first read of every poll. */
+const HEAD = `select ${TS('now()')} as now, coalesce((select json_agg(json_build_array(id, name, type)) from peers), '[]') as peers`;
+type Head = { now: string; peers: [number, string, number][] };
+
+async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tails: Tails | null, head: Head): Promise<PeerdbSnapshot> {
+  // Flows are joined to the peers here rather than in SQL: two hash joins and to_char on every flow
+  // cost the server more than the whole scan.
+  const now = head.now;
+  const peers = new Map(head.peers.map(([id, name, type]) => [id, { name, postgres: type === POSTGRES_PEER_TYPE }]));
 
   // Every flow, one row per mirror (not a history table: no index needed), only the columns the
   // mapping uses; created_at as the server's ISO text (DateStyle ISO, see PEERDB_SESSION_OPTIONS).
