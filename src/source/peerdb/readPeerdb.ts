@@ -241,16 +241,17 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
 
   // Every flow, one row per mirror (not a history table: no index needed), only the columns the
   // mapping uses; created_at as the server's ISO text (DateStyle ISO, see PEERDB_SESSION_OPTIONS).
-  const { rows: flowRows } = await client.query<{ name: string; status: number; workflowId: string | null; cdc: boolean; s: number; d: number; created: string }>(
-    `select name, status, workflow_id as "workflowId", coalesce(query_string, '') = '' as cdc, source_peer as s, destination_peer as d,
-            created_at::text as created
-       from flows`,
-  );
-  const flows: FlowRow[] = flowRows.map((f) => {
-    const source = peers.get(f.s);
+  // Rows as arrays: node-pg builds no object per row (about a fifth of this read's client time).
+  type Flow = [name: string, status: number, workflowId: string | null, cdc: boolean, source: number, destination: number, created: string];
+  const { rows: flowRows } = await client.query<Flow>({
+    text: `select name, status, workflow_id, coalesce(query_string, '') = '', source_peer, destination_peer, created_at::text from flows`,
+    rowMode: 'array',
+  });
+  const flows: FlowRow[] = flowRows.map(([name, status, workflowId, cdc, s, d, created]) => {
+    const source = peers.get(s);
     return {
-      name: f.name, status: f.status, workflowId: f.workflowId, cdc: f.cdc, source: source?.name ?? null,
-      destination: peers.get(f.d)?.name ?? null, sourceIsPostgres: source?.postgres ?? false, createdAt: rfc3339(f.created),
+      name, status, workflowId, cdc, source: source?.name ?? null, destination: peers.get(d)?.name ?? null,
+      sourceIsPostgres: source?.postgres ?? false, createdAt: rfc3339(created),
     };
   });
 
