@@ -132,6 +132,7 @@ export class Daemon {
       this.peerdb = new PeerdbPoller({
         peerdbUrl: config.peerdbUrl, catalogUrl, schema: config.schema, boss: this.boss,
         queueSharesCatalog: queueSharesCatalog(config), intervalMs: config.peerdbPollIntervalMs, logger: log, metrics: this.metrics.peerdb,
+        maxFutureMs: config.maxFutureMs,
       });
       await this.peerdb.start();
     }

@@ -77,9 +77,10 @@ async function explainAll(client: pg.Client, tails: Tails): Promise<void> {
   const query = client.query.bind(client);
   // Record each statement readPeerdb runs, then EXPLAIN it with the same parameters.
   const statements: [string, unknown[] | undefined][] = [];
-  (client as unknown as { query: unknown }).query = (text: string, values?: unknown[]) => {
+  (client as unknown as { query: unknown }).query = (q: string | { text: string }, values?: unknown[]) => {
+    const text = typeof q === 'string' ? q : q.text;
     if (/^\s*select/i.test(text)) statements.push([text, values]);
-    return query(text, values);
+    return query(q as string, values);
   };
   const { shape } = { shape: (await import('../../src/source/peerdb/readPeerdb.js')).readShape };
   const s = await shape(client);

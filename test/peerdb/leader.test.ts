@@ -2,8 +2,9 @@
  * Two daemons on one catalog with the PeerDB source on: exactly one polls; SIGKILL it and the
  * other takes over within two poll intervals, publishing from where the first left off.
  */
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
+import { CLI, type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { createPeerdbCatalog, type PeerdbCatalog } from '../helpers/peerdb.js';
 import { scrape, seriesValue } from '../helpers/scrape.js';
@@ -54,5 +55,19 @@ describe('PeerDB source with two replicas', () => {
     expect(await gauge(follower, 'mirrorstate_peerdb_published_total')).toBe(1);
     const { rows } = await ms.pool.query(`select mirror, count(*)::int as n from mirrorstate.journal group by 1 order by 1`);
     expect(rows).toEqual([{ mirror: 'one', n: 1 }, { mirror: 'three', n: 1 }, { mirror: 'two', n: 2 }]);
+  });
+
+  it('refuses `mirrorstate peerdb-sync` while a daemon leads: exit 3, saying why', async () => {
+    // The first test killed one daemon; the other leads now.
+    const alive = daemons.filter((d) => d.proc.exitCode === null && d.proc.signalCode === null);
+    expect(alive).toHaveLength(1);
+    expect(await gauge(alive[0]!, 'mirrorstate_peerdb_leader')).toBe(1);
+    const r = spawnSync(process.execPath, [CLI, 'peerdb-sync'], {
+      env: { ...process.env, DATABASE_URL: ms.url, MIRRORSTATE_PEERDB_URL: catalog.readerUrl, MIRRORSTATE_LOG_LEVEL: 'warn' },
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(3);
+    expect(r.stderr).toContain('a mirrorstate daemon polls PeerDB now (it holds the leader lock); nothing done');
+    expect(r.stdout).toBe('');
   });
 });

@@ -170,10 +170,8 @@ describe('PeerDB source', () => {
     } finally {
       await reader.end();
     }
-    // The daemon connected to this fixture as that role (other test files run fixtures of their own).
-    const { rows } = await catalog.db.pool.query(
-      `select distinct usename from pg_stat_activity where application_name = 'mirrorstate-peerdb' and datname = current_database()`,
-    );
+    // The daemon connected as that role.
+    const { rows } = await catalog.db.pool.query(`select usename from pg_stat_activity where application_name = 'mirrorstate-peerdb' and datname = current_database()`);
     expect(rows.map((r) => r.usename)).toEqual([catalog.role]);
   });
 });

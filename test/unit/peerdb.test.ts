@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { classifyError } from '../../src/source/peerdb/classify.js';
 import { decide, type Observation, parentOf, type PublishedState } from '../../src/source/peerdb/decide.js';
-import { mergeTail } from '../../src/source/peerdb/readPeerdb.js';
+import { mergeTail, nextHoles, rfc3339, TAIL_LOOKBACK_IDS } from '../../src/source/peerdb/readPeerdb.js';
 
 const NOW = '2026-11-21T10:00:40.000000Z';
 const obs = (o: Partial<Observation> = {}): Observation => ({
@@ -48,6 +48,13 @@ describe('decide', () => {
     expect(d.skipped.map((s) => [s.mirror.slice(0, 3), s.reason])).toEqual([['a', 'status'], ['b\u0001', 'name'], ['xxx', 'name']]);
     expect(d.publish.map((p) => p.update.mirror)).toEqual(['ok']);
     expect(d.seen).toBe(4);
+  });
+
+  it('validates with MIRRORSTATE_MAX_FUTURE: PeerDB’s clock 10 minutes ahead passes a 15-minute limit, not the default', () => {
+    const behind = NOW_MS - 10 * 60_000;
+    expect(decide([obs()], new Map(), NOW, behind).skipped.map((s) => s.reason)).toEqual(['invalid']);
+    const d = decide([obs()], new Map(), NOW, behind, 15 * 60_000);
+    expect([d.skipped.length, d.publish.map((p) => p.update.mirror)]).toEqual([0, ['m']]);
   });
 
   it('restarts the 30 s numbers clock only when numbers moved', () => {
@@ -98,4 +105,26 @@ describe('mergeTail', () => {
     expect(merged.get('t')!.v).toBe('t');
     expect(memory.get('s')!.v).toBe('old');
   });
+});
+
+describe('rfc3339', () => {
+  const cases: [string, string][] = [
+    ['2026-11-21 10:00:40', '2026-11-21T10:00:40.000000Z'],
+    ['2026-11-21 10:00:40.5', '2026-11-21T10:00:40.500000Z'],
+    ['2026-11-21 10:00:40.123456', '2026-11-21T10:00:40.123456Z'],
+    ['2026-01-02 03:04:05.000007', '2026-01-02T03:04:05.000007Z'],
+  ];
+  for (const [pg, want] of cases) it(`${pg} → ${want}`, () => expect(rfc3339(pg)).toBe(want));
+});
+
+describe('nextHoles', () => {
+  const cases: { name: string; holes: number[]; after: number; seen: number[]; top: number; want: number[] }[] = [
+    { name: 'dense: none', holes: [], after: 10, seen: [11, 12, 13], top: 13, want: [] },
+    { name: 'an id not seen below the top', holes: [], after: 10, seen: [11, 13], top: 13, want: [12] },
+    { name: 'a hole filled', holes: [12], after: 13, seen: [12, 14], top: 14, want: [] },
+    { name: 'a hole still open, nothing new', holes: [12], after: 13, seen: [], top: 13, want: [12] },
+    { name: 'a hole out of the window', holes: [5], after: 5 + TAIL_LOOKBACK_IDS, seen: [6 + TAIL_LOOKBACK_IDS], top: 6 + TAIL_LOOKBACK_IDS, want: [] },
+    { name: 'a long jump: only the window is kept', holes: [], after: 0, seen: [5000], top: 5000, want: Array.from({ length: TAIL_LOOKBACK_IDS - 1 }, (_, i) => 5000 - TAIL_LOOKBACK_IDS + 1 + i) },
+  ];
+  for (const c of cases) it(c.name, () => expect(nextHoles(c.holes, c.after, c.seen, c.top)).toEqual(c.want));
 });

@@ -19,7 +19,9 @@
 import type { UpdateInput } from '../../publish.js';
 import { parseUpdate, STATUSES, type Status } from '../../update.js';
 import { classifyError } from './classify.js';
-import { CLONE_PREFIX, type ErrorRow, type PeerdbSnapshot, SLOT_PREFIX } from './readPeerdb.js';
+import { type ErrorRow, parentOf, type PeerdbSnapshot, SLOT_PREFIX } from './readPeerdb.js';
+
+export { parentOf };
 
 export const NUMBERS_INTERVAL_MS = 30_000;
 const FAILED = STATUSES.indexOf('failed');
@@ -66,18 +68,6 @@ export interface Decision {
   skipped: { mirror: string; reason: SkipReason; detail: string }[];
   seen: number;
   dropped: number;
-}
-
-/** The parent mirror of a snapshot child's flow name (`clone_<mirror>_<table>_<run>`): the longest
- * mirror name that fits, since `a` and `a_b` may both exist. */
-export function parentOf(flowName: string, mirrors: ReadonlySet<string>): string | undefined {
-  if (!flowName.startsWith(CLONE_PREFIX)) return undefined;
-  const rest = flowName.slice(CLONE_PREFIX.length);
-  for (let i = rest.lastIndexOf('_'); i > 0; i = rest.lastIndexOf('_', i - 1)) {
-    const candidate = rest.slice(0, i);
-    if (mirrors.has(candidate)) return candidate;
-  }
-  return undefined;
 }
 
 function newest(a: ErrorRow | undefined, b: ErrorRow | undefined): ErrorRow | undefined {
@@ -149,16 +139,18 @@ function compact(update: Record<string, unknown>): UpdateInput {
 
 /**
  * `now`: PeerDB's clock at the poll (RFC 3339 UTC, microseconds); `nowMs`: the daemon's clock, for
- * the message's future limit. Pure.
+ * the message's future limit; `maxFutureMs`: that limit (MIRRORSTATE_MAX_FUTURE, else the default). Pure.
  */
 export function decide(
   observations: readonly Observation[],
   published: ReadonlyMap<string, PublishedState>,
   now: string,
   nowMs: number = Date.now(),
+  maxFutureMs?: number,
 ): Decision {
   const decision: Decision = { publish: [], skipped: [], seen: observations.length, dropped: 0 };
   const present = new Set<string>();
+  const peerdbNowMs = Date.parse(now);
   for (const o of observations) {
     present.add(o.mirror);
     const prev = published.get(o.mirror);
@@ -168,14 +160,14 @@ export function decide(
       continue;
     }
     const fresh = !prev || prev.dropped;
-    const numbersDue = fresh || Date.parse(now) - Date.parse(prev.numbersAt) >= NUMBERS_INTERVAL_MS;
-    if (!fresh && !identityChanged(o, status, prev) && !(numbersDue && numbersChanged(o, prev))) continue;
+    // Cheapest test first: an idle poll of thousands of mirrors stops at identity and numbers.
+    if (!fresh && !identityChanged(o, status, prev) && !(numbersChanged(o, prev) && peerdbNowMs - Date.parse(prev.numbersAt) >= NUMBERS_INTERVAL_MS)) continue;
     const version = nextVersion(now, prev);
     const update = compact({
       mirror: o.mirror, status, ...version, workflowId: o.workflowId, flowType: o.flowType, source: o.source,
       destination: o.destination, rowsSynced: o.rowsSynced, lagSeconds: o.lagSeconds, slotLagBytes: o.slotLagBytes, error: o.error,
     });
-    const parsed = parseUpdate(update, nowMs);
+    const parsed = parseUpdate(update, nowMs, maxFutureMs);
     if (!parsed.ok) {
       const nameError = parsed.errors.find((e) => e.field === 'mirror');
       decision.skipped.push({

@@ -32,6 +32,8 @@ export interface PeerdbPollerOptions {
   boss: PgBoss;
   queueSharesCatalog: boolean;
   intervalMs: number;
+  /** MIRRORSTATE_MAX_FUTURE: what the daemon accepts is what the source publishes. */
+  maxFutureMs?: number;
   logger: Logger;
   metrics: PeerdbMetrics;
 }
@@ -142,14 +144,14 @@ export class PeerdbPoller {
   }
 
   private async poll(): Promise<void> {
-    const { metrics, boss, schema, queueSharesCatalog, peerdbUrl } = this.options;
+    const { metrics, boss, schema, queueSharesCatalog, peerdbUrl, maxFutureMs } = this.options;
     const leadership = this.leadership!;
     const end = metrics.pollDuration.startTimer();
     try {
       this.peerdb ??= await connectPeerdb(peerdbUrl, this.log);
       const summary = await syncOnce({
         peerdb: this.peerdb.client, shape: this.peerdb.shape, catalog: leadership.client, schema, boss, queueSharesCatalog, tails: this.tails,
-        memory: this.memory,
+        memory: this.memory, maxFutureMs,
       });
       // A poll that ran while the lock went away changed nothing that counts (see sync.ts), and the
       // next leader starts from the catalog's memory; do not report it as ours.

@@ -11,14 +11,18 @@
  * `peer_slot_size` rows. Every statement names the PeerDB index it relies on; the append-only history
  * tables (`peer_slot_size`, `flow_errors`) are read whole never: the first poll of a leader takes the
  * newest row per name through the name index, and later polls read only the rows appended since
- * (`id >` the last seen, through the primary key), which `Tails` merges into what it remembers.
+ * (`id >` the last seen, and the holes below it, through the primary key), which `Tails` merges
+ * into what it remembers.
+ * Rows synced likewise: see rowsSynced.ts.
  */
 import type pg from 'pg';
+import { readRowsSynced, type RowsMemory, type RowTotals } from './rowsSynced.js';
 
 /** Session settings of the PeerDB connection: PeerDB's `timestamp` columns hold UTC (its workers
- * write `now()` of a UTC server, or Go's UTC time), so the session reads them as UTC; every
+ * write `now()` of a UTC server, or Go's UTC time), so the session reads them as UTC, printed in
+ * ISO form whatever the server's DateStyle (rfc3339 parses it); every
  * transaction is read only even if a statement here were ever wrong; no statement runs long. */
-export const PEERDB_SESSION_OPTIONS = '-c TimeZone=UTC -c default_transaction_read_only=on -c statement_timeout=30000';
+export const PEERDB_SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c default_transaction_read_only=on -c statement_timeout=30000';
 
 /** The slot PeerDB creates for a CDC mirror unless its config names another (config_proto, which
  * SQL cannot decode). */
@@ -31,8 +35,10 @@ export const POSTGRES_PEER_TYPE = 3;
 export const CLONE_PREFIX = 'clone_';
 /**
  * Rows appended by transactions still open at the previous poll can carry ids below the highest id
- * it saw. Re-reading this many ids behind it on each poll catches them (merging is idempotent), at
- * the cost of a short primary-key range.
+ * it saw: ids it did not see. The tails remember those holes among the last TAIL_LOOKBACK_IDS ids
+ * and look them up again by primary key on each poll (a row committed later fills its hole; a
+ * rolled-back insert's hole stays until it falls out of the window). Re-reading the whole window
+ * instead cost a thousand rows per table per poll.
  */
 export const TAIL_LOOKBACK_IDS = 1000;
 
@@ -127,9 +133,14 @@ export interface SlotSample {
  */
 export interface Tails {
   slotAfterId: number;
+  /** Ids at or below slotAfterId, within TAIL_LOOKBACK_IDS of it, not seen yet. */
+  slotHoles: number[];
   slots: Map<string, SlotSample>;
   errorAfterId: number;
+  errorHoles: number[];
   errors: Map<string, ErrorRow>;
+  /** The rows-synced read's memory (rowsSynced.ts); null: not read yet. */
+  rows?: RowsMemory | null;
 }
 
 export interface PeerdbSnapshot {
@@ -139,17 +150,58 @@ export interface PeerdbSnapshot {
   /** Seconds since the oldest unnormalized batch's sync, per flow with one pending; null: not read. */
   pendingLag: Map<string, number> | null;
   /** Per mirror: CDC table counts plus finished partitions (own or snapshot children); null: not read. */
-  rows: Map<string, { rows: number; lastSyncAt: string | null }> | null;
+  rows: RowTotals | null;
   /** Merged tails: newest slot sample per slot, newest error per flow name. */
   tails: Tails;
   shape: PeerdbShape;
 }
 
+// Every bigint read here is cast to float8 (exact below 2^53, which ids, byte counts and row totals
+// stay under): node-pg returns int8 as a string unless a process-wide parser says otherwise, and
+// this read must not depend on which modules the process happened to load (src/db.ts sets one).
 const TS = (column: string) => `to_char(${column}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/** A `timestamp` as PostgreSQL prints it with DateStyle ISO (`2026-11-21 10:00:40.5`) → the
+ * RFC 3339 UTC form with microseconds that TS gives (`2026-11-21T10:00:40.500000Z`). */
+export function rfc3339(iso: string): string {
+  const dot = iso.indexOf('.', 19);
+  const fraction = dot < 0 ? '' : iso.slice(dot + 1);
+  return `${iso.slice(0, 10)}T${iso.slice(11, 19)}.${fraction.padEnd(6, '0')}Z`;
+}
+
+/** The parent mirror of a snapshot child's flow name (`clone_<mirror>_<table>_<run>`): the longest
+ * mirror name that fits, since `a` and `a_b` may both exist. */
+export function parentOf(flowName: string, mirrors: ReadonlySet<string>): string | undefined {
+  if (!flowName.startsWith(CLONE_PREFIX)) return undefined;
+  const rest = flowName.slice(CLONE_PREFIX.length);
+  for (let i = rest.lastIndexOf('_'); i > 0; i = rest.lastIndexOf('_', i - 1)) {
+    const candidate = rest.slice(0, i);
+    if (mirrors.has(candidate)) return candidate;
+  }
+  return undefined;
+}
 
 /** Newest first by (at, id): the order every "newest row" rule here uses. */
 function newer<T extends { id: number; at: string }>(a: T, b: T | undefined): boolean {
   return b === undefined || a.at > b.at || (a.at === b.at && a.id > b.id);
+}
+
+/** The holes to look up at the next poll: the old ones and the ids in (after, top] not seen, within
+ * TAIL_LOOKBACK_IDS of top. Pure. */
+export function nextHoles(holes: readonly number[], after: number, seen: readonly number[], top: number): number[] {
+  const found = new Set(seen);
+  const floor = top - TAIL_LOOKBACK_IDS;
+  const next = holes.filter((id) => id > floor && !found.has(id));
+  for (let id = Math.max(after, floor) + 1; id <= top; id++) if (!found.has(id)) next.push(id);
+  return next;
+}
+
+/** The highest id of a history table and the holes below it (TAIL_LOOKBACK_IDS), by primary key:
+ * where a leader's tail starts. */
+function topAndHoles(table: string): string {
+  return `select m::float8 as top, array(select g::float8 from generate_series(greatest(m - ${TAIL_LOOKBACK_IDS} + 1, 1), m) g
+                         where not exists (select from ${table} t where t.id = g)) as holes
+            from (select coalesce(max(id), 0) as m from ${table}) as x`;
 }
 
 /** Folds rows appended since the last poll into what the tails remember. Pure. */
@@ -164,9 +216,11 @@ export function mergeTail<T extends { id: number; at: string }>(memory: Map<stri
  * begun and ended here. `tails` null: a first poll, which seeds the tails through the name indexes.
  */
 export async function readPeerdb(client: pg.ClientBase, shape: PeerdbShape, tails: Tails | null): Promise<PeerdbSnapshot> {
-  await client.query('begin isolation level repeatable read read only');
   try {
-    const snapshot = await readInTransaction(client, shape, tails);
+    // The transaction's start and its first read in one round trip (a multi-statement simple
+    // query, no parameters): each statement here is a round trip to PeerDB's catalog.
+    const [, head] = (await client.query(`begin isolation level repeatable read read only; ${HEAD}`)) as unknown as [pg.QueryResult, pg.QueryResult<Head>];
+    const snapshot = await readInTransaction(client, shape, tails, head.rows[0]!);
     await client.query('commit');
     return snapshot;
   } catch (err) {
@@ -175,21 +229,31 @@ export async function readPeerdb(client: pg.ClientBase, shape: PeerdbShape, tail
   }
 }
 
-async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tails: Tails | null): Promise<PeerdbSnapshot> {
-  const { rows: [clock] } = await client.query<{ now: string }>(`select ${TS('now()')} as now`);
-  const now = clock!.now;
+/** The clock and the peers (a handful of rows), the first read of every poll. */
+const HEAD = `select ${TS('now()')} as now, coalesce((select json_agg(json_build_array(id, name, type)) from peers), '[]') as peers`;
+type Head = { now: string; peers: [number, string, number][] };
 
-  // flows_pkey / flows_name_unique are not needed: every flow is read, one row per mirror (not a
-  // history table); peers by peers_pkey.
-  const { rows: flows } = await client.query<FlowRow>(
-    `select f.name, f.status, f.workflow_id as "workflowId", coalesce(f.query_string, '') = '' as cdc,
-            s.name as source, d.name as destination, coalesce(s.type = $1, false) as "sourceIsPostgres",
-            ${TS('f.created_at')} as "createdAt"
-       from flows f
-       left join peers s on s.id = f.source_peer
-       left join peers d on d.id = f.destination_peer`,
-    [POSTGRES_PEER_TYPE],
-  );
+async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tails: Tails | null, head: Head): Promise<PeerdbSnapshot> {
+  // Flows are joined to the peers here rather than in SQL: two hash joins and to_char on every flow
+  // cost the server more than the whole scan.
+  const now = head.now;
+  const peers = new Map(head.peers.map(([id, name, type]) => [id, { name, postgres: type === POSTGRES_PEER_TYPE }]));
+
+  // Every flow, one row per mirror (not a history table: no index needed), only the columns the
+  // mapping uses; created_at as the server's ISO text (DateStyle ISO, see PEERDB_SESSION_OPTIONS).
+  // Rows as arrays: node-pg builds no object per row (about a fifth of this read's client time).
+  type Flow = [name: string, status: number, workflowId: string | null, cdc: boolean, source: number, destination: number, created: string];
+  const { rows: flowRows } = await client.query<Flow>({
+    text: `select name, status, workflow_id, coalesce(query_string, '') = '', source_peer, destination_peer, created_at::text from flows`,
+    rowMode: 'array',
+  });
+  const flows: FlowRow[] = flowRows.map(([name, status, workflowId, cdc, s, d, created]) => {
+    const source = peers.get(s);
+    return {
+      name, status, workflowId, cdc, source: source?.name ?? null, destination: peers.get(d)?.name ?? null,
+      sourceIsPostgres: source?.postgres ?? false, createdAt: rfc3339(created),
+    };
+  });
 
   let pendingLag: Map<string, number> | null = null;
   if (shape.cdcBatches) {
@@ -207,31 +271,19 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
   }
 
   let rowTotals: PeerdbSnapshot['rows'] = null;
+  let rowsMemory: RowsMemory | null = null;
   if (shape.rowsSynced) {
-    // cdc_table_aggregate_counts_pkey (flow_name, destination_table_name): one running total per
-    // table of each flow, not a history. qrep_partitions has no index on parent_mirror_name in
-    // PeerDB: this aggregate reads that table whole, one row per partition of every initial load or
-    // QRep run (see README, known limits); PeerDB's own API computes the same sum the same way.
-    const { rows } = await client.query<{ mirror: string; rows: number; last_sync_at: string | null }>(
-      `select mirror, sum(rows)::bigint as rows, ${TS('max(last_sync_at)')} as last_sync_at
-         from (select flow_name as mirror, total_count as rows, last_updated_at as last_sync_at
-                 from peerdb_stats.cdc_table_aggregate_counts
-               union all
-               select parent_mirror_name, rows_synced, end_time
-                 from peerdb_stats.qrep_partitions
-                where parent_mirror_name is not null and end_time is not null) as synced
-        group by mirror`,
-    );
-    rowTotals = new Map(rows.map((r) => [r.mirror, { rows: r.rows, lastSyncAt: r.last_sync_at }]));
+    // rowsSynced.ts: incrementally after a leader's first poll, through the indexes it names.
+    ({ totals: rowTotals, memory: rowsMemory } = await readRowsSynced(client, flows, now, tails?.rows ?? null));
   }
 
-  const merged: Tails = tails ?? { slotAfterId: 0, slots: new Map(), errorAfterId: 0, errors: new Map() };
+  const merged: Tails = { ...(tails ?? { slotAfterId: 0, slotHoles: [], slots: new Map(), errorAfterId: 0, errorHoles: [], errors: new Map() }), rows: rowsMemory };
   if (shape.slotSizes) Object.assign(merged, await readSlots(client, flows, tails));
   if (shape.flowErrors) Object.assign(merged, await readErrors(client, shape, flows, tails));
   return { now, flows, pendingLag, rows: rowTotals, tails: merged, shape };
 }
 
-async function readSlots(client: pg.ClientBase, flows: FlowRow[], tails: Tails | null): Promise<Pick<Tails, 'slotAfterId' | 'slots'>> {
+async function readSlots(client: pg.ClientBase, flows: FlowRow[], tails: Tails | null): Promise<Pick<Tails, 'slotAfterId' | 'slotHoles' | 'slots'>> {
   type Row = { key: string; id: number; bytes: number | null; at: string };
   const toEntry = (r: Row): [string, SlotSample] => [r.key, { id: r.id, bytes: r.bytes, at: r.at }];
   if (tails === null) {
@@ -242,21 +294,22 @@ async function readSlots(client: pg.ClientBase, flows: FlowRow[], tails: Tails |
       `select s.slot_name as key, x.id, x.slot_size as bytes, ${TS('x.updated_at')} as at
          from unnest($1::text[]) as s(slot_name)
         cross join lateral (
-          select id, slot_size * ${MIB}::bigint as slot_size, updated_at from peerdb_stats.peer_slot_size p
+          select id, (slot_size * ${MIB}::bigint)::float8 as slot_size, updated_at from peerdb_stats.peer_slot_size p
            where p.slot_name = s.slot_name order by updated_at desc, id desc limit 1) as x`,
       [slots],
     );
-    const { rows: [top] } = await client.query<{ id: number | null }>(`select max(id) as id from peerdb_stats.peer_slot_size`);
-    return { slotAfterId: top?.id ?? 0, slots: new Map(rows.map(toEntry)) };
+    const { rows: [tail] } = await client.query<{ top: number; holes: number[] }>(topAndHoles('peerdb_stats.peer_slot_size'));
+    return { slotAfterId: tail!.top, slotHoles: tail!.holes, slots: new Map(rows.map(toEntry)) };
   }
-  // peer_slot_size_pkey: only the samples appended since the last poll (and a short lookback).
+  // peer_slot_size_pkey: only the samples appended since the last poll, and the holes below it.
   const { rows } = await client.query<Row>(
-    `select slot_name as key, id, slot_size * ${MIB}::bigint as bytes, ${TS('updated_at')} as at
-       from peerdb_stats.peer_slot_size where id > $1::int order by id`,
-    [Math.max(0, tails.slotAfterId - TAIL_LOOKBACK_IDS)],
+    `select slot_name as key, id, (slot_size * ${MIB}::bigint)::float8 as bytes, ${TS('updated_at')} as at
+       from peerdb_stats.peer_slot_size where id > $1::int or id = any($2::int[]) order by id`,
+    [tails.slotAfterId, tails.slotHoles],
   );
   const top = rows.reduce((max, r) => Math.max(max, r.id), tails.slotAfterId);
-  return { slotAfterId: top, slots: mergeTail(tails.slots, rows.map(toEntry)) };
+  const slotHoles = nextHoles(tails.slotHoles, tails.slotAfterId, rows.map((r) => r.id), top);
+  return { slotAfterId: top, slotHoles, slots: mergeTail(tails.slots, rows.map(toEntry)) };
 }
 
 async function readErrors(
@@ -264,7 +317,7 @@ async function readErrors(
   shape: PeerdbShape,
   flows: FlowRow[],
   tails: Tails | null,
-): Promise<Pick<Tails, 'errorAfterId' | 'errors'>> {
+): Promise<Pick<Tails, 'errorAfterId' | 'errorHoles' | 'errors'>> {
   type Row = { key: string; id: number; message: string; at: string };
   const toEntry = (r: Row): [string, ErrorRow] => [r.key, { id: r.id, flowName: r.key, message: r.message, at: r.at }];
   if (tails === null) {
@@ -280,7 +333,7 @@ async function readErrors(
     }
     // idx_flow_errors_flow_name (V17): one flow's log rows, the newest `error` taken per flow.
     const { rows } = await client.query<Row>(
-      `select n.flow_name as key, e.id, e.error_message as message, ${TS('e.error_timestamp')} as at
+      `select n.flow_name as key, e.id::float8 as id, e.error_message as message, ${TS('e.error_timestamp')} as at
          from unnest($1::text[]) as n(flow_name)
         cross join lateral (
           select id, error_message, error_timestamp from peerdb_stats.flow_errors e
@@ -288,15 +341,21 @@ async function readErrors(
            order by error_timestamp desc, id desc limit 1) as e`,
       [names],
     );
-    const { rows: [top] } = await client.query<{ id: number | null }>(`select max(id) as id from peerdb_stats.flow_errors`);
-    return { errorAfterId: top?.id ?? 0, errors: new Map(rows.map(toEntry)) };
+    const { rows: [tail] } = await client.query<{ top: number; holes: number[] }>(topAndHoles('peerdb_stats.flow_errors'));
+    return { errorAfterId: tail!.top, errorHoles: tail!.holes, errors: new Map(rows.map(toEntry)) };
   }
-  // flow_errors_pkey: only the rows logged since the last poll (and a short lookback).
+  // flow_errors_pkey: only the rows logged since the last poll, and the holes below it.
   const { rows } = await client.query<Row & { type: string }>(
-    `select flow_name as key, id, error_message as message, ${TS('error_timestamp')} as at, error_type as type
-       from peerdb_stats.flow_errors where id > $1::bigint order by id`,
-    [Math.max(0, tails.errorAfterId - TAIL_LOOKBACK_IDS)],
+    `select flow_name as key, id::float8 as id, error_message as message, ${TS('error_timestamp')} as at, error_type as type
+       from peerdb_stats.flow_errors where id > $1::bigint or id = any($2::bigint[]) order by id`,
+    [tails.errorAfterId, tails.errorHoles],
   );
   const top = rows.reduce((max, r) => Math.max(max, r.id), tails.errorAfterId);
-  return { errorAfterId: top, errors: mergeTail(tails.errors, rows.filter((r) => r.type === 'error').map(toEntry)) };
+  const errorHoles = nextHoles(tails.errorHoles, tails.errorAfterId, rows.map((r) => r.id), top);
+  const errors = mergeTail(tails.errors, rows.filter((r) => r.type === 'error').map(toEntry));
+  // Forget the flow names that are neither a flow now nor a snapshot child of one (dropped mirrors,
+  // finished clones of them): without this the map grows with every flow name PeerDB ever logged.
+  const names = new Set(flows.map((f) => f.name));
+  for (const name of errors.keys()) if (!names.has(name) && parentOf(name, names) === undefined) errors.delete(name);
+  return { errorAfterId: top, errorHoles, errors };
 }

@@ -40,6 +40,8 @@ export interface SyncContext {
    * catalog. Safe to carry while leading: only the lock holder writes it.
    */
   memory?: ReadonlyMap<string, PublishedState> | null;
+  /** MIRRORSTATE_MAX_FUTURE: validate what is published as the daemon will. */
+  maxFutureMs?: number;
 }
 
 export interface SyncSummary {
@@ -59,7 +61,7 @@ export async function syncOnce(ctx: SyncContext): Promise<SyncSummary> {
   const snapshot = await readPeerdb(ctx.peerdb, ctx.shape, ctx.tails);
   const catalog: Executor = { executeSql: (text, values) => ctx.catalog.query(text, values) };
   const published = ctx.memory ?? (await readPublished(catalog, ctx.schema));
-  const decision = decide(observe(snapshot), published, snapshot.now);
+  const decision = decide(observe(snapshot), published, snapshot.now, Date.now(), ctx.maxFutureMs);
   const summary: SyncSummary = {
     seen: decision.seen,
     published: decision.publish.length,

@@ -1,0 +1,235 @@
+/**
+ * Rows synced per mirror (CONTRACT §8), as PeerDB's own API computes it: the sum of the mirror's
+ * `cdc_table_aggregate_counts.total_count` plus `qrep_partitions.rows_synced` of its finished
+ * partitions (`parent_mirror_name` = the mirror, `end_time` set). Read incrementally: the leader's
+ * first poll reads both tables whole (PeerDB has no index on `qrep_partitions.parent_mirror_name`),
+ * keeps every row it needs in memory (`RowsMemory`), and later polls read only what may have moved.
+ *
+ * How a later poll stays equal to PeerDB's total:
+ * - Table counts: PeerDB upserts them (AddCDCBatchTablesForFlow) with `last_updated_at = now()`,
+ *   the writing transaction's start, in a short transaction of one upsert per table of the batch.
+ *   A row our previous snapshot could not see was committed after it, so its `last_updated_at` is
+ *   at least that snapshot's clock minus how long its transaction had been open. Re-reading from
+ *   the previous poll's clock minus COUNTS_MARGIN_MS (cdc_table_aggregate_counts_last_updated_idx)
+ *   catches every write whose transaction took less than the margin; merging is idempotent (a row
+ *   replaces what is remembered for its (flow, table)).
+ * - Partitions: PeerDB inserts them unfinished (ids from a sequence) and later sets `rows_synced`
+ *   and `end_time` by (run_uuid, partition_uuid). Each poll reads, by primary key, the ids above
+ *   the highest seen, the ids still unfinished at the last poll, and the ids among the last
+ *   PARTITION_LOOKBACK_IDS below the highest that it has not seen (inserts committed out of id order).
+ * - Anything those rules could miss (a counts transaction open longer than the margin, a row
+ *   PeerDB deletes, a finished partition rewritten): each poll also re-reads a slice of both tables
+ *   whole and makes memory equal to it (what is remembered in the slice but not answered is
+ *   deleted): the table counts of the flows in this poll's bucket (a hash of the name), and one
+ *   range of partition ids, both rolling on so that each table is read again whole every
+ *   RECONCILE_POLLS polls (10 minutes at the default 5 s interval). Any drift lasts no longer.
+ * - A flow recreated under a name (resync: PeerDB drops it, deleting its stats, and inserts it
+ *   again) or gone: that poll reads both tables whole again, as a first poll does. Such a poll
+ *   publishes anyway; idle polls never do it.
+ */
+import type pg from 'pg';
+
+/** See the file comment: a counts transaction open longer than this is caught by reconciliation. */
+export const COUNTS_MARGIN_MS = 120_000;
+/** Partitions inserted by transactions still open at the previous poll can carry lower ids: ids
+ * this far below the highest seen that were not seen are looked up again. */
+export const PARTITION_LOOKBACK_IDS = 1000;
+/** Both tables are re-read whole, slice by slice, once every this many polls. */
+export const RECONCILE_POLLS = 120;
+const MIN_PARTITION_SLICE = 100;
+
+const TS = (column: string) => `to_char(${column}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+interface Counted {
+  rows: number;
+  /** RFC 3339 UTC, microseconds: last_updated_at or end_time. */
+  at: string | null;
+}
+interface Partition extends Counted {
+  mirror: string;
+  finished: boolean;
+}
+
+export interface RowsMemory {
+  /** PeerDB's clock at the poll that built this memory. */
+  readAt: string;
+  /** flow name → destination table → its counts row. */
+  counts: Map<string, Map<string, Counted>>;
+  /** Every partition that has a parent mirror, by id. */
+  partitions: Map<number, Partition>;
+  partitionTopId: number;
+  /** Polls since the whole read: picks this poll's reconciliation bucket of flows. */
+  poll: number;
+  /** Where the next reconciliation slice of partitions starts. */
+  partitionCursor: number;
+  /** flow name → created_at at that poll: a flow recreated or gone triggers a whole read. */
+  created: Map<string, string>;
+  /** Per mirror, the finished partitions' sum (recomputed when a partition changed). */
+  partitionTotals: Map<string, Counted>;
+}
+
+export type RowTotals = Map<string, { rows: number; lastSyncAt: string | null }>;
+
+type CountRow = { flow: string; tbl: string; rows: number; at: string };
+type PartitionRow = { id: number; mirror: string; rows: number; at: string | null };
+
+/**
+ * Reads rows synced for every mirror; `memory` null (or a flow recreated or gone): the whole tables.
+ * `memory` is consumed: pass the returned one to the next poll, or null after a failure.
+ */
+export async function readRowsSynced(
+  client: pg.ClientBase,
+  flows: readonly { name: string; createdAt: string }[],
+  now: string,
+  memory: RowsMemory | null,
+): Promise<{ totals: RowTotals; memory: RowsMemory }> {
+  const next = memory && !flowsRecreated(flows, memory) ? await readChanges(client, flows, memory) : await readWhole(client);
+  next.readAt = now;
+  next.created = new Map(flows.map((f) => [f.name, f.createdAt]));
+  return { totals: totalsOf(next), memory: next };
+}
+
+function flowsRecreated(flows: readonly { name: string; createdAt: string }[], memory: RowsMemory): boolean {
+  if (flows.length < memory.created.size) return true;
+  let known = 0;
+  for (const f of flows) {
+    const before = memory.created.get(f.name);
+    if (before === undefined) continue;
+    if (before !== f.createdAt) return true;
+    known++;
+  }
+  return known !== memory.created.size;
+}
+
+async function readWhole(client: pg.ClientBase): Promise<RowsMemory> {
+  // The first poll of a leader: both tables whole (cdc_table_aggregate_counts holds one running
+  // total per table of each flow; qrep_partitions one row per partition, no usable index).
+  const { rows: counts } = await client.query<CountRow>(
+    `select flow_name as flow, destination_table_name as tbl, total_count::float8 as rows, ${TS('last_updated_at')} as at
+       from peerdb_stats.cdc_table_aggregate_counts`,
+  );
+  const { rows: parts } = await client.query<PartitionRow>(
+    `select id, parent_mirror_name as mirror, coalesce(rows_synced, 0)::float8 as rows, ${TS('end_time')} as at
+       from peerdb_stats.qrep_partitions where parent_mirror_name is not null`,
+  );
+  const memory: RowsMemory = {
+    readAt: '', poll: 0, counts: new Map(), partitions: new Map(), partitionTopId: 0, partitionCursor: 0,
+    created: new Map(), partitionTotals: new Map(),
+  };
+  for (const r of counts) putCount(memory.counts, r);
+  for (const r of parts) {
+    memory.partitions.set(r.id, partitionOf(r));
+    memory.partitionTopId = Math.max(memory.partitionTopId, r.id);
+  }
+  memory.partitionTotals = partitionTotalsOf(memory.partitions);
+  return memory;
+}
+
+async function readChanges(client: pg.ClientBase, flows: readonly { name: string }[], memory: RowsMemory): Promise<RowsMemory> {
+  // Updated in place (copying 10^4–10^5 entries per poll would cost more than the read): a caller
+  // whose poll fails drops the memory and starts again from a whole read (poller.ts does).
+  const { counts, partitions } = memory;
+  let changedPartitions = false;
+
+  // cdc_table_aggregate_counts_last_updated_idx: the rows written since the previous poll (less the
+  // margin); cdc_table_aggregate_counts_flow_name_idx: the rows of this poll's reconciliation
+  // bucket of flows (a stable hash of the name, so every flow comes round once per RECONCILE_POLLS).
+  const bucket = memory.poll % RECONCILE_POLLS;
+  const names = flows.filter((f) => bucketOf(f.name) === bucket).map((f) => f.name);
+  const since = new Date(Date.parse(memory.readAt) - COUNTS_MARGIN_MS).toISOString();
+  const { rows: countRows } = await client.query<CountRow>(
+    `select flow_name as flow, destination_table_name as tbl, total_count::float8 as rows, ${TS('last_updated_at')} as at
+       from peerdb_stats.cdc_table_aggregate_counts
+      where last_updated_at >= $1::timestamp or flow_name = any($2::text[])`,
+    [since, names],
+  );
+  // Reconcile: for the bucket's flows, memory becomes exactly the answer.
+  for (const name of names) counts.delete(name);
+  for (const r of countRows) putCount(counts, r);
+
+  // qrep_partitions_pkey: new ids, the ones unfinished at the last poll, the holes among the last
+  // PARTITION_LOOKBACK_IDS ids (inserts committed out of id order fill them), and the next
+  // reconciliation slice.
+  const open = [...partitions].filter(([, p]) => !p.finished).map(([id]) => id);
+  for (let id = Math.max(0, memory.partitionTopId - PARTITION_LOOKBACK_IDS) + 1; id <= memory.partitionTopId; id++) {
+    if (!partitions.has(id)) open.push(id);
+  }
+  const partSlice = Math.max(MIN_PARTITION_SLICE, Math.ceil(memory.partitionTopId / RECONCILE_POLLS));
+  const from = memory.partitionCursor > memory.partitionTopId ? 0 : memory.partitionCursor;
+  const newAfter = memory.partitionTopId;
+  const { rows: partRows } = await client.query<PartitionRow>(
+    `select id, parent_mirror_name as mirror, coalesce(rows_synced, 0)::float8 as rows, ${TS('end_time')} as at
+       from peerdb_stats.qrep_partitions
+      where (id > $1::int or id = any($2::int[]) or (id >= $3::int and id < $4::int)) and parent_mirror_name is not null`,
+    [newAfter, open, from, from + partSlice],
+  );
+  const seen = new Set(partRows.map((r) => r.id));
+  // A remembered id in a range read whole (new ids, open ids and holes, the slice) but not answered is gone.
+  const readWholly = (id: number) => id > newAfter || (id >= from && id < from + partSlice);
+  for (const id of open) if (!seen.has(id)) changedPartitions = partitions.delete(id) || changedPartitions;
+  for (const id of partitions.keys()) if (readWholly(id) && !seen.has(id)) changedPartitions = partitions.delete(id) || changedPartitions;
+  let top = memory.partitionTopId;
+  for (const r of partRows) {
+    const p = partitionOf(r);
+    const before = partitions.get(r.id);
+    if (!before || before.rows !== p.rows || before.at !== p.at || before.mirror !== p.mirror) {
+      partitions.set(r.id, p);
+      changedPartitions = true;
+    }
+    top = Math.max(top, r.id);
+  }
+
+  return {
+    readAt: '', poll: memory.poll + 1, counts, partitions, partitionTopId: top, partitionCursor: from + partSlice, created: memory.created,
+    partitionTotals: changedPartitions ? partitionTotalsOf(partitions) : memory.partitionTotals,
+  };
+}
+
+/** FNV-1a of the name, mod RECONCILE_POLLS: which poll re-reads this flow's counts whole. */
+export function bucketOf(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % RECONCILE_POLLS;
+}
+
+function putCount(counts: Map<string, Map<string, Counted>>, r: CountRow): void {
+  let tables = counts.get(r.flow);
+  if (!tables) counts.set(r.flow, (tables = new Map()));
+  tables.set(r.tbl, { rows: r.rows, at: r.at });
+}
+
+function partitionOf(r: PartitionRow): Partition {
+  const finished = r.at !== null;
+  return { mirror: r.mirror, rows: finished ? r.rows : 0, at: r.at, finished };
+}
+
+function partitionTotalsOf(partitions: Map<number, Partition>): Map<string, Counted> {
+  const totals = new Map<string, Counted>();
+  for (const p of partitions.values()) {
+    if (!p.finished) continue;
+    const t = totals.get(p.mirror);
+    if (!t) totals.set(p.mirror, { rows: p.rows, at: p.at });
+    else {
+      t.rows += p.rows;
+      if (p.at !== null && (t.at === null || p.at > t.at)) t.at = p.at;
+    }
+  }
+  return totals;
+}
+
+function totalsOf(memory: RowsMemory): RowTotals {
+  const totals: RowTotals = new Map();
+  for (const [mirror, t] of memory.partitionTotals) totals.set(mirror, { rows: t.rows, lastSyncAt: t.at });
+  for (const [flow, tables] of memory.counts) {
+    let rows = 0;
+    let at: string | null = null;
+    for (const c of tables.values()) {
+      rows += c.rows;
+      if (c.at !== null && (at === null || c.at > at)) at = c.at;
+    }
+    const t = totals.get(flow);
+    if (!t) totals.set(flow, { rows, lastSyncAt: at });
+    else totals.set(flow, { rows: t.rows + rows, lastSyncAt: t.lastSyncAt === null || (at !== null && at > t.lastSyncAt) ? at : t.lastSyncAt });
+  }
+  return totals;
+}

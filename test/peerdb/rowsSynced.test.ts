@@ -1,0 +1,175 @@
+/**
+ * Rows synced read incrementally (rowsSynced.ts): after a leader's first poll, every later poll must
+ * still equal PeerDB's own total (TotalRowsSyncedByMirror: CDC table counts plus finished partitions),
+ * computed here by PeerDB's query over the whole tables. PeerDB is played by the test, writing the
+ * way its workers write; the source reads as the SELECT-only role.
+ */
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/log.js';
+import { connectPeerdb } from '../../src/source/peerdb/poller.js';
+import { readPeerdb, type Tails } from '../../src/source/peerdb/readPeerdb.js';
+import { COUNTS_MARGIN_MS, RECONCILE_POLLS } from '../../src/source/peerdb/rowsSynced.js';
+import { createPeerdbCatalog, type PeerdbCatalog } from '../helpers/peerdb.js';
+
+/** PeerDB's own total per mirror, over the whole tables. */
+async function peerdbTotals(pool: pg.Pool): Promise<Record<string, number>> {
+  const { rows } = await pool.query<{ name: string; rows: string }>(
+    `select f.name,
+            coalesce((select sum(total_count) from peerdb_stats.cdc_table_aggregate_counts c where c.flow_name = f.name), 0)
+          + coalesce((select sum(rows_synced) from peerdb_stats.qrep_partitions p where p.parent_mirror_name = f.name and p.end_time is not null), 0) as rows
+       from flows f`,
+  );
+  return Object.fromEntries(rows.map((r) => [r.name, Number(r.rows)]));
+}
+
+describe('rows synced, incrementally', () => {
+  let catalog: PeerdbCatalog;
+  let client: pg.Client;
+  let shape: Awaited<ReturnType<typeof connectPeerdb>>['shape'];
+  let tails: Tails | null = null;
+  const poll = async (): Promise<Record<string, number>> => {
+    const snapshot = await readPeerdb(client, shape, tails);
+    tails = snapshot.tails;
+    return Object.fromEntries(snapshot.flows.map((f) => [f.name, snapshot.rows?.get(f.name)?.rows ?? 0]));
+  };
+  const sql = (text: string, values: unknown[] = []) => catalog.db.pool.query(text, values);
+
+  beforeAll(async () => {
+    catalog = await createPeerdbCatalog('rows');
+    const p = catalog.peerdb;
+    for (const name of ['orders', 'users', 'loads']) await p.createFlow(name, { status: 1 });
+    await p.endBatch('orders', 1, 'public.a', 100);
+    await p.partition('orders', 'clone_orders_public_a_r1', 1000, true);
+    await p.partition('loads', 'clone_loads_public_b_r1', 300, false);
+    ({ client, shape } = await connectPeerdb(catalog.readerUrl, createLogger('silent')));
+  });
+  afterAll(async () => {
+    await client?.end();
+    await catalog?.drop();
+  });
+
+  it('reads created_at as TS would print it (the error rule compares them as text)', async () => {
+    await sql(`update flows set created_at = '2026-11-21 10:00:40.5' where name = 'users'`);
+    const snapshot = await readPeerdb(client, shape, null);
+    const { rows } = await sql(`select name, to_char(created_at, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at from flows`);
+    expect(Object.fromEntries(snapshot.flows.map((f) => [f.name, f.createdAt]))).toEqual(Object.fromEntries(rows.map((r) => [r.name, r.at])));
+    expect(snapshot.flows.find((f) => f.name === 'users')?.createdAt).toBe('2026-11-21T10:00:40.500000Z');
+  });
+
+  it('first poll: the whole tables', async () => {
+    expect(await poll()).toEqual(await peerdbTotals(catalog.db.pool));
+    expect(await poll()).toMatchObject({ orders: 1100, users: 0, loads: 0 });
+  });
+
+  it('counts that change, a new table row, a partition that finishes later, a new partition', async () => {
+    const p = catalog.peerdb;
+    await p.endBatch('orders', 2, 'public.a', 5);
+    await p.endBatch('users', 1, 'public.u', 7);
+    await sql(`update peerdb_stats.qrep_partitions set end_time = now() at time zone 'UTC' where parent_mirror_name = 'loads'`);
+    await p.partition('users', 'clone_users_public_u_r1', 40, true);
+    const totals = await poll();
+    expect(totals).toEqual(await peerdbTotals(catalog.db.pool));
+    expect(totals).toMatchObject({ orders: 1105, users: 47, loads: 300 });
+  });
+
+  it('a counts row committed late with an old last_updated_at: within the margin at once, beyond it by reconciliation', async () => {
+    // Within the margin: a transaction that began 30 s before the previous poll.
+    await sql(`update peerdb_stats.cdc_table_aggregate_counts set total_count = total_count + 1,
+                 last_updated_at = (now() at time zone 'UTC') - interval '30 seconds' where flow_name = 'orders'`);
+    expect((await poll()).orders).toBe(1106);
+    // Beyond the margin: not seen by the window, corrected within one reconciliation round.
+    await sql(`update peerdb_stats.cdc_table_aggregate_counts set total_count = total_count + 1,
+                 last_updated_at = (now() at time zone 'UTC') - make_interval(secs => $1) where flow_name = 'orders'`,
+    [(COUNTS_MARGIN_MS / 1000) * 3]);
+    let polls = 0;
+    while ((await poll()).orders !== 1107) expect(++polls).toBeLessThanOrEqual(RECONCILE_POLLS);
+  });
+
+  it('rows PeerDB deletes and a rewritten finished partition: corrected by reconciliation', async () => {
+    await sql(`delete from peerdb_stats.cdc_table_aggregate_counts where flow_name = 'users'`);
+    await sql(`update peerdb_stats.qrep_partitions set rows_synced = 1500 where parent_mirror_name = 'orders'`);
+    const want = await peerdbTotals(catalog.db.pool);
+    expect(want).toMatchObject({ users: 40, orders: 1607 });
+    let polls = 0;
+    while (JSON.stringify(await poll()) !== JSON.stringify(want)) expect(++polls).toBeLessThanOrEqual(RECONCILE_POLLS);
+  });
+
+  it('a flow recreated under its name (resync): PeerDB deletes its stats, the next poll reads whole', async () => {
+    await sql(`delete from peerdb_stats.qrep_partitions where parent_mirror_name = 'orders'`);
+    await sql(`delete from peerdb_stats.cdc_table_aggregate_counts where flow_name = 'orders'`);
+    await sql(`delete from flows where name = 'orders'`);
+    await catalog.peerdb.createFlow('orders', { status: 1 });
+    await sql(`update flows set created_at = created_at + interval '1 second' where name = 'orders'`);
+    const totals = await poll();
+    expect(totals).toEqual(await peerdbTotals(catalog.db.pool));
+    expect(totals.orders).toBe(0);
+  });
+
+  it('a finished partition committed after a poll under an id below the highest that poll saw', async () => {
+    // Ids far above the reconciliation slice of these polls: only the hole lookup can find it.
+    await sql(`select setval('peerdb_stats.qrep_partitions_id_seq', 100000)`);
+    await poll();
+    const open = await catalog.db.pool.connect();
+    try {
+      await open.query('begin');
+      await open.query(`insert into peerdb_stats.qrep_runs (flow_name, run_uuid, parent_mirror_name) values ('clone_users_v_r9', 'run-late', 'users')`);
+      await open.query(`insert into peerdb_stats.qrep_partitions (flow_name, run_uuid, partition_uuid, restart_count, rows_synced, end_time, parent_mirror_name)
+                        values ('clone_users_v_r9', 'run-late', 'p1', 0, 9, now() at time zone 'UTC', 'users')`);
+      await catalog.peerdb.partition('users', 'clone_users_public_w_r2', 20, true);
+      expect((await poll()).users).toBe(60);
+      await open.query('commit');
+    } finally {
+      open.release();
+    }
+    const totals = await poll();
+    expect(totals).toEqual(await peerdbTotals(catalog.db.pool));
+    expect(totals.users).toBe(69);
+  });
+});
+
+describe('the newest error remembered per flow name', () => {
+  let catalog: PeerdbCatalog;
+  let client: pg.Client;
+  let shape: Awaited<ReturnType<typeof connectPeerdb>>['shape'];
+
+  beforeAll(async () => {
+    catalog = await createPeerdbCatalog('errtail');
+    ({ client, shape } = await connectPeerdb(catalog.readerUrl, createLogger('silent')));
+  });
+  afterAll(async () => {
+    await client?.end();
+    await catalog?.drop();
+  });
+
+  it('keeps current flows and their snapshot children, forgets the names of dropped ones', async () => {
+    const p = catalog.peerdb;
+    for (const name of ['keep', 'gone']) await p.createFlow(name, { status: 1 });
+    let tails = (await readPeerdb(client, shape, null)).tails;
+    for (const flow of ['keep', 'clone_keep_public_t_r1', 'gone', 'clone_gone_public_t_r1', 'never_a_flow']) await p.log(flow, 'error', `boom in ${flow}`);
+    tails = (await readPeerdb(client, shape, tails)).tails;
+    expect([...tails.errors.keys()].sort()).toEqual(['clone_gone_public_t_r1', 'clone_keep_public_t_r1', 'gone', 'keep']);
+    await p.drop('gone');
+    tails = (await readPeerdb(client, shape, tails)).tails;
+    expect([...tails.errors.keys()].sort()).toEqual(['clone_keep_public_t_r1', 'keep']);
+  });
+
+  it('finds an error row committed after a poll under an id below the highest that poll saw', async () => {
+    await catalog.peerdb.createFlow('late', { status: 1 });
+    let tails = (await readPeerdb(client, shape, null)).tails;
+    const open = await catalog.db.pool.connect();
+    try {
+      await open.query('begin');
+      await open.query(`insert into peerdb_stats.flow_errors (flow_name, error_message, error_type, error_timestamp)
+                        values ('late', 'written first, committed last', 'error', now() at time zone 'UTC')`);
+      await catalog.peerdb.log('keep', 'warn', 'a later id, committed at once');
+      tails = (await readPeerdb(client, shape, tails)).tails;
+      expect(tails.errors.has('late')).toBe(false);
+      await open.query('commit');
+    } finally {
+      open.release();
+    }
+    tails = (await readPeerdb(client, shape, tails)).tails;
+    expect(tails.errors.get('late')?.message).toBe('written first, committed last');
+  });
+});
