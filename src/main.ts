@@ -170,6 +170,7 @@ export class Daemon {
 
   private async shutdown(): Promise<void> {
     const log = this.log;
+    if (this.databases === undefined) return; // nothing was started
     log.info('shutting down: finishing the batches in hand');
     await this.consumer?.stop();
     await this.trimmer?.stop();
