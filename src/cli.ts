@@ -167,6 +167,8 @@ async function main(argv: string[]): Promise<number> {
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
+      // A closed terminal: without this, Node dies at once and leaves the embedded server running.
+      process.once('SIGHUP', () => stop('SIGHUP'));
       try {
         await daemon.start();
       } catch (err) {

@@ -237,7 +237,8 @@ function assertNotRunning(databaseDir: string): void {
   if (!isPostgres(pid)) return; // stale: PostgreSQL removes it at start
   throw new EmbeddedStartError(
     `an embedded PostgreSQL (pid ${pid}) already runs on ${databaseDir}: another mirrorstate daemon is using this ` +
-      'data directory. Stop it first, set MIRRORSTATE_DATA_DIR (--data-dir) to another directory, or set DATABASE_URL',
+      `data directory. Stop that daemon first (or, if none runs any more, the server: kill -INT ${pid}), set ` +
+      'MIRRORSTATE_DATA_DIR (--data-dir) to another directory, or set DATABASE_URL',
   );
 }
 

@@ -50,7 +50,7 @@ it('runs on an embedded PostgreSQL from a private directory when no DATABASE_URL
 it('a second daemon on the same data directory stops with one line that says what to do', async () => {
   const second = await run(['run'], dir);
   expect(second.code).toBe(1);
-  expect(second.stderr).toMatch(/^mirrorstate: an embedded PostgreSQL \(pid \d+\) already runs on \S+: another mirrorstate daemon is using this data directory\. Stop it first/);
+  expect(second.stderr).toMatch(/^mirrorstate: an embedded PostgreSQL \(pid \d+\) already runs on \S+: another mirrorstate daemon is using this data directory\. Stop that daemon first/);
   expect(second.stderr.trim().split('\n')).toHaveLength(1);
   expect(second.stdout).toBe('');
 });
