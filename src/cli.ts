@@ -7,6 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, type Config, helpText, loadConfig, SETTINGS } from './config.js';
 import { createPool } from './db.js';
 import { createDlqPool, DLQ_FLAGS, DLQ_USAGE, DlqUsageError, parseDlqRequest, runDlq, type DlqValues } from './dlq.js';
+import { EmbeddedStartError } from './embedded.js';
 import { createLogger, type Logger } from './log.js';
 import { Daemon, migrateAll, resolveDatabases } from './main.js';
 import { InvalidUpdateError, publishUpdates, type UpdateInput } from './publish.js';
@@ -175,11 +176,14 @@ async function main(argv: string[]): Promise<number> {
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
+      // A closed terminal: without this, Node dies at once and leaves the embedded server running.
+      process.once('SIGHUP', () => stop('SIGHUP'));
       try {
         await daemon.start();
       } catch (err) {
-        logger.fatal({ err }, 'could not start');
         await daemon.stop().catch(() => undefined);
+        if (err instanceof EmbeddedStartError) throw err; // one line, below
+        logger.fatal({ err }, 'could not start');
         return 1;
       }
       return new Promise<number>(() => undefined); // runs until a signal
@@ -256,7 +260,9 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`mirrorstate: ${(err as Error).stack ?? String(err)}\n`);
+    // The embedded server's failures say all the operator needs; a stack would bury it.
+    const text = err instanceof EmbeddedStartError ? err.message : ((err as Error).stack ?? String(err));
+    process.stderr.write(`mirrorstate: ${text}\n`);
     process.exitCode = 1;
   },
 );

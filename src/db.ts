@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from './log.js';
+import type { Outage } from './outage.js';
 
 // timestamptz columns are read as text where precision matters (see catalog/); everywhere else a
 // bigint count fits a JavaScript number, so parse int8 as a number instead of pg's default string.
@@ -8,11 +9,14 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 
-export function createPool(connectionString: string, max: number, applicationName: string, logger: Logger): pg.Pool {
+export function createPool(connectionString: string, max: number, applicationName: string, logger: Logger, outage?: Outage): pg.Pool {
   const pool = new pg.Pool({ connectionString, max, application_name: applicationName, connectionTimeoutMillis: 10_000 });
   // An idle client losing its connection (server restart) must not crash the process: pg emits
-  // it here, and the next checkout reconnects.
-  pool.on('error', (err) => logger.warn({ err }, 'idle catalog connection failed'));
+  // it here, and the next checkout reconnects. A restart drops every idle client at once: the
+  // outage logs that once.
+  pool.on('error', (err) => {
+    if (!outage?.report(err)) logger.warn({ err }, 'idle catalog connection failed');
+  });
   return pool;
 }
 

@@ -17,6 +17,7 @@ import { HttpServer } from './http/server.js';
 import { type Logger, redactUrl } from './log.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics/daemon.js';
 import { QueueJobsPoller } from './metrics/queueJobs.js';
+import { Outage } from './outage.js';
 import { registerMetricsRoute } from './metrics/route.js';
 import { createSnapshotPool, MirrorSnapshots } from './metrics/snapshot.js';
 import { createBoss, ensureQueues } from './queue/boss.js';
@@ -26,6 +27,14 @@ import { PeerdbPoller } from './source/peerdb/poller.js';
 
 /** Kubernetes' default probe timeout is 1 s; answer well inside it. */
 const READINESS_TIMEOUT_MS = 800;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 
 export interface Databases {
   catalogUrl: string;
@@ -66,6 +75,8 @@ export class Daemon {
   private queueJobs: QueueJobsPoller | undefined;
   private snapshotPool: Pool | undefined;
   private databases: Databases | undefined;
+  private catalogOutage: Outage | undefined;
+  private queueOutage: Outage | undefined;
   private stopping: Promise<void> | undefined;
   readonly metrics: DaemonMetrics;
   private readonly latestMigration = latestVersion();
@@ -90,7 +101,15 @@ export class Daemon {
       },
       'starting',
     );
-    this.pool = createPool(catalogUrl, config.poolSize, 'mirrorstate', log);
+    // A restart of a database is logged once per outage, however many parts meet it (outage.ts).
+    const shared = catalogUrl === queueUrl;
+    const catalogOutage = new Outage({ name: shared ? 'database' : 'catalog database', probe: () => this.pool!.query('select 1'), logger: log });
+    const queueOutage = shared
+      ? catalogOutage
+      : new Outage({ name: 'queue database', probe: () => this.boss!.getDb().executeSql('select 1'), logger: log });
+    this.catalogOutage = catalogOutage;
+    this.queueOutage = queueOutage;
+    this.pool = createPool(catalogUrl, config.poolSize, 'mirrorstate', log, catalogOutage);
     // The queue pool serves fetches, heartbeats and, for a transactional worker, one connection per
     // batch in flight: size it for the concurrency plus pg-boss's own work.
     this.boss = createBoss({
@@ -99,6 +118,7 @@ export class Daemon {
       max: config.concurrency + 6,
       logger: log.child({ component: 'pg-boss' }),
       worker: true,
+      outage: queueOutage,
     });
     await this.boss.start();
     await migrateAll(config, this.pool, this.boss, log);
@@ -125,6 +145,7 @@ export class Daemon {
       trimIntervalMs: config.trimIntervalMs,
       logger: log,
       metrics: this.metrics,
+      outage: catalogOutage,
     });
     await this.trimmer.start();
 
@@ -144,10 +165,13 @@ export class Daemon {
       bossSchema: config.bossSchema,
       gauge: this.metrics.queueJobs,
       logger: log,
+      outage: queueOutage,
     });
     await this.queueJobs.start();
-    this.snapshotPool = createSnapshotPool(catalogUrl, log);
-    const snapshots = new MirrorSnapshots({ pool: this.snapshotPool, schema: config.schema, logger: log, shard: config.metricsShard });
+    this.snapshotPool = createSnapshotPool(catalogUrl, log, catalogOutage);
+    const snapshots = new MirrorSnapshots({
+      pool: this.snapshotPool, schema: config.schema, logger: log, shard: config.metricsShard, outage: catalogOutage,
+    });
     registerMetricsRoute(this.http, { registry: this.metrics.registry, snapshots });
     registerApiRoutes(this.http, { pool: this.pool, schema: config.schema });
     registerIngestRoute(this.http, { boss: this.boss, token: config.ingestToken, logger: log, maxFutureMs: config.maxFutureMs });
@@ -176,6 +200,14 @@ export class Daemon {
     } finally {
       clearTimeout(timer);
     }
+    if (this.queueOutage !== this.catalogOutage && this.boss) {
+      // A queue database of its own: the consumer can do nothing without it either.
+      try {
+        await withTimeout(this.boss.getDb().executeSql('select 1'), READINESS_TIMEOUT_MS);
+      } catch (err) {
+        reasons.push(`queue database unreachable: ${(err as Error).message}`);
+      }
+    }
     if (!this.consumer?.running) reasons.push('consumer not running');
     return reasons;
   }
@@ -188,6 +220,7 @@ export class Daemon {
 
   private async shutdown(): Promise<void> {
     const log = this.log;
+    if (this.databases === undefined) return; // nothing was started
     log.info('shutting down: finishing the batches in hand');
     await this.peerdb?.stop();
     await this.consumer?.stop();
@@ -198,6 +231,8 @@ export class Daemon {
     await this.snapshotPool?.end();
     await this.pool?.end();
     await this.databases?.embedded?.stop();
+    this.catalogOutage?.stop();
+    this.queueOutage?.stop();
     log.info('stopped');
   }
 }

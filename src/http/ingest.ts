@@ -27,11 +27,14 @@ export const BODY_IDLE_TIMEOUT_MS = 10_000;
 export const BODY_TOTAL_TIMEOUT_MS = 30_000;
 /**
  * After an early answer, how long and how much of the unread body is drained (never kept) before
- * closing. The byte bound must exceed what a fast client can have in flight in socket buffers
- * (Linux autotunes receive buffers up to tens of MiB), or the close resets the answer away.
+ * closing: a refused client costs the daemon at most this. A fast client may have more than this in
+ * flight (Linux autotunes socket buffers to several MiB) and then sees a reset instead of the
+ * answer: that is accepted, the answer is a courtesy, the bound is not.
  */
-export const LINGER_MS = 2_000;
-export const LINGER_MAX_BYTES = 64 * MAX_BODY_BYTES;
+export const LINGER_MS = 1_000;
+export const LINGER_MAX_BYTES = MAX_BODY_BYTES;
+/** Node reads a socket in pieces of at most this, so the drain stops while one more read still fits. */
+const SOCKET_READ_MAX_BYTES = 64 * 1024;
 
 export interface IngestOptions {
   boss: PgBoss;
@@ -178,38 +181,57 @@ function decodeBody(bytes: Buffer): Decoded {
 }
 
 /**
- * Closes the connection after the answer, lingering first. Node ends the socket once the answer is
- * flushed and destroys it right after; closing a socket with unread bytes makes the kernel send a
- * reset, and a client still sending its body may then lose the answer it was sent (it sees
- * ECONNRESET instead of 413). So instead: the answer and a FIN go out, what is still in flight is
- * drained and discarded for at most LINGER_MS / LINGER_MAX_BYTES, then the socket is destroyed.
- * (Unhooking Node's destroy relies on net.Socket#destroySoon's `once('finish', this.destroy)`; if
- * that ever changes, this degrades to an immediate close, never to a leak: the timer still fires.)
+ * Answers, then closes the connection, lingering first. Closing a socket with unread bytes makes the
+ * kernel send a reset, and a client still sending its body may then lose the answer it was sent (it
+ * sees ECONNRESET instead of 413). So the whole answer goes out at once, and what is still in flight
+ * is drained and discarded for at most LINGER_MS / LINGER_MAX_BYTES before the connection is
+ * closed. The response is ended only then: once Node considers a response finished it detaches the
+ * request and its parser goes on reading the socket to the end of the body, whatever its size, out
+ * of our sight (that is how the former 64 MiB bound was never enforced). While the response is open,
+ * every body byte reaches the request here, counted, and reading stops at the bound.
  */
-function closeAfterAnswer(res: ServerResponse): void {
+function answerAndClose(res: ServerResponse, refusal: Refusal, log: Logger): void {
   const req = res.req;
   const socket = req.socket;
-  res.setHeader('connection', 'close');
-  // Registered after Node's own 'finish' handler (which called destroySoon), so it runs after it.
-  res.once('finish', () => {
-    socket.removeListener('finish', socket.destroy);
-    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
-    socket.once('close', () => clearTimeout(timer));
-    let drained = 0;
-    req.on('data', (chunk: Buffer) => {
-      drained += chunk.length;
-      if (drained > LINGER_MAX_BYTES) socket.destroy();
-    });
-    req.on('error', () => socket.destroy());
-    req.on('end', () => socket.destroy());
-    req.resume();
+  const text = JSON.stringify({ error: refusal.error });
+  res.writeHead(refusal.status, {
+    ...refusal.headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    connection: 'close',
   });
+  res.write(text);
+  const readAtAnswer = socket.bytesRead;
+  const started = performance.now();
+  let drained = 0;
+  let why = 'client closed';
+  const close = (reason: 'end of body' | 'byte limit' | 'time limit' | 'error') => {
+    if (res.writableEnded) return;
+    why = reason;
+    clearTimeout(timer);
+    res.end();
+    // Nothing left unread: Node closes gracefully once the answer is flushed. Else cut it off.
+    if (reason !== 'end of body') socket.destroy();
+  };
+  const timer = setTimeout(() => close('time limit'), LINGER_MS);
+  socket.once('close', () => {
+    clearTimeout(timer);
+    const drainedBytes = socket.bytesRead - readAtAnswer;
+    log.debug({ drainedBytes, bodyBytes: drained, ms: Math.round(performance.now() - started), why }, 'closed after an early answer');
+  });
+  req.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained + SOCKET_READ_MAX_BYTES > LINGER_MAX_BYTES) close('byte limit');
+  });
+  req.on('end', () => close('end of body'));
+  req.on('error', () => close('error'));
+  req.resume();
 }
 
 /** An answer given before the body is read to its end closes the connection: the rest is never kept. */
-function refuse(res: ServerResponse, refusal: Refusal, closeConnection: boolean): void {
+function refuse(res: ServerResponse, refusal: Refusal, closeConnection: boolean, log: Logger): void {
+  if (closeConnection) return answerAndClose(res, refusal, log);
   for (const [name, value] of Object.entries(refusal.headers ?? {})) res.setHeader(name, value);
-  if (closeConnection) closeAfterAnswer(res);
   sendJson(res, refusal.status, { error: refusal.error });
 }
 
@@ -225,7 +247,7 @@ export function registerIngestRoute(server: HttpServer, options: IngestOptions):
       checkContentType(req.headers['content-type']) ??
       checkContentLength(req.headers['content-length']);
     if (early) {
-      refuse(res, early, true);
+      refuse(res, early, true, log);
       return;
     }
 
@@ -233,13 +255,13 @@ export function registerIngestRoute(server: HttpServer, options: IngestOptions):
     if (!body.ok) {
       if (body.refusal) {
         log.info({ status: body.refusal.status, error: body.refusal.error }, 'ingest body refused');
-        refuse(res, body.refusal, true);
+        refuse(res, body.refusal, true, log);
       } else req.destroy();
       return;
     }
     const decoded = decodeBody(body.bytes);
     if (!decoded.ok) {
-      refuse(res, decoded.refusal, false);
+      refuse(res, decoded.refusal, false, log);
       return;
     }
 

@@ -11,6 +11,7 @@ import type { Gauge } from 'prom-client';
 import { quoteIdent } from '../catalog/sql.js';
 import type { Logger } from '../log.js';
 import { JOB_STATES, REPORTED_QUEUES } from './daemon.js';
+import type { Outage } from '../outage.js';
 
 export const QUEUE_JOBS_INTERVAL_MS = 5_000;
 
@@ -37,11 +38,14 @@ export interface QueueJobsPollerOptions {
   gauge: Gauge<'queue' | 'state'>;
   logger: Logger;
   intervalMs?: number;
+  /** The queue database's outages: a count failing for one is not logged on its own. */
+  outage?: Outage;
 }
 
 export class QueueJobsPoller {
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
+  private loggedFailure = false;
   private stopped = true;
   private failing = false;
   private readonly log: Logger;
@@ -82,11 +86,14 @@ export class QueueJobsPoller {
       for (const queue of REPORTED_QUEUES) {
         for (const state of JOB_STATES) gauge.set({ queue, state }, counts.get(`${queue}\0${state}`) ?? 0);
       }
-      if (this.failing) this.log.info('counting queue jobs works again');
+      if (this.failing && this.loggedFailure) this.log.info('counting queue jobs works again');
       this.failing = false;
     } catch (err) {
       // The last counts stay: they are the best we know, and catalog_up/readyz tell of the outage.
-      if (!this.failing) this.log.warn({ err }, 'counting queue jobs failed; mirrorstate_queue_jobs keeps its last values');
+      if (!this.failing) {
+        this.loggedFailure = !this.options.outage?.report(err);
+        if (this.loggedFailure) this.log.warn({ err }, 'counting queue jobs failed; mirrorstate_queue_jobs keeps its last values');
+      }
       this.failing = true;
     }
   }

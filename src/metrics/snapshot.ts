@@ -7,6 +7,11 @@
  * is answered with the last good snapshot's per-mirror series (so dashboards do not blank) and
  * `mirrorstate_catalog_up 0`; `mirrorstate_snapshot_timestamp_seconds` keeps saying how old that
  * snapshot is. A read that outlives its scrape keeps running and serves the next scrape.
+ *
+ * Backoff rule: after a read failed because the connection did (a restart: SQLSTATE table in
+ * catalog/sql.ts), scrapes are answered from the last snapshot without touching the catalog until
+ * the backoff (doubling from 250 ms to 5 s) has passed; then one read tries again. The catalog's
+ * outage is logged once, by the Outage it is reported to.
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import pg from 'pg';
@@ -15,12 +20,16 @@ import { inTransaction } from '../db.js';
 import { type Bucket, MirrorTextCache } from './mirrors.js';
 import { type MirrorRow, readFeedPosition, readMirrorChanges, readMirrorRows, readMirrorVersions } from './readMirrorRows.js';
 import { NO_SHARDING, type Shard } from './shard.js';
+import { isConnectionLoss } from '../catalog/sql.js';
+import type { Outage } from '../outage.js';
 
 /** Server-side bound on one catalog read; a scrape gives up waiting much earlier (its own timeout). */
 export const SNAPSHOT_STATEMENT_TIMEOUT_MS = 30_000;
 export const SNAPSHOT_CONNECT_TIMEOUT_MS = 5_000;
 /** Mirrors rendered between two yields to the event loop, so a cold cache never blocks it for long. */
-export const RENDER_CHUNK_MIRRORS = 1000;
+export const RENDER_CHUNK_MIRRORS = 250;
+export const READ_BACKOFF_FIRST_MS = 250;
+export const READ_BACKOFF_MAX_MS = 5_000;
 
 export interface Snapshot {
   /** When the read started, in Unix seconds: the catalog state the per-mirror series show. */
@@ -45,7 +54,7 @@ export interface ScrapeSnapshot {
  * A pool of its own: scrapes never queue behind catalog writes for a connection, and the
  * statement timeout bounds a read server-side.
  */
-export function createSnapshotPool(url: string, logger: Logger): pg.Pool {
+export function createSnapshotPool(url: string, logger: Logger, outage?: Outage): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max: 2,
@@ -53,7 +62,9 @@ export function createSnapshotPool(url: string, logger: Logger): pg.Pool {
     connectionTimeoutMillis: SNAPSHOT_CONNECT_TIMEOUT_MS,
     statement_timeout: SNAPSHOT_STATEMENT_TIMEOUT_MS,
   });
-  pool.on('error', (err) => logger.warn({ err }, 'idle metrics connection failed'));
+  pool.on('error', (err) => {
+    if (!outage?.report(err)) logger.warn({ err }, 'idle metrics connection failed');
+  });
   return pool;
 }
 
@@ -63,9 +74,13 @@ export interface MirrorSnapshotsOptions {
   logger: Logger;
   /** The mirrors this replica exports (default: all). */
   shard?: Shard;
+  outage?: Outage;
 }
 
 export class MirrorSnapshots {
+  /** While backing off after a connection loss: no read before this (performance.now()). */
+  private retryAt = 0;
+  private backoffMs = 0;
   private readonly cache = new MirrorTextCache();
   private flight: Promise<Snapshot> | undefined;
   private last: Snapshot | undefined;
@@ -85,6 +100,9 @@ export class MirrorSnapshots {
   /** The latest snapshot, read now (or joining a read in flight), waiting at most `budgetMs`. */
   async forScrape(budgetMs: number): Promise<ScrapeSnapshot> {
     const started = performance.now();
+    if (this.flight === undefined && started < this.retryAt) {
+      return { snapshot: this.last, catalogUp: false, readSeconds: 0 };
+    }
     const flight = this.readShared();
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
@@ -98,7 +116,7 @@ export class MirrorSnapshots {
       const outcome = await Promise.race([settled, timedOut]);
       const readSeconds = (performance.now() - started) / 1000;
       if (outcome === 'timeout') {
-        this.noteDown(new Error(`catalog read did not finish within the scrape budget of ${budgetMs} ms`));
+        this.noteDown(new Error(`catalog read did not finish within the scrape budget of ${budgetMs} ms`), true);
         return { snapshot: this.last, catalogUp: false, readSeconds };
       }
       if (outcome instanceof Error) {
@@ -167,15 +185,24 @@ export class MirrorSnapshots {
     return snapshot;
   }
 
-  private noteDown(err: Error): void {
-    if (this.catalogWasUp) {
+  /** `slow`: the read outlived the scrape's budget, which says nothing about the connection. */
+  private noteDown(err: Error, slow = false): void {
+    const lost = !slow && isConnectionLoss(err);
+    if (lost) {
+      this.backoffMs = Math.min(READ_BACKOFF_MAX_MS, Math.max(READ_BACKOFF_FIRST_MS, this.backoffMs * 2));
+      this.retryAt = performance.now() + this.backoffMs;
+    }
+    const reported = lost && (this.options.outage?.report(err) ?? false);
+    if (this.catalogWasUp && !reported) {
       this.log.warn({ err, servingSnapshotOf: this.last?.takenAtSeconds }, 'catalog read for /metrics failed: serving the last good snapshot');
     } else this.log.debug({ err }, 'catalog read for /metrics failed again');
     this.catalogWasUp = false;
   }
 
   private noteUp(): void {
-    if (!this.catalogWasUp) this.log.info('catalog read for /metrics succeeded again');
+    this.backoffMs = 0;
+    this.retryAt = 0;
+    if (!this.catalogWasUp && !this.options.outage) this.log.info('catalog read for /metrics succeeded again');
     this.catalogWasUp = true;
   }
 }

@@ -10,6 +10,7 @@
  */
 import { PgBoss } from 'pg-boss';
 import type { Logger } from '../log.js';
+import type { Outage } from '../outage.js';
 
 export const UPDATES_QUEUE = 'mirrorstate-updates';
 export const DEAD_LETTER_QUEUE = 'mirrorstate-updates-dlq';
@@ -28,6 +29,8 @@ export interface BossOptions {
   logger: Logger;
   /** Workers run here: LISTEN/NOTIFY and the supervisor. A producer-only instance needs neither. */
   worker: boolean;
+  /** Connection losses go here (logged once per outage) instead of one error line each. */
+  outage?: Outage;
 }
 
 export function createBoss(options: BossOptions): PgBoss {
@@ -50,9 +53,9 @@ export function createBoss(options: BossOptions): PgBoss {
     // Only what an operator needs: pg's errors carry the whole client (connection parameters
     // included) as enumerable properties.
     const brief = { message: err.message, code: err.code, stack: err.stack };
-    // 57P01: the server is shutting down (a restart, or the embedded one stopping with us).
-    if (err.code === '57P01') log.warn({ err: brief }, 'pg-boss connection ended by the server');
-    else log.error({ err: brief }, 'pg-boss error');
+    // A restart fails each worker's fetch, the supervisor and the monitor, again at every retry.
+    if (options.outage?.report(err)) return;
+    log.error({ err: brief }, 'pg-boss error');
   });
   boss.on('warning', (warning) => log.warn({ warning }, 'pg-boss warning'));
   return boss;

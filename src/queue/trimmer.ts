@@ -13,6 +13,7 @@ import type { PgBoss } from 'pg-boss';
 import { trim, type RetentionSettings } from '../catalog/trim.js';
 import type { Pool } from '../db.js';
 import type { Logger } from '../log.js';
+import type { Outage } from '../outage.js';
 import type { DaemonMetrics } from '../metrics/daemon.js';
 import { TRIM_QUEUE } from './boss.js';
 
@@ -25,6 +26,8 @@ export interface TrimmerOptions extends RetentionSettings {
   trimIntervalMs: number;
   logger: Logger;
   metrics: Pick<DaemonMetrics, 'journalTrimmed'>;
+  /** The catalog's outages: a trim failing for one is not logged on its own. */
+  outage?: Outage;
 }
 
 export class Trimmer {
@@ -57,7 +60,7 @@ export class Trimmer {
     this.workId = await boss.work(TRIM_QUEUE, { batchSize: 1, localConcurrency: 1, pollingIntervalSeconds }, () => this.runOnce());
     const send = () => {
       boss.sendThrottled(TRIM_QUEUE, {}, null, intervalSeconds, TRIM_SINGLETON_KEY).catch((err: unknown) => {
-        this.log.warn({ err }, 'could not schedule a trim; will try again next interval');
+        if (!this.options.outage?.report(err)) this.log.warn({ err }, 'could not schedule a trim; will try again next interval');
       });
     };
     send();
@@ -78,7 +81,9 @@ export class Trimmer {
       });
       this.log.info({ ...result, durationMs: Math.round(performance.now() - started) }, 'trim done');
     } catch (err) {
-      this.log.error({ err, durationMs: Math.round(performance.now() - started) }, 'trim failed; committed chunks stay');
+      if (!this.options.outage?.report(err)) {
+        this.log.error({ err, durationMs: Math.round(performance.now() - started) }, 'trim failed; committed chunks stay');
+      }
       throw err;
     }
   }

@@ -1,55 +1,83 @@
 /**
- * The README's quick start: without DATABASE_URL the daemon starts a real embedded PostgreSQL under
- * ./.mirrorstate/, prints its URL, and the one-shot commands find it there.
+ * The README's quick start: without DATABASE_URL the daemon starts a real embedded PostgreSQL for
+ * ./.mirrorstate/, prints its URL, and the one-shot commands find it there — from a private
+ * directory (mkdtemp makes it 0700) as a checkout in /root or `mktemp -d` would be. A start-up
+ * failure ends in one line that says what to do.
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, expect, it } from 'vitest';
 import { CLI, type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
+import { removeEmbeddedData } from '../helpers/embedded.js';
 
 const exec = promisify(execFile);
 const dir = mkdtempSync(path.join(tmpdir(), 'mirrorstate-quickstart-'));
-// A project directory as a checkout leaves it (mkdtemp makes it 0700).
-chmodSync(dir, 0o755);
-const asRoot = process.getuid?.() === 0;
+const env: NodeJS.ProcessEnv = { ...process.env, MIRRORSTATE_HTTP_PORT: '0' };
+delete env.DATABASE_URL;
 let daemon: DaemonProcess | undefined;
 
 afterAll(async () => {
   await daemon?.stop('SIGKILL');
+  removeEmbeddedData(path.join(dir, '.mirrorstate'));
   rmSync(dir, { recursive: true, force: true });
 });
 
-it.skipIf(!asRoot)('as root, names the setting when the postgres user cannot reach the data directory', async () => {
-  const closed = path.join(dir, 'closed');
-  mkdirSync(path.join(closed, 'project'), { recursive: true });
-  chmodSync(closed, 0o700);
-  const env: NodeJS.ProcessEnv = { ...process.env, MIRRORSTATE_HTTP_PORT: '0' };
-  delete env.DATABASE_URL;
-  const failed = await exec(process.execPath, [CLI, 'run'], { cwd: path.join(closed, 'project'), env }).then(
-    () => ({ code: 0, stdout: '' }),
-    (err: { code: number; stdout: string }) => err,
+/** Runs the CLI to its end; resolves to its exit code and output, whatever the code. */
+async function run(args: string[], cwd: string) {
+  return exec(process.execPath, [CLI, ...args], { cwd, env }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (err: { code: number; stdout: string; stderr: string }) => err,
   );
-  expect(failed.code).toBe(1);
-  expect(failed.stdout).toContain(`because ${closed} is not searchable by other users: set MIRRORSTATE_DATA_DIR`);
-});
+}
 
-it('runs on an embedded PostgreSQL when no DATABASE_URL is given', async () => {
+it('runs on an embedded PostgreSQL from a private directory when no DATABASE_URL is given', async () => {
+  expect(statSync(dir).mode & 0o777).toBe(0o700);
   daemon = await startDaemon({ databaseUrl: undefined, cwd: dir });
   expect(daemon.output()).toMatch(/embedded PostgreSQL running, DATABASE_URL=postgres:\/\/\S+@127\.0\.0\.1:\d+\/mirrorstate/);
   expect((await fetch(`${daemon.url}/readyz`)).status).toBe(200);
 
-  const env = { ...process.env };
-  delete env.DATABASE_URL;
   await exec(process.execPath, [CLI, 'publish', '--mirror', 'quickstart', '--status', 'running'], { cwd: dir, env });
   await waitFor('the update in the embedded catalog', async () => {
     const { stdout } = await exec(process.execPath, [CLI, 'status'], { cwd: dir, env });
     return /quickstart\s+running/.test(stdout);
   }, 30_000, 200);
   expect(await (await fetch(`${daemon.url}/metrics`)).text()).toContain('peerdb_mirror_status{mirror="quickstart",status="running"} 1');
+});
 
+it('a second daemon on the same data directory stops with one line that says what to do', async () => {
+  const second = await run(['run'], dir);
+  expect(second.code).toBe(1);
+  expect(second.stderr).toMatch(/^mirrorstate: an embedded PostgreSQL \(pid \d+\) already runs on \S+: another mirrorstate daemon is using this data directory\. Stop that daemon first/);
+  expect(second.stderr.trim().split('\n')).toHaveLength(1);
+  expect(second.stdout).toBe('');
+});
+
+it('stops its embedded server with the daemon, and starts again on the same data', async () => {
+  expect(await daemon?.stop('SIGTERM')).toBe(0);
+  const cluster = readFileSync(path.join(dir, '.mirrorstate', 'location'), 'utf8').trim();
+  expect(() => statSync(path.join(cluster, 'postmaster.pid'))).toThrow(); // a clean shutdown removes it
+  daemon = await startDaemon({ databaseUrl: undefined, cwd: dir });
+  expect(daemon.output()).not.toContain('initialising');
+  expect(await (await fetch(`${daemon.url}/metrics`)).text()).toContain('peerdb_mirror_status{mirror="quickstart",status="running"} 1');
   expect(await daemon.stop('SIGTERM')).toBe(0);
   daemon = undefined;
+});
+
+it('a start-up failure of the embedded server ends in one line that says what to do, never a stack', async () => {
+  // A cluster directory initdb must refuse: not empty, and no cluster in it.
+  const project = path.join(dir, 'broken');
+  const cluster = path.join(project, 'cluster');
+  mkdirSync(path.join(project, '.mirrorstate'), { recursive: true });
+  mkdirSync(cluster);
+  writeFileSync(path.join(cluster, 'stray-file'), 'not a cluster');
+  writeFileSync(path.join(project, '.mirrorstate', 'location'), `${cluster}\n`);
+  const failed = await run(['run'], project);
+  expect(failed.code).toBe(1);
+  const lines = failed.stderr.trim().split('\n');
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(new RegExp(`^mirrorstate: could not initialise the embedded PostgreSQL in ${cluster}: initdb exited with 1: .*Remove ${cluster}`));
+  expect(failed.stderr + failed.stdout).not.toMatch(/\n\s+at |"stack"/);
 });

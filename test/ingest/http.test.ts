@@ -168,13 +168,19 @@ describe('refused', () => {
       yield Buffer.from('[');
       for (;;) yield chunk;
     }
-    const result = await stream(daemon.url, endless());
-    expect(result.answer.status).toBe(413);
-    expect(result.answer.json).toEqual({ error: expect.any(String) });
-    await result.closed;
-    // The client stops when the answer comes; kernel buffers let it get somewhat past 1 MiB, but a
-    // server that read the whole body would never have answered an endless one.
-    expect(result.bytesWritten).toBeLessThan(64 * 1024 * 1024);
+    const result = await stream(daemon.url, endless()).catch((err: NodeJS.ErrnoException) => err);
+    if (result instanceof Error) {
+      // The daemon reads at most 1 MiB more after its answer (linger.test.ts counts it), so a client
+      // this fast may see the reset before the answer: acceptable, and still an end to the body.
+      expect(['ECONNRESET', 'EPIPE']).toContain(result.code);
+    } else {
+      expect(result.answer.status).toBe(413);
+      expect(result.answer.json).toEqual({ error: expect.any(String) });
+      await result.closed;
+      // The client stops when the answer comes; kernel buffers let it get somewhat past 1 MiB, but a
+      // server that read the whole body would never have answered an endless one.
+      expect(result.bytesWritten).toBeLessThan(64 * 1024 * 1024);
+    }
     expect(await countJobs(db.pool)).toBe(before);
   });
 

