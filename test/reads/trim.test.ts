@@ -44,8 +44,11 @@ async function mirrorRow(mirror: string) {
 
 describe('trim', () => {
   it('keeps the newest N journal rows per mirror by (observedAt, seq), seq breaking ties', async () => {
-    const base = ago(60_000);
-    const at = (i: number) => ago(60_000 - i * 1000);
+    // One instant for the whole test: ago() reads the clock at each call, and four updates meant to
+    // share observedAt must not drift apart by a millisecond on a busy machine.
+    const now = Date.now();
+    const at = (i: number) => `${new Date(now - 60_000 + i * 1000).toISOString().slice(0, -1)}000Z`;
+    const base = at(0);
     // Six updates at distinct times and four sharing one observedAt with different seqs, out of order.
     const updates = [
       ...[5, 1, 4, 2, 3, 0].map((i) => ({ mirror: 'count_a', status: i % 2 ? 'running' : 'paused', observedAt: at(i) })),
