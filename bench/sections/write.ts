@@ -174,8 +174,9 @@ async function daemonDrain(db: TestDatabase, producer: PgBoss, jobs: object[], u
   }
 }
 
-async function freshness(db: TestDatabase, producer: PgBoss): Promise<number[]> {
+async function freshness(db: TestDatabase, producer: PgBoss, cli?: string): Promise<number[]> {
   await db.pool.query(`
+    drop trigger if exists bench_notify on mirrorstate.journal;
     create or replace function mirrorstate.bench_notify() returns trigger language plpgsql as $$
     begin perform pg_notify('bench_committed', new.payload->>'sentAt'); return null; end $$;
     create trigger bench_notify after insert on mirrorstate.journal for each row execute function mirrorstate.bench_notify();`);
@@ -186,7 +187,7 @@ async function freshness(db: TestDatabase, producer: PgBoss): Promise<number[]> 
   await listener.query('listen bench_committed');
   let daemon: DaemonProcess | undefined;
   try {
-    daemon = await startDaemon({ databaseUrl: db.url });
+    daemon = await startDaemon({ databaseUrl: db.url, cli });
     const total = FRESHNESS_RATE * FRESHNESS_SECONDS;
     const perTick = FRESHNESS_RATE / 100; // every 10 ms
     const start = performance.now();
@@ -248,6 +249,8 @@ async function run(): Promise<void> {
     const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
     const [rawSeconds, bareSeconds, singleSeconds, hundredSeconds] = [times.raw, times.bare, times.single, times.hundred].map(median) as [number, number, number, number];
     const latencies = await freshness(db, producer);
+    await reset(db.pool);
+    const baseLatencies = BASELINE_CLI ? await freshness(db, producer, BASELINE_CLI) : [];
 
     const rate = (n: number, s: number) => Math.round(n / s);
     const rawRate = rate(UPDATES, rawSeconds);
@@ -276,6 +279,10 @@ async function run(): Promise<void> {
     console.log(`\n| freshness at ${FRESHNESS_RATE} updates/s for ${FRESHNESS_SECONDS} s | p50 ms | p99 ms | max ms |`);
     console.log('|---|---:|---:|---:|');
     console.log(`| publish → committed (single-update jobs) | ${percentile(ms, 50).toFixed(1)} | ${percentile(ms, 99).toFixed(1)} | ${Math.max(...ms).toFixed(1)} |`);
+    if (BASELINE_CLI) {
+      const base = [...baseLatencies].sort((a, b) => a - b);
+      console.log(`| baseline build (BENCH_BASELINE_CLI) | ${percentile(base, 50).toFixed(1)} | ${percentile(base, 99).toFixed(1)} | ${Math.max(...base).toFixed(1)} |`);
+    }
   } finally {
     await producer?.stop({ graceful: false });
     await db.drop();
