@@ -17,6 +17,7 @@ import { HttpServer } from './http/server.js';
 import { type Logger, redactUrl } from './log.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics/daemon.js';
 import { QueueJobsPoller } from './metrics/queueJobs.js';
+import { QueueAnalyzer } from './queue/analyzer.js';
 import { registerMetricsRoute } from './metrics/route.js';
 import { createSnapshotPool, MirrorSnapshots } from './metrics/snapshot.js';
 import { createBoss, ensureQueues } from './queue/boss.js';
@@ -64,6 +65,7 @@ export class Daemon {
   private peerdb: PeerdbPoller | undefined;
   private http: HttpServer | undefined;
   private queueJobs: QueueJobsPoller | undefined;
+  private queueAnalyzer: QueueAnalyzer | undefined;
   private snapshotPool: Pool | undefined;
   private databases: Databases | undefined;
   private stopping: Promise<void> | undefined;
@@ -145,6 +147,8 @@ export class Daemon {
       logger: log,
     });
     await this.queueJobs.start();
+    this.queueAnalyzer = new QueueAnalyzer({ db: this.boss.getDb(), bossSchema: config.bossSchema, logger: log });
+    this.queueAnalyzer.start();
     this.snapshotPool = createSnapshotPool(catalogUrl, log);
     const snapshots = new MirrorSnapshots({ pool: this.snapshotPool, schema: config.schema, logger: log, shard: config.metricsShard });
     registerMetricsRoute(this.http, { registry: this.metrics.registry, snapshots });
@@ -192,6 +196,7 @@ export class Daemon {
     await this.consumer?.stop();
     await this.trimmer?.stop();
     await this.queueJobs?.stop();
+    await this.queueAnalyzer?.stop();
     await this.boss?.stop({ graceful: true, timeout: 30_000 });
     await this.http?.stop();
     await this.snapshotPool?.end();
