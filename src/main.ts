@@ -18,6 +18,7 @@ import { type Logger, redactUrl } from './log.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics/daemon.js';
 import { QueueJobsPoller } from './metrics/queueJobs.js';
 import { Outage } from './outage.js';
+import { QueueAnalyzer } from './queue/analyzer.js';
 import { registerMetricsRoute } from './metrics/route.js';
 import { createSnapshotPool, MirrorSnapshots } from './metrics/snapshot.js';
 import { createBoss, ensureQueues } from './queue/boss.js';
@@ -73,6 +74,7 @@ export class Daemon {
   private peerdb: PeerdbPoller | undefined;
   private http: HttpServer | undefined;
   private queueJobs: QueueJobsPoller | undefined;
+  private queueAnalyzer: QueueAnalyzer | undefined;
   private snapshotPool: Pool | undefined;
   private databases: Databases | undefined;
   private catalogOutage: Outage | undefined;
@@ -168,6 +170,8 @@ export class Daemon {
       outage: queueOutage,
     });
     await this.queueJobs.start();
+    this.queueAnalyzer = new QueueAnalyzer({ db: this.boss.getDb(), bossSchema: config.bossSchema, logger: log });
+    this.queueAnalyzer.start();
     this.snapshotPool = createSnapshotPool(catalogUrl, log, catalogOutage);
     const snapshots = new MirrorSnapshots({
       pool: this.snapshotPool, schema: config.schema, logger: log, shard: config.metricsShard, outage: catalogOutage,
@@ -226,6 +230,7 @@ export class Daemon {
     await this.consumer?.stop();
     await this.trimmer?.stop();
     await this.queueJobs?.stop();
+    await this.queueAnalyzer?.stop();
     await this.boss?.stop({ graceful: true, timeout: 30_000 });
     await this.http?.stop();
     await this.snapshotPool?.end();

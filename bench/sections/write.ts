@@ -6,10 +6,13 @@
  * - naive:  one transaction per update (lock, journal, transition, update), no batching;
  * - daemon: the daemon end to end draining single-update jobs, then 100-update jobs;
  * and freshness: publish → committed in the catalog, at a steady 1,000 updates/s.
+ * raw, bare pg-boss and the daemon rows run in BENCH_WRITE_ROUNDS (default 3) interleaved rounds;
+ * each row is the median of its rounds. BENCH_BASELINE_CLI adds another build's daemon to each round.
  *
  * Freshness is observed at commit: a trigger in the bench database NOTIFYs each journal row's
  * `sentAt`, and PostgreSQL delivers a NOTIFY only when its transaction commits.
  */
+import { loadavg } from 'node:os';
 import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
@@ -23,6 +26,9 @@ import { percentile } from '../lib.js';
 const MIRRORS = 1000;
 const UPDATES = 20_000;
 const NAIVE_UPDATES = 2_000;
+const ROUNDS = Number(process.env.BENCH_WRITE_ROUNDS ?? 3);
+/** Another build's dist/cli.js (e.g. main's), its daemon rows measured in the same rounds. */
+const BASELINE_CLI = process.env.BENCH_BASELINE_CLI;
 const FRESHNESS_RATE = 1000;
 const FRESHNESS_SECONDS = 10;
 const STATUSES = ['running', 'paused', 'snapshot', 'failed'];
@@ -150,11 +156,11 @@ async function bareDrain(db: TestDatabase, producer: PgBoss, jobs: object[]): Pr
 }
 
 /** Fills the queue with the daemon stopped, then times the drain from the daemon's start. */
-async function daemonDrain(db: TestDatabase, producer: PgBoss, jobs: object[], updates: number, label: string): Promise<number> {
+async function daemonDrain(db: TestDatabase, producer: PgBoss, jobs: object[], updates: number, label: string, cli?: string): Promise<number> {
   for (let i = 0; i < jobs.length; i += 1000) {
     await producer.insert('mirrorstate-updates', jobs.slice(i, i + 1000).map((data) => ({ data })));
   }
-  const daemon = await startDaemon({ databaseUrl: db.url });
+  const daemon = await startDaemon({ databaseUrl: db.url, cli });
   const started = performance.now();
   try {
     await waitFor(`${label} drain`, async () => {
@@ -168,8 +174,9 @@ async function daemonDrain(db: TestDatabase, producer: PgBoss, jobs: object[], u
   }
 }
 
-async function freshness(db: TestDatabase, producer: PgBoss): Promise<number[]> {
+async function freshness(db: TestDatabase, producer: PgBoss, cli?: string): Promise<number[]> {
   await db.pool.query(`
+    drop trigger if exists bench_notify on mirrorstate.journal;
     create or replace function mirrorstate.bench_notify() returns trigger language plpgsql as $$
     begin perform pg_notify('bench_committed', new.payload->>'sentAt'); return null; end $$;
     create trigger bench_notify after insert on mirrorstate.journal for each row execute function mirrorstate.bench_notify();`);
@@ -180,7 +187,7 @@ async function freshness(db: TestDatabase, producer: PgBoss): Promise<number[]> 
   await listener.query('listen bench_committed');
   let daemon: DaemonProcess | undefined;
   try {
-    daemon = await startDaemon({ databaseUrl: db.url });
+    daemon = await startDaemon({ databaseUrl: db.url, cli });
     const total = FRESHNESS_RATE * FRESHNESS_SECONDS;
     const perTick = FRESHNESS_RATE / 100; // every 10 ms
     const start = performance.now();
@@ -215,19 +222,35 @@ async function run(): Promise<void> {
     producer = await startProducer(db.url);
     const updates = makeUpdates(UPDATES);
 
-    const rawSeconds = await raw(db.pool, updates);
-    await reset(db.pool);
-    const naiveSeconds = await naive(db.pool, updates.slice(0, NAIVE_UPDATES));
-    await reset(db.pool);
-    const bareSeconds = await bareDrain(db, producer, updates);
-    await reset(db.pool);
-    const singleSeconds = await daemonDrain(db, producer, updates, UPDATES, 'daemon, 1-update jobs');
-    await reset(db.pool);
     const hundred: object[] = [];
     for (let i = 0; i < updates.length; i += 100) hundred.push({ updates: updates.slice(i, i + 100) });
-    const hundredSeconds = await daemonDrain(db, producer, hundred, UPDATES, 'daemon, 100-update jobs');
+    const naiveSeconds = await naive(db.pool, updates.slice(0, NAIVE_UPDATES));
     await reset(db.pool);
+    // The rows that are compared run in interleaved rounds and each reports its median, so a burst
+    // of load from another process on this shared machine lands on one round, not on one row.
+    const times = { raw: [] as number[], bare: [] as number[], single: [] as number[], hundred: [] as number[], baseSingle: [] as number[], baseHundred: [] as number[] };
+    for (let round = 1; round <= ROUNDS; round++) {
+      console.log(`round ${round} of ${ROUNDS} (load ${loadavg()[0]!.toFixed(1)})`);
+      times.raw.push(await raw(db.pool, updates));
+      await reset(db.pool);
+      times.bare.push(await bareDrain(db, producer, updates));
+      await reset(db.pool);
+      times.single.push(await daemonDrain(db, producer, updates, UPDATES, 'daemon, 1-update jobs'));
+      await reset(db.pool);
+      times.hundred.push(await daemonDrain(db, producer, hundred, UPDATES, 'daemon, 100-update jobs'));
+      await reset(db.pool);
+      if (BASELINE_CLI) {
+        times.baseSingle.push(await daemonDrain(db, producer, updates, UPDATES, 'baseline daemon, 1-update jobs', BASELINE_CLI));
+        await reset(db.pool);
+        times.baseHundred.push(await daemonDrain(db, producer, hundred, UPDATES, 'baseline daemon, 100-update jobs', BASELINE_CLI));
+        await reset(db.pool);
+      }
+    }
+    const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
+    const [rawSeconds, bareSeconds, singleSeconds, hundredSeconds] = [times.raw, times.bare, times.single, times.hundred].map(median) as [number, number, number, number];
     const latencies = await freshness(db, producer);
+    await reset(db.pool);
+    const baseLatencies = BASELINE_CLI ? await freshness(db, producer, BASELINE_CLI) : [];
 
     const rate = (n: number, s: number) => Math.round(n / s);
     const rawRate = rate(UPDATES, rawSeconds);
@@ -237,10 +260,16 @@ async function run(): Promise<void> {
       ['bare pg-boss drain, single-update jobs, no catalog (queue limit)', UPDATES, bareSeconds, rate(UPDATES, bareSeconds)],
       ['daemon, single-update jobs', UPDATES, singleSeconds, rate(UPDATES, singleSeconds)],
       ['daemon, 100-update jobs', UPDATES, hundredSeconds, rate(UPDATES, hundredSeconds)],
+      ...(BASELINE_CLI
+        ? [
+            ['baseline build (BENCH_BASELINE_CLI), single-update jobs', UPDATES, median(times.baseSingle), rate(UPDATES, median(times.baseSingle))],
+            ['baseline build (BENCH_BASELINE_CLI), 100-update jobs', UPDATES, median(times.baseHundred), rate(UPDATES, median(times.baseHundred))],
+          ] as const
+        : []),
     ] as const;
     const naiveRate = rate(NAIVE_UPDATES, naiveSeconds);
     const bareRate = rate(UPDATES, bareSeconds);
-    console.log(`\n| write path (${MIRRORS} mirrors, batch 500 jobs × 2) | updates | seconds | updates/s | vs raw | vs bare pg-boss | vs naive |`);
+    console.log(`\n| write path (${MIRRORS} mirrors, batch 500 jobs × 2; median of ${ROUNDS} interleaved rounds; load ${loadavg()[0]!.toFixed(1)}) | updates | seconds | updates/s | vs raw | vs bare pg-boss | vs naive |`);
     console.log('|---|---:|---:|---:|---:|---:|---:|');
     for (const [name, n, s, r] of rows) {
       console.log(`| ${name} | ${n} | ${s.toFixed(2)} | ${r} | ${(r / rawRate).toFixed(2)}× | ${(r / bareRate).toFixed(2)}× | ${(r / naiveRate).toFixed(1)}× |`);
@@ -250,6 +279,10 @@ async function run(): Promise<void> {
     console.log(`\n| freshness at ${FRESHNESS_RATE} updates/s for ${FRESHNESS_SECONDS} s | p50 ms | p99 ms | max ms |`);
     console.log('|---|---:|---:|---:|');
     console.log(`| publish → committed (single-update jobs) | ${percentile(ms, 50).toFixed(1)} | ${percentile(ms, 99).toFixed(1)} | ${Math.max(...ms).toFixed(1)} |`);
+    if (BASELINE_CLI) {
+      const base = [...baseLatencies].sort((a, b) => a - b);
+      console.log(`| baseline build (BENCH_BASELINE_CLI) | ${percentile(base, 50).toFixed(1)} | ${percentile(base, 99).toFixed(1)} | ${Math.max(...base).toFixed(1)} |`);
+    }
   } finally {
     await producer?.stop({ graceful: false });
     await db.drop();

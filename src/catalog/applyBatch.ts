@@ -18,8 +18,9 @@
  * batches (or a batch and the trimmer) on the same mirrors therefore queue up instead of
  * deadlocking, and the previous status is always read under the lock.
  *
- * Statements: three round trips per batch whatever its size, every one set-based (on this machine a
- * round trip costs 1–3 ms, which is most of a small batch's time).
+ * Statements: two round trips per batch whatever its size when every mirror already has a row (the
+ * steady state), three when some are new, every one set-based (on this machine a round trip costs
+ * 1–5 ms, which is most of a small batch's time).
  */
 import type { StateUpdate, Status } from '../update.js';
 import { type Executor, tables, UTC_MICROS } from './sql.js';
@@ -164,25 +165,42 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   }
   const mirrors = [...byMirror.keys()];
 
-  // 1. Rows for mirrors never seen, in lock order. A placeholder never commits: this same
-  //    transaction overwrites it below, because a new mirror's first update is always applied.
-  const created = await db.executeSql(
-    `insert into ${t.mirrors} (mirror, status, status_since, observed_at, seq)
-     select m, 'unknown', '-infinity', '-infinity', -1
-       from unnest($1::text[]) as m
-      where not exists (select 1 from ${t.mirrors} where mirror = m)
-      order by m collate "C"
-     on conflict (mirror) do nothing
-     returning mirror`,
+  // 1+2, fast path: when every mirror of the batch already has a row (the steady state), lock them
+  //    all in mirror order in one statement. The count is an uncorrelated subquery, a one-time
+  //    filter evaluated before any row is locked: when a mirror is missing nothing is locked and the
+  //    batch takes the two statements below, so the lock order is never broken. Rows are never
+  //    deleted, so a row counted here is still there to lock. Saves a round trip (~5 ms loaded).
+  let locked = await db.executeSql(
+    `select ${ROW_COLUMNS} from ${t.mirrors}
+      where mirror = any($1::text[])
+        and (select count(*) from ${t.mirrors} where mirror = any($1::text[])) = cardinality($1::text[])
+      order by mirror collate "C" for update`,
     [mirrors],
   );
-  const isNew = new Set<string>(created.rows.map((r: { mirror: string }) => r.mirror));
+  let isNew = new Set<string>();
+  if (locked.rows.length === 0) {
+    // 1. Rows for mirrors never seen, in lock order. A placeholder never commits: this same
+    //    transaction overwrites it below, because a new mirror's first update is always applied.
+    //    Kept apart from the lock below: one statement's snapshot cannot see a row another batch
+    //    committed after it started, which `on conflict do nothing` then skips without locking.
+    const created = await db.executeSql(
+      `insert into ${t.mirrors} (mirror, status, status_since, observed_at, seq)
+       select m, 'unknown', '-infinity', '-infinity', -1
+         from unnest($1::text[]) as m
+        where not exists (select 1 from ${t.mirrors} where mirror = m)
+        order by m collate "C"
+       on conflict (mirror) do nothing
+       returning mirror`,
+      [mirrors],
+    );
+    isNew = new Set<string>(created.rows.map((r: { mirror: string }) => r.mirror));
 
-  // 2. Lock every row in mirror order and read the current state under the lock.
-  const locked = await db.executeSql(
-    `select ${ROW_COLUMNS} from ${t.mirrors} where mirror = any($1::text[]) order by mirror collate "C" for update`,
-    [mirrors],
-  );
+    // 2. Lock every row in mirror order and read the current state under the lock.
+    locked = await db.executeSql(
+      `select ${ROW_COLUMNS} from ${t.mirrors} where mirror = any($1::text[]) order by mirror collate "C" for update`,
+      [mirrors],
+    );
+  }
   const rows = new Map<string, MirrorRow>(locked.rows.map((r: MirrorRow) => [r.mirror, r]));
 
   // 3. Decide, per mirror in version order, what is applied and what is a transition.
