@@ -27,7 +27,7 @@ import { HttpServer } from '../../src/http/server.js';
 import { createLogger } from '../../src/log.js';
 import { admin, databaseUrl } from '../../test/helpers/db.js';
 import type { BenchSection } from '../index.js';
-import { percentile } from '../lib.js';
+import { ms, percentile } from '../lib.js';
 
 const SCHEMA = 'mirrorstate';
 const FILL_CHUNK = 5_000;
@@ -38,7 +38,6 @@ const HEAVY_REQUESTS = 40;
 const WARMUP = 20;
 
 const name = (i: number) => `mirror_${String(i).padStart(6, '0')}`;
-const ms = (x: number) => `${x.toFixed(1)} ms`;
 
 async function fillMirrors(pool: pg.Pool, from: number, to: number, history: boolean): Promise<void> {
   for (let start = from; start <= to; start += FILL_CHUNK) {

@@ -20,7 +20,7 @@ import { startDaemon, waitFor } from '../../test/helpers/daemon.js';
 import { createTestDatabase } from '../../test/helpers/db.js';
 import { createPeerdbCatalog } from '../../test/helpers/peerdb.js';
 import type { BenchSection } from '../index.js';
-import { percentile } from '../lib.js';
+import { ms, percentile } from '../lib.js';
 
 const MIRRORS = 5_000;
 const BATCHES = 1_000_000;
@@ -30,7 +30,6 @@ const PARTITIONS = 20_000;
 const IDLE_POLLS = 200;
 const CHANGES = 40;
 const log = createLogger('silent');
-const ms = (x: number) => `${x.toFixed(1)} ms`;
 
 async function step(label: string, pool: pg.Pool, sql: string): Promise<void> {
   const started = performance.now();

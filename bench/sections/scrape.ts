@@ -26,7 +26,7 @@ import { STATUSES } from '../../src/update.js';
 import { startDaemon } from '../../test/helpers/daemon.js';
 import { admin, databaseUrl } from '../../test/helpers/db.js';
 import type { BenchSection } from '../index.js';
-import { percentile } from '../lib.js';
+import { ms, percentile } from '../lib.js';
 
 const SIZES = [10_000, 100_000];
 const SCRAPES = Number(process.env.BENCH_SCRAPES ?? 10);
@@ -34,7 +34,6 @@ const SHARDS = 4;
 const FILL_CHUNK = 2_000;
 const CHURN = 0.01;
 
-const ms = (x: number) => `${x.toFixed(1)} ms`;
 
 /** Mirrors `mirror_000001`… with every status, most optional fields, and some errors. */
 export async function fill(pool: pg.Pool, from: number, to: number): Promise<void> {
