@@ -2,7 +2,9 @@
  * Wiring only: config → logger → catalog → queue → consumer → http server → shutdown.
  *
  * Shutdown order (SIGTERM/SIGINT): stop the PeerDB poller (its poll in flight ends, its lock is
- * released), stop taking jobs and let the batches in hand commit, stop the trimmer, stop pg-boss, stop HTTP, close the catalog pool, stop the embedded PostgreSQL.
+ * released), stop taking jobs and let the batches in hand commit, stop the trimmer, the queue-jobs
+ * poller and the queue analyzer, stop pg-boss, stop HTTP, close the snapshot and catalog pools,
+ * stop the embedded PostgreSQL, then the outage probes.
  */
 import type { PgBoss } from 'pg-boss';
 import { appliedVersion, latestVersion, migrate } from './catalog/migrate.js';
@@ -189,20 +191,14 @@ export class Daemon {
     const reasons: string[] = [];
     const pool = this.pool;
     if (!pool) return ['starting'];
-    let timer: NodeJS.Timeout | undefined;
     try {
       // A probe must get an answer in time even when the catalog does not answer at all.
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${READINESS_TIMEOUT_MS} ms`)), READINESS_TIMEOUT_MS);
-      });
-      const applied = await Promise.race([appliedVersion(pool, this.config.schema), timeout]);
+      const applied = await withTimeout(appliedVersion(pool, this.config.schema), READINESS_TIMEOUT_MS);
       if (applied < this.latestMigration) {
         reasons.push(`catalog migrations behind: at ${applied}, files reach ${this.latestMigration}; run mirrorstate migrate`);
       }
     } catch (err) {
       reasons.push(`catalog unreachable: ${(err as Error).message}`);
-    } finally {
-      clearTimeout(timer);
     }
     if (this.queueOutage !== this.catalogOutage && this.boss) {
       // A queue database of its own: the consumer can do nothing without it either.
