@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Pool } from '../db.js';
 import type { Logger } from '../log.js';
+import { quoteIdent } from './sql.js';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
@@ -29,10 +30,6 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
       name: file,
       sql: readFileSync(path.join(dir, file), 'utf8'),
     }));
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }
 
 /** Returns the migrations this call applied (none when another replica got there first). */
