@@ -189,12 +189,18 @@ function exitOf(child: ChildProcess, what: string): Promise<[number | null, stri
   });
 }
 
+/** A client of the server's maintenance database; a connection cut off later is the caller's to see. */
+function maintenanceClient(port: number): pg.Client {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: USER, password: PASSWORD, database: 'postgres' });
+  client.on('error', () => undefined);
+  return client;
+}
+
 async function waitUntilReady(port: number, tail: Tail, databaseDir: string): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let last: unknown;
   while (Date.now() < deadline) {
-    const client = new pg.Client({ host: '127.0.0.1', port, user: USER, password: PASSWORD, database: 'postgres' });
-    client.on('error', () => undefined);
+    const client = maintenanceClient(port);
     try {
       await client.connect();
       await client.end();
@@ -214,8 +220,7 @@ async function waitUntilReady(port: number, tail: Tail, databaseDir: string): Pr
 
 /** Creates the daemon's database unless an earlier run did. */
 export async function createDatabase(port: number, name: string): Promise<void> {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: USER, password: PASSWORD, database: 'postgres' });
-  client.on('error', () => undefined);
+  const client = maintenanceClient(port);
   await client.connect();
   try {
     await client.query(`create database ${name}`);
