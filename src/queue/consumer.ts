@@ -1,13 +1,13 @@
 /**
  * The batch consumer: jobs in, one catalog write out, dead letters for what cannot be written.
  *
- * Settle rules:
- * - A job is completed only when its updates are committed. When the queue lives in the catalog
- *   database the worker is transactional: pg-boss opens the transaction, the batch is written and
- *   the dead letters are inserted through it, and pg-boss completes the jobs in it before the one
- *   commit. Crash anywhere: nothing committed, the jobs come back (heartbeat, see boss.ts).
- * - With a separate queue database the catalog transaction commits first and pg-boss completes the
- *   jobs after. A crash between the two redelivers jobs whose updates are already journaled; the
+ * Settle rules (a written job is settled by deleting it, see settle()):
+ * - A job is settled only when its updates are committed. When the queue lives in the catalog
+ *   database the worker is transactional: pg-boss opens the transaction, the batch is written, the
+ *   dead letters are inserted and the jobs deleted through it, all in the one commit. Crash
+ *   anywhere: nothing committed, the jobs come back (heartbeat, see boss.ts).
+ * - With a separate queue database the catalog transaction commits first and the jobs are deleted
+ *   after. A crash between the two redelivers jobs whose updates are already journaled; the
  *   idempotency key makes that a no-op, and dead letters carry ids derived from (job, index), so a
  *   redelivered dead letter is not inserted twice.
  * - Invalid updates never fail a batch: each becomes one dead-letter job, and the valid updates of
@@ -98,13 +98,17 @@ export class Consumer {
       heartbeatRefreshSeconds: HEARTBEAT_REFRESH_SECONDS,
     };
     if (catalogPool === null) {
-      await boss.work(UPDATES_QUEUE, { ...polling, transactional: true }, (jobs: Job<unknown>[], tx: Executor) =>
-        this.handle(jobs, tx),
-      );
+      await boss.work(UPDATES_QUEUE, { ...polling, transactional: true }, async (jobs: Job<unknown>[], tx: Executor) => {
+        const outcome = await this.handle(jobs, tx);
+        await this.settle(jobs, tx);
+        return outcome;
+      });
     } else {
-      await boss.work<unknown>(UPDATES_QUEUE, polling, (jobs) =>
-        inTransaction(catalogPool, 'begin', (client) => this.handle(jobs, clientExecutor(client))),
-      );
+      await boss.work<unknown>(UPDATES_QUEUE, polling, async (jobs) => {
+        const outcome = await inTransaction(catalogPool, 'begin', (client) => this.handle(jobs, clientExecutor(client)));
+        await this.settle(jobs);
+        return outcome;
+      });
     }
     this.started = true;
     this.log.info({ batchSize, concurrency, transactional: catalogPool === null }, 'consumer started');
@@ -120,6 +124,19 @@ export class Consumer {
 
   get running(): boolean {
     return this.started;
+  }
+
+  /**
+   * Settles a written batch by deleting its jobs, through pg-boss's own deleteJob: on the batch's
+   * transaction when there is one (pg-boss fences it to this worker's claim and counts it as the
+   * handler's settle, so its own completion after finds nothing left to do), else after the catalog
+   * commit. Not left for pg-boss to mark completed: every update lives on in the journal, so a
+   * completed copy would only be a second write per job (an UPDATE of the job row and all its
+   * indexes, about 2.5× a DELETE's cost, measured at 9.4 against 3.8 ms per 500 jobs), a dead row
+   * for vacuum and another DELETE an hour later when pg-boss purges it.
+   */
+  private async settle(jobs: Job<unknown>[], db?: Executor): Promise<void> {
+    await this.options.boss.deleteJob(UPDATES_QUEUE, jobs.map((job) => job.id), db === undefined ? {} : { db });
   }
 
   /** One batch of jobs → one catalog write through `db` (+ dead letters). */

@@ -45,14 +45,11 @@ describe('queue and catalog in separate databases', () => {
 
   it('a redelivered job changes nothing and dead-letters nothing twice', async () => {
     const at = new Date(Date.now() - 60_000).toISOString();
-    const [id] = (await producer.insert(
-      'mirrorstate-updates',
-      [{ data: { updates: [{ mirror: 'redelivered', status: 'running', observedAt: at }, { mirror: 'redelivered', status: 'nope', observedAt: at }] } }],
-      { returnId: true },
-    )) as string[];
-    const settled = async () =>
-      (await queue.pool.query(`select state from pgboss.job where id = $1`, [id])).rows[0]?.state === 'completed';
-    await waitFor('the job to complete', settled);
+    const data = { updates: [{ mirror: 'redelivered', status: 'running', observedAt: at }, { mirror: 'redelivered', status: 'nope', observedAt: at }] };
+    const [id] = (await producer.insert('mirrorstate-updates', [{ data }], { returnId: true })) as string[];
+    // A written job is settled by deleting it from the queue (after the catalog commit, here).
+    const settled = async () => (await queue.pool.query(`select 1 from pgboss.job where id = $1`, [id])).rowCount === 0;
+    await waitFor('the job to be settled', settled);
     const snapshot = async () => ({
       mirror: (await catalog.pool.query(`select status, journal_length, transitions_total, updated_at from mirrorstate.mirrors where mirror = 'redelivered'`)).rows,
       journal: (await catalog.pool.query(`select count(*)::int as n from mirrorstate.journal where mirror = 'redelivered'`)).rows[0].n,
@@ -60,9 +57,9 @@ describe('queue and catalog in separate databases', () => {
     });
     const before = await snapshot();
     expect(before).toMatchObject({ journal: 1, deadLetters: 1 });
-    // What a crash between the catalog commit and the completion leaves: the same job, to do again.
-    await queue.pool.query(`update pgboss.job set state = 'created', completed_on = null where id = $1`, [id]);
-    await waitFor('the redelivered job to complete', settled);
+    // What a crash between the catalog commit and the settle leaves: the same job, to do again.
+    await producer.insert('mirrorstate-updates', [{ id, data }]);
+    await waitFor('the redelivered job to be settled', settled);
     expect(await snapshot()).toEqual(before);
   });
 });

@@ -137,9 +137,11 @@ describe('Prometheus scraping the daemon', () => {
     expect((await query('peerdb_mirror_error == 1')).map((s) => [s.metric.mirror, s.metric.class])).toEqual([['billing "eu" \\ 🚀', 'auth']]);
     expect((await query('mirrorstate_catalog_up')).map((s) => s.value[1])).toEqual(['1']);
     expect((await query('up{job="mirrorstate"}')).map((s) => s.value[1])).toEqual(['1']);
-    // Queue counts are polled every 5 s: both jobs show up as completed within a few scrapes.
-    const completed = 'mirrorstate_queue_jobs{queue="mirrorstate-updates",state="completed"}';
-    await waitFor('two completed jobs counted', async () => (await query(completed)).map((s) => s.value[1]).join() === '2', 30_000, 250);
+    // Queue counts are polled every 5 s: a job that is not an update becomes one dead letter, counted
+    // as created in the dead-letter queue within a few scrapes (written jobs leave the queue: consumer.ts).
+    await boss.insert('mirrorstate-updates', [{ data: { mirror: 'no status' } }]);
+    const deadLetters = 'mirrorstate_queue_jobs{queue="mirrorstate-updates-dlq",state="created"}';
+    await waitFor('one dead letter counted', async () => (await query(deadLetters)).map((s) => s.value[1]).join() === '1', 30_000, 250);
     expect(await query('count(mirrorstate_queue_jobs)')).toMatchObject([{ value: [expect.any(Number), '12'] }]);
   });
 });
