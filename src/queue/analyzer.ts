@@ -14,11 +14,21 @@
  * least MIN_CHANGED_ROWS). `skip_locked`: a replica or autovacuum already analyzing it is enough.
  * A role that does not own the table gets a warning from the server, not an error: then this
  * does nothing and the operator's autovacuum settings are the remedy.
+ *
+ * Dead rows, the same way: every job leaves two (its fetch is an UPDATE, its settle a DELETE), and
+ * fetch walks the queue's index from the oldest job, so the entries of jobs already taken pile up
+ * in front of the live ones until a VACUUM removes them. Measured: 100,000 drained jobs left
+ * unvacuumed moved freshness at 1,000 updates/s from 13.8 to 21.8 ms p50. A queue drained at
+ * thousands of jobs a second makes that many dead rows between two passes of autovacuum's one-minute
+ * naptime, and with autovacuum off nothing ever removes them. A partition with more dead rows than
+ * autovacuum's threshold (50 + 20% of live rows, but at least MIN_DEAD_ROWS) is vacuumed (and
+ * analyzed in the same pass).
  */
 import type { Logger } from '../log.js';
 
 export const ANALYZE_CHECK_MS = 15_000;
 export const MIN_CHANGED_ROWS = 10_000;
+export const MIN_DEAD_ROWS = 10_000;
 
 export interface QueueAnalyzerDb {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -32,19 +42,28 @@ export interface QueueAnalyzerOptions {
   intervalMs?: number;
 }
 
-/** The job table's partitions changed enough since their last ANALYZE. */
-export async function staleJobPartitions(db: QueueAnalyzerDb, bossSchema: string): Promise<string[]> {
+export interface StalePartition {
+  table: string;
+  /** `vacuum`: too many dead rows (the vacuum analyzes too); `analyze`: statistics out of date only. */
+  action: 'vacuum' | 'analyze';
+}
+
+/** The job table's partitions with too many dead rows, or changed enough since their last ANALYZE. */
+export async function staleJobPartitions(db: QueueAnalyzerDb, bossSchema: string): Promise<StalePartition[]> {
   const { rows } = await db.executeSql(
-    `select format('%I.%I', s.schemaname, s.relname) as name
+    `select format('%I.%I', s.schemaname, s.relname) as table,
+            case when s.n_dead_tup > greatest($3::bigint, 50 + 0.2 * greatest(s.n_live_tup, 0)) then 'vacuum' else 'analyze' end as action
        from pg_stat_user_tables s
        join pg_inherits i on i.inhrelid = s.relid
        join pg_class p on p.oid = i.inhparent
        join pg_namespace n on n.oid = p.relnamespace
       where n.nspname = $1 and p.relname = 'job'
-        and s.n_mod_since_analyze > greatest($2::bigint, 50 + 0.1 * greatest(s.n_live_tup, 0))`,
-    [bossSchema, MIN_CHANGED_ROWS],
+        and (s.n_mod_since_analyze > greatest($2::bigint, 50 + 0.1 * greatest(s.n_live_tup, 0))
+             or s.n_dead_tup > greatest($3::bigint, 50 + 0.2 * greatest(s.n_live_tup, 0)))
+      order by 1`,
+    [bossSchema, MIN_CHANGED_ROWS, MIN_DEAD_ROWS],
   );
-  return rows.map((r: { name: string }) => r.name);
+  return rows as StalePartition[];
 }
 
 export class QueueAnalyzer {
@@ -64,19 +83,19 @@ export class QueueAnalyzer {
     this.timer.unref();
   }
 
-  /** One check; ANALYZEs what is stale. Never throws: statistics are an optimisation. */
-  async runOnce(): Promise<string[]> {
+  /** One check; VACUUMs or ANALYZEs what is stale. Never throws: this is an optimisation. */
+  async runOnce(): Promise<StalePartition[]> {
     const { db, bossSchema } = this.options;
     try {
       const stale = await staleJobPartitions(db, bossSchema);
-      for (const table of stale) {
+      for (const { table, action } of stale) {
         const started = performance.now();
-        await db.executeSql(`analyze (skip_locked) ${table}`);
-        this.log.debug({ table, ms: Math.round(performance.now() - started) }, 'analyzed the job table');
+        await db.executeSql(action === 'vacuum' ? `vacuum (skip_locked, analyze) ${table}` : `analyze (skip_locked) ${table}`);
+        this.log.debug({ table, action, ms: Math.round(performance.now() - started) }, 'maintained the job table');
       }
       return stale;
     } catch (err) {
-      this.log.warn({ err }, 'could not refresh the job table statistics; will try again');
+      this.log.warn({ err }, 'could not vacuum or analyze the job table; will try again');
       return [];
     }
   }

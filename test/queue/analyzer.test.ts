@@ -1,12 +1,12 @@
 /**
  * The queue analyzer against a real job table: a backlog inserted after the last ANALYZE makes the
  * table stale, one pass analyzes it (the planner then knows the backlog), and a fresh table is left
- * alone.
+ * alone; a drained backlog leaves dead rows, and one pass vacuums them away.
  */
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
-import { MIN_CHANGED_ROWS, QueueAnalyzer, staleJobPartitions } from '../../src/queue/analyzer.js';
+import { MIN_CHANGED_ROWS, MIN_DEAD_ROWS, QueueAnalyzer, staleJobPartitions } from '../../src/queue/analyzer.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { startDaemon, waitFor } from '../helpers/daemon.js';
 import { startProducer } from '../helpers/queue.js';
@@ -39,14 +39,37 @@ describe('queue analyzer', () => {
     }
     const analyzer = new QueueAnalyzer({ db: executor(), bossSchema: 'pgboss', logger: createLogger('silent') });
     // Table statistics reach pg_stat_user_tables within about a second of the inserts committing.
-    await waitFor('the backlog counted as changes', async () => (await staleJobPartitions(executor(), 'pgboss')).includes('pgboss.job_common'), 30_000);
+    await waitFor('the backlog counted as changes', async () => (await staleJobPartitions(executor(), 'pgboss')).some((p) => p.table === 'pgboss.job_common'), 30_000);
     expect(await reltuples()).toBeLessThan(backlog);
 
-    expect(await analyzer.runOnce()).toEqual(['pgboss.job_common']);
+    expect(await analyzer.runOnce()).toEqual([{ table: 'pgboss.job_common', action: 'analyze' }]);
     expect(await reltuples()).toBeGreaterThanOrEqual(backlog);
     expect(await staleJobPartitions(executor(), 'pgboss')).toEqual([]);
     expect(await analyzer.runOnce()).toEqual([]);
     await analyzer.stop();
+    await analyzer.stop();
+  });
+
+  it('vacuums the job table once a drained backlog left more dead rows than the threshold', async () => {
+    const dead = async () => {
+      await db.pool.query('select pg_stat_clear_snapshot()');
+      const { rows } = await db.pool.query(`select n_dead_tup, vacuum_count from pg_stat_user_tables where relid = 'pgboss.job_common'::regclass`);
+      return { dead: Number(rows[0].n_dead_tup), vacuums: Number(rows[0].vacuum_count) };
+    };
+    await db.pool.query('vacuum analyze pgboss.job_common');
+    await waitFor('a clean table', async () => (await dead()).dead === 0, 30_000);
+    const before = await dead();
+    // What a drain leaves: every job deleted (the settle), fewer than MIN_CHANGED_ROWS live ones.
+    await db.pool.query(`delete from pgboss.job where name = 'mirrorstate-updates'`);
+    await waitFor('the dead rows counted', async () => (await dead()).dead > MIN_DEAD_ROWS, 30_000);
+    expect(await staleJobPartitions(executor(), 'pgboss')).toEqual([{ table: 'pgboss.job_common', action: 'vacuum' }]);
+
+    const analyzer = new QueueAnalyzer({ db: executor(), bossSchema: 'pgboss', logger: createLogger('silent') });
+    expect(await analyzer.runOnce()).toEqual([{ table: 'pgboss.job_common', action: 'vacuum' }]);
+    const after = await dead();
+    expect(after.vacuums).toBe(before.vacuums + 1);
+    expect(after.dead).toBeLessThan(MIN_DEAD_ROWS / 10);
+    expect(await staleJobPartitions(executor(), 'pgboss')).toEqual([]);
     await analyzer.stop();
   });
 });
