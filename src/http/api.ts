@@ -6,10 +6,14 @@
  */
 import type { Pool } from '../db.js';
 import { readMirror } from '../catalog/readMirror.js';
-import { readMirrors } from '../catalog/readMirrors.js';
+import { readMirrorPages } from '../catalog/readMirrors.js';
 import { DEFAULT_EVENTS, DEFAULT_TRANSITIONS_PAGE, MAX_EVENTS, MAX_TRANSITIONS_PAGE } from '../catalog/readRows.js';
 import { readTransitions } from '../catalog/readTransitions.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type HttpServer, sendError, sendJson } from './server.js';
+
+/** How long a reader of the mirror list may leave a page unread before the answer is cut off. */
+export const PAGE_DRAIN_TIMEOUT_MS = 30_000;
 
 export interface ApiOptions {
   pool: Pool;
@@ -57,14 +61,71 @@ function answerBadParameter(res: Parameters<typeof sendError>[0], err: unknown):
   sendError(res, 400, err.message, { parameter: err.parameter });
 }
 
+class ReaderGone extends Error {}
+
+/** Resolves once `res` can take more, rejects when its reader is gone or stalls past the timeout. */
+function drained(res: ServerResponse, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (res.destroyed) {
+      reject(new ReaderGone('the reader closed the connection'));
+      return;
+    }
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onClose = () => done(new ReaderGone('the reader closed the connection'));
+    const timer = setTimeout(() => done(new ReaderGone(`the reader took no data for ${timeoutMs} ms`)), timeoutMs);
+    res.on('drain', onDrain);
+    res.on('close', onClose);
+  });
+}
+
+/**
+ * `{"mirrors":[…]}` streamed page by page from one snapshot (readMirrorPages): at 100,000 mirrors
+ * one JSON.stringify of the whole list held ~50 MB and blocked the event loop for ~460 ms; a page
+ * is ~0.5 MB and a few ms, and a slow reader holds one page, not the fleet. A failure after the
+ * first page can no longer change the status: the connection is cut, so the reader gets invalid
+ * JSON rather than a short list that looks whole.
+ */
+async function streamMirrorList(req: IncomingMessage, res: ServerResponse, pool: Pool, schema: string, dropped: boolean): Promise<void> {
+  const headers = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
+  if (req.method === 'HEAD') {
+    res.writeHead(200, headers);
+    res.end();
+    return;
+  }
+  let pages = 0;
+  try {
+    await readMirrorPages(pool, schema, { dropped }, async (page) => {
+      if (res.destroyed) throw new ReaderGone('the reader closed the connection');
+      if (pages++ === 0) res.writeHead(200, headers);
+      const json = page.map((m) => JSON.stringify(m)).join(',');
+      if (!res.write(pages === 1 ? `{"mirrors":[${json}` : `,${json}`)) await drained(res, PAGE_DRAIN_TIMEOUT_MS);
+    });
+  } catch (err) {
+    if (!(err instanceof ReaderGone)) throw err;
+    res.destroy();
+    return;
+  }
+  if (pages === 0) sendJson(res, 200, { mirrors: [] });
+  else res.end(']}');
+}
+
 export function registerApiRoutes(server: HttpServer, { pool, schema }: ApiOptions): void {
-  server.route('GET', /^\/api\/v1\/mirrors\/?$/, async (_req, res, _params, url) => {
+  server.route('GET', /^\/api\/v1\/mirrors\/?$/, async (req, res, _params, url) => {
+    let dropped: boolean;
     try {
-      const dropped = booleanParam(url, 'dropped');
-      sendJson(res, 200, { mirrors: await readMirrors(pool, schema, { dropped }) });
+      dropped = booleanParam(url, 'dropped');
     } catch (err) {
       answerBadParameter(res, err);
+      return;
     }
+    await streamMirrorList(req, res, pool, schema, dropped);
   });
 
   server.route('GET', /^\/api\/v1\/mirrors\/([^/]+)\/transitions$/, async (_req, res, params, url) => {
