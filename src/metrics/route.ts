@@ -240,8 +240,11 @@ function mirrorPart(buckets: readonly Bucket[], format: Format, gzip: boolean): 
 async function stream(req: IncomingMessage, res: ServerResponse, options: MetricsRouteOptions): Promise<void> {
   const format = negotiateFormat(req.headers.accept);
   const gzip = acceptsGzip(req.headers['accept-encoding'] as string | undefined);
-  const scrape = await options.snapshots.forScrape(readBudgetMs(req.headers['x-prometheus-scrape-timeout-seconds']));
-  const own = await renderRegistry(options.registry, format);
+  // The daemon's own families are collected while the catalog read waits on Postgres.
+  const [scrape, own] = await Promise.all([
+    options.snapshots.forScrape(readBudgetMs(req.headers['x-prometheus-scrape-timeout-seconds'])),
+    renderRegistry(options.registry, format),
+  ]);
   const buckets = scrape.snapshot?.buckets ?? [];
   if (gzip && req.method !== 'HEAD') await compressBuckets(buckets);
   const headers = {
