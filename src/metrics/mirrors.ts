@@ -108,8 +108,11 @@ export function renderMirror(row: MirrorRow): string[] {
  */
 export interface Bucket {
   readonly mirrors: readonly string[];
-  /** `offsets[f * (mirrors.length + 1) + j]`: where mirror j's lines start in `text[f]`. */
-  readonly offsets: Uint32Array;
+  /**
+   * `offsets[f * (mirrors.length + 1) + j]`: where mirror j's lines start in `text[f]`. A plain
+   * array: a typed array this size would be one more allocation outside the heap per bucket.
+   */
+  readonly offsets: readonly number[];
   readonly text: readonly Buffer[];
   /**
    * Per family, `text[f]` as a raw deflate piece with its CRC-32 and CRC shift operator (see
@@ -145,61 +148,87 @@ export function bucketCountFor(mirrors: number): number {
   return n;
 }
 
-/** Where a mirror's text comes from when its bucket is rebuilt: a new render, or the old bucket. */
-type Source = string[] | { bucket: Bucket; index: number };
+/** Where a mirror's text comes from when its bucket is rebuilt: a new render, or its index in the replaced bucket. */
+type Source = string[] | number;
 
 /**
  * A family's text is reused from the bucket this one replaces when the bucket keeps its members
  * and none of its new renders changed that family: an update changes a few families of a mirror
  * (its lag, its last-update time), so most of a rebuilt bucket's text (the 12-line status family
  * alone is ~75% of it) is neither copied nor left behind as garbage, and keeps its gzip piece.
- * Every other family gets one allocation, filled by copying runs of the old bucket's bytes and
- * writing the new renders: no per-mirror Buffer objects.
+ * The other families share one allocation, filled by copying runs of the replaced bucket's bytes
+ * (one copy per run of unchanged mirrors) and writing the new renders: no per-mirror Buffer
+ * objects. `mirrors` is sorted; `sources[j]` says where mirror j's text comes from.
  */
-function buildBucket(mirrors: string[], sourceOf: (mirror: string) => Source, replaced: Bucket | undefined): Bucket {
-  mirrors.sort();
-  const sources = mirrors.map(sourceOf);
-  const stride = mirrors.length + 1;
-  const offsets = new Uint32Array(MIRROR_FAMILIES.length * stride);
-  const sameMembers = replaced !== undefined && replaced.mirrors.length === mirrors.length && replaced.mirrors.every((m, j) => m === mirrors[j]);
+function buildBucket(mirrors: readonly string[], sources: readonly Source[], replaced: Bucket | undefined): Bucket {
+  const n = mirrors.length;
+  const stride = n + 1;
+  const offsets = new Array<number>(MIRROR_FAMILIES.length * stride);
+  const sameMembers = replaced !== undefined && (replaced.mirrors === mirrors || (replaced.mirrors.length === n && replaced.mirrors.every((m, j) => m === mirrors[j])));
+  const rs = (replaced?.mirrors.length ?? 0) + 1;
+  const ro = replaced?.offsets ?? [];
   const text: Buffer[] = [];
   const gzip: (GzipPiece | undefined)[] = [];
+  const rebuilt: number[] = [];
+  let size = 0;
   for (let f = 0; f < MIRROR_FAMILIES.length; f++) {
     if (sameMembers && familyUnchanged(replaced, sources, f)) {
-      offsets.set(replaced.offsets.subarray(f * stride, (f + 1) * stride), f * stride);
+      for (let j = 0; j <= n; j++) offsets[f * stride + j] = ro[f * rs + j]!;
       text.push(replaced.text[f]!);
       gzip.push(replaced.gzip[f]);
       continue;
     }
     let at = 0;
-    for (let j = 0; j < mirrors.length; j++) {
+    for (let j = 0; j < n; j++) {
       offsets[f * stride + j] = at;
       const source = sources[j]!;
-      if (Array.isArray(source)) at += Buffer.byteLength(source[f]!, 'utf8');
-      else {
-        const o = source.bucket.offsets;
-        const s = source.bucket.mirrors.length + 1;
-        at += o[f * s + source.index + 1]! - o[f * s + source.index]!;
-      }
+      at += typeof source === 'number' ? ro[f * rs + source + 1]! - ro[f * rs + source]! : Buffer.byteLength(source[f]!, 'utf8');
     }
-    offsets[f * stride + mirrors.length] = at;
-    const buffer = Buffer.allocUnsafeSlow(at);
-    for (let j = 0; j < mirrors.length; j++) {
+    offsets[f * stride + n] = at;
+    size += at;
+    rebuilt.push(f);
+    text.push(EMPTY);
+    gzip.push(undefined);
+  }
+  const whole = Buffer.allocUnsafeSlow(size);
+  let base = 0;
+  for (const f of rebuilt) {
+    const buffer = whole.subarray(base, base + offsets[f * stride + n]!);
+    base += buffer.length;
+    for (let j = 0; j < n; ) {
       const source = sources[j]!;
-      const start = offsets[f * stride + j]!;
-      if (Array.isArray(source)) buffer.write(source[f]!, start, 'utf8');
-      else {
-        const o = source.bucket.offsets;
-        const s = source.bucket.mirrors.length + 1;
-        source.bucket.text[f]!.copy(buffer, start, o[f * s + source.index]!, o[f * s + source.index + 1]!);
+      if (typeof source !== 'number') {
+        buffer.write(source[f]!, offsets[f * stride + j]!, 'utf8');
+        j++;
+        continue;
       }
+      let k = j + 1;
+      while (k < n && sources[k] === source + (k - j)) k++;
+      replaced!.text[f]!.copy(buffer, offsets[f * stride + j]!, ro[f * rs + source]!, ro[f * rs + source + (k - j)]!);
+      j = k;
     }
-    text.push(buffer);
+    text[f] = buffer;
     // A piece depends on its bytes alone: equal bytes (members came or went without lines in this family) keep it.
-    gzip.push(replaced?.gzip[f] !== undefined && buffer.equals(replaced.text[f]!) ? replaced.gzip[f] : undefined);
+    if (replaced?.gzip[f] !== undefined && buffer.equals(replaced.text[f]!)) gzip[f] = replaced.gzip[f];
   }
   return { mirrors, offsets, text, gzip };
 }
+
+const EMPTY = Buffer.alloc(0);
+/** Index of `mirror` in the sorted `mirrors`, which hold it. */
+function sortedIndex(mirrors: readonly string[], mirror: string): number {
+  let lo = 0;
+  let hi = mirrors.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (mirrors[mid]! < mirror) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Where a new render is encoded to be compared with cached bytes (a mirror's lines of one family are far smaller). */
+const scratch = Buffer.allocUnsafeSlow(1 << 16);
 
 /** Whether family `f` of `replaced` (same members, same order) already holds every new render's lines. */
 function familyUnchanged(replaced: Bucket, sources: readonly Source[], f: number): boolean {
@@ -207,8 +236,12 @@ function familyUnchanged(replaced: Bucket, sources: readonly Source[], f: number
   const o = replaced.offsets;
   for (let j = 0; j < sources.length; j++) {
     const source = sources[j]!;
-    if (!Array.isArray(source)) continue; // the replaced bucket's own bytes
-    if (replaced.text[f]!.toString('utf8', o[f * stride + j], o[f * stride + j + 1]) !== source[f]) return false;
+    if (typeof source === 'number') continue; // the replaced bucket's own bytes
+    const start = o[f * stride + j]!;
+    const end = o[f * stride + j + 1]!;
+    if (Buffer.byteLength(source[f]!, 'utf8') !== end - start) return false;
+    const length = scratch.write(source[f]!, 0, 'utf8');
+    if (length !== end - start || scratch.compare(replaced.text[f]!, start, end, 0, length) !== 0) return false;
   }
   return true;
 }
@@ -320,8 +353,8 @@ export class MirrorTextCache {
   async patch(changes: readonly MirrorChange[], yieldTo: () => Promise<unknown>, yieldEvery: number): Promise<Bucket[]> {
     const mask = this.buckets.length - 1;
     const rendered = new Map<string, string[]>();
-    /** Per dirty bucket, its members after the changes. */
-    const members = new Map<number, Set<string>>();
+    /** Per dirty bucket, its members after the changes, or undefined while they are the same. */
+    const members = new Map<number, Set<string> | undefined>();
     const membersOf = (b: number) => {
       let set = members.get(b);
       if (set === undefined) members.set(b, (set = new Set(this.buckets[b]?.mirrors)));
@@ -342,12 +375,12 @@ export class MirrorTextCache {
         rendered.set(row.mirror, renderMirror(row));
       } else if (entry.version !== row.version) {
         entry.version = row.version;
-        membersOf(entry.bucket);
+        if (!members.has(entry.bucket)) members.set(entry.bucket, undefined);
         rendered.set(row.mirror, renderMirror(row));
       }
     }
     this.rendered = rendered.size;
-    if (members.size > 0) await this.rebuild(new Map([...members].map(([b, set]) => [b, [...set]])), rendered, yieldTo, yieldEvery);
+    if (members.size > 0) await this.rebuild(new Map([...members].map(([b, set]) => [b, set && [...set]])), rendered, yieldTo, yieldEvery);
     return this.liveBuckets(members.size > 0);
   }
 
@@ -357,14 +390,36 @@ export class MirrorTextCache {
     return this.buckets.length > 0 && count < this.buckets.length * 4 && count * 4 > this.buckets.length;
   }
 
+  /** `members`: per bucket, its new members (any order), or undefined for the same ones as now. */
   private async rebuild(
-    members: Map<number, string[]>, rendered: Map<string, string[]>, yieldTo: () => Promise<unknown>, yieldEvery: number,
+    members: Map<number, string[] | undefined>, rendered: Map<string, string[]>, yieldTo: () => Promise<unknown>, yieldEvery: number,
   ): Promise<void> {
+    /** The same members: the rendered ones of each bucket, found by bucket instead of looking up every member. */
+    const renderedIn = new Map<number, string[]>();
+    for (const mirror of rendered.keys()) {
+      const b = this.entries.get(mirror)?.bucket;
+      if (b !== undefined && members.has(b) && members.get(b) === undefined) {
+        const list = renderedIn.get(b);
+        if (list === undefined) renderedIn.set(b, [mirror]);
+        else list.push(mirror);
+      }
+    }
     let built = 0;
-    for (const [b, mirrors] of members) {
+    for (const [b, listed] of members) {
       const old = this.buckets[b];
-      const index = new Map(old?.mirrors.map((m, j) => [m, j]));
-      this.buckets[b] = mirrors.length === 0 ? undefined : buildBucket(mirrors, (m) => rendered.get(m) ?? { bucket: old!, index: index.get(m)! }, old);
+      let mirrors: readonly string[];
+      let sources: Source[];
+      if (listed === undefined) {
+        mirrors = old!.mirrors;
+        sources = new Array<Source>(mirrors.length);
+        for (let j = 0; j < mirrors.length; j++) sources[j] = j;
+        for (const mirror of renderedIn.get(b) ?? []) sources[sortedIndex(mirrors, mirror)] = rendered.get(mirror)!;
+      } else {
+        const index = new Map(old?.mirrors.map((m, j) => [m, j]));
+        mirrors = listed.sort();
+        sources = mirrors.map((m) => rendered.get(m) ?? index.get(m)!);
+      }
+      this.buckets[b] = mirrors.length === 0 ? undefined : buildBucket(mirrors, sources, old);
       built += mirrors.length;
       if (built >= yieldEvery) {
         built = 0;
