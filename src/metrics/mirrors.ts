@@ -297,13 +297,9 @@ export class MirrorTextCache {
   async update(rows: readonly MirrorRow[], yieldTo: () => Promise<unknown>, yieldEvery: number): Promise<Bucket[]> {
     const generation = ++this.generation;
     const mask = this.buckets.length - 1;
-    const rendered = new Map<string, string[]>();
+    // Rendered bucket by bucket in rebuild: a cold read's text never sits in the heap all at once.
+    const fresh = new Map<string, MirrorRow>(rows.map((row) => [row.mirror, row]));
     this.rendered = rows.length;
-    for (let i = 0; i < rows.length; i++) {
-      if (i > 0 && i % yieldEvery === 0) await yieldTo();
-      const row = rows[i]!;
-      rendered.set(row.mirror, renderMirror(row));
-    }
     const dirty = new Set<number>();
     let listed = 0;
     for (const { mirror, version } of this.current) {
@@ -314,7 +310,7 @@ export class MirrorTextCache {
         continue;
       }
       if (entry !== undefined) dirty.add(entry.bucket); // changed: its old text goes
-      if (!rendered.has(mirror)) {
+      if (!fresh.has(mirror)) {
         // Stale without a row (cannot happen within one snapshot): left out rather than served stale.
         if (entry !== undefined) this.entries.delete(mirror);
         continue;
@@ -342,7 +338,7 @@ export class MirrorTextCache {
     if (dirty.size > 0) {
       const members = new Map<number, string[]>([...dirty].map((b) => [b, []]));
       for (const [mirror, entry] of this.entries) members.get(entry.bucket)?.push(mirror);
-      await this.rebuild(members, rendered, yieldTo, yieldEvery);
+      await this.rebuild(members, fresh, yieldTo, yieldEvery);
     }
     return this.liveBuckets(dirty.size > 0);
   }
@@ -355,7 +351,7 @@ export class MirrorTextCache {
    */
   async patch(changes: readonly MirrorChange[], yieldTo: () => Promise<unknown>, yieldEvery: number): Promise<Bucket[]> {
     const mask = this.buckets.length - 1;
-    const rendered = new Map<string, string[]>();
+    const fresh = new Map<string, MirrorRow>();
     /** Per dirty bucket, its members after the changes, or undefined while they are the same. */
     const members = new Map<number, Set<string> | undefined>();
     const membersOf = (b: number) => {
@@ -375,15 +371,15 @@ export class MirrorTextCache {
         const bucket = bucketHash(row.mirror) & mask;
         this.entries.set(row.mirror, { version: row.version, bucket, generation: this.generation });
         membersOf(bucket).add(row.mirror);
-        rendered.set(row.mirror, renderMirror(row));
+        fresh.set(row.mirror, row);
       } else if (entry.version !== row.version) {
         entry.version = row.version;
         if (!members.has(entry.bucket)) members.set(entry.bucket, undefined);
-        rendered.set(row.mirror, renderMirror(row));
+        fresh.set(row.mirror, row);
       }
     }
-    this.rendered = rendered.size;
-    if (members.size > 0) await this.rebuild(new Map([...members].map(([b, set]) => [b, set && [...set]])), rendered, yieldTo, yieldEvery);
+    this.rendered = fresh.size;
+    if (members.size > 0) await this.rebuild(new Map([...members].map(([b, set]) => [b, set && [...set]])), fresh, yieldTo, yieldEvery);
     return this.liveBuckets(members.size > 0);
   }
 
@@ -393,13 +389,16 @@ export class MirrorTextCache {
     return this.buckets.length > 0 && count < this.buckets.length * 4 && count * 4 > this.buckets.length;
   }
 
-  /** `members`: per bucket, its new members (any order), or undefined for the same ones as now. */
+  /**
+   * `members`: per bucket, its new members (any order), or undefined for the same ones as now;
+   * `fresh`: the rows to render (the others keep their text), rendered here bucket by bucket.
+   */
   private async rebuild(
-    members: Map<number, string[] | undefined>, rendered: Map<string, string[]>, yieldTo: () => Promise<unknown>, yieldEvery: number,
+    members: Map<number, string[] | undefined>, fresh: Map<string, MirrorRow>, yieldTo: () => Promise<unknown>, yieldEvery: number,
   ): Promise<void> {
-    /** The same members: the rendered ones of each bucket, found by bucket instead of looking up every member. */
+    /** The same members: the fresh ones of each bucket, found by bucket instead of looking up every member. */
     const renderedIn = new Map<number, string[]>();
-    for (const mirror of rendered.keys()) {
+    for (const mirror of fresh.keys()) {
       const b = this.entries.get(mirror)?.bucket;
       if (b !== undefined && members.has(b) && members.get(b) === undefined) {
         const list = renderedIn.get(b);
@@ -416,11 +415,14 @@ export class MirrorTextCache {
         mirrors = old!.mirrors;
         sources = new Array<Source>(mirrors.length);
         for (let j = 0; j < mirrors.length; j++) sources[j] = j;
-        for (const mirror of renderedIn.get(b) ?? []) sources[sortedIndex(mirrors, mirror)] = rendered.get(mirror)!;
+        for (const mirror of renderedIn.get(b) ?? []) sources[sortedIndex(mirrors, mirror)] = renderMirror(fresh.get(mirror)!);
       } else {
         const index = new Map(old?.mirrors.map((m, j) => [m, j]));
         mirrors = listed.sort();
-        sources = mirrors.map((m) => rendered.get(m) ?? index.get(m)!);
+        sources = mirrors.map((m) => {
+          const row = fresh.get(m);
+          return row === undefined ? index.get(m)! : renderMirror(row);
+        });
       }
       this.buckets[b] = mirrors.length === 0 ? undefined : buildBucket(mirrors, sources, old);
       built += mirrors.length;
