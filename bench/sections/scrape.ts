@@ -7,8 +7,9 @@
  * The catalog is filled directly with SQL (generate_series) in a bench database of its own,
  * dropped at the end. Before each timed scrape 1% of the mirrors change, as a live fleet would.
  * The daemon's event-loop block is read from its own `nodejs_eventloop_lag_max_seconds`
- * (prom-client's monitorEventLoopDelay, reset at every collection): each scrape's value covers the
- * previous scrape's sending, the churn and this scrape's catalog read; the table shows the median
+ * (prom-client's monitorEventLoopDelay, reset at every collection, which a scrape makes while its
+ * catalog read waits on Postgres): each scrape's value covers the previous scrape's rendering,
+ * compressing and sending, and the churn; the table shows the median
  * over scrapes (a scheduler stall on this shared machine hits one round, not the median) and the
  * idle loop's in the same run (a HEAD /metrics resets it, 300 ms of nothing, then a GET of an
  * unchanged fleet). BENCH_SCRAPES sets the scrapes per row (default 10). BENCH_BASELINE_CLI names

@@ -7,11 +7,13 @@
  *   readMirrorRows      the rendered columns, only for mirrors whose cached text is out of date
  *                       (or of every mirror, when most are: a cold cache).
  *
- *   readMirrorChanges   the change feed of a warm cache: the rows of the shard (live or dropped)
- *                       whose current version a transaction wrote that may not have been visible
- *                       to the previous scrape's snapshot, so a scrape of 10,000 mirrors of which
- *                       100 changed reads about 100 rows, not 10,000 versions;
- *   readFeedPosition    this snapshot's xmin horizon (where the next feed starts) and how many live
+ *   readMirrorFeed      the change feed of a warm cache, in one statement (its own snapshot, no
+ *                       transaction around it): the rows of the shard (live or dropped) whose
+ *                       current version a transaction wrote that may not have been visible to the
+ *                       previous scrape's snapshot, so a scrape of 10,000 mirrors of which 100
+ *                       changed reads about 100 rows, not 10,000 versions; with this snapshot's
+ *                       position (readFeedPosition);
+ *   readFeedPosition    a snapshot's xmin horizon (where the next feed starts) and how many live
  *                       mirrors the shard has (a cache that disagrees reads everything instead).
  *
  * All read only this replica's shard (`shard_hash % n = i`, see shard.ts): the filter is an
@@ -22,7 +24,7 @@
  * microseconds survive (node-pg would make a millisecond Date of a timestamptz; a numeric arrives
  * as its exact text).
  */
-import type { PoolClient } from '../db.js';
+import type { Pool, PoolClient } from '../db.js';
 import { tables } from '../catalog/sql.js';
 import type { Shard } from './shard.js';
 
@@ -74,13 +76,17 @@ export async function readMirrorVersions(client: PoolClient, schema: string, sha
  * transactions that ended just before (harmlessly rendered again). Subtransactions need no care:
  * their ids are above their parent's.
  *
- * Row versions carry a 32-bit xid (`xmin`); it is widened to the 64-bit xid8 of the snapshot
- * functions relative to the current snapshot's xmax, exact for every row version written in the
- * last 2^31 transactions (older ones are frozen or would have forced a wraparound shutdown; a frozen
- * row keeps its raw xmin and is at worst read again needlessly, never missed).
+ * "Written at or above the horizon" is tested with `age()`, which counts 32-bit xids back from one
+ * reference (the next xid, read once per transaction) with wraparound: a writer is at or above
+ * the horizon when its row's `age(xmin)` is at most the horizon's own age. Both ages come from
+ * the same reference, so the test is exact for every row version written in the last 2^31
+ * transactions (older ones are frozen or would have forced a wraparound shutdown; a frozen row
+ * keeps its raw xmin and is at worst read again needlessly, never missed). A horizon more than
+ * 2^31 transactions old has a negative age: then every row is read. It is an integer test on the
+ * raw xmin, so it costs about what the count beside it does (measured at 10,000 rows: 1.2 ms,
+ * against 4-5 ms for widening every xmin to an xid8 through text).
  */
-const WRITER_XID8 = `(pg_snapshot_xmax(pg_current_snapshot())::text::bigint -
-  ((pg_snapshot_xmax(pg_current_snapshot())::text::bigint - xmin::text::bigint) & 4294967295))`;
+const FROM_AGE = `age(($1::text::bigint % 4294967296)::text::xid)`;
 
 export interface FeedPosition {
   /** The snapshot's xmin horizon as a decimal xid8: the next feed reads writers at or above it. */
@@ -89,28 +95,52 @@ export interface FeedPosition {
   live: number;
 }
 
+function livePositionSql(schema: string, shard: Shard): string {
+  return `pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
+    (select count(*)::int from ${tables(schema).mirrors} where dropped_at is null${shardFilter(shard)}) as live`;
+}
+
 export async function readFeedPosition(client: PoolClient, schema: string, shard: Shard): Promise<FeedPosition> {
-  const { rows } = await client.query<[string, number]>({
-    text: `select pg_snapshot_xmin(pg_current_snapshot())::text,
-      (select count(*)::int from ${tables(schema).mirrors} where dropped_at is null${shardFilter(shard)})`,
-    rowMode: 'array',
-  });
-  const [horizon, live] = rows[0]!;
-  return { horizon, live };
+  const { rows } = await client.query<FeedPosition>(`select ${livePositionSql(schema, shard)}`);
+  return rows[0]!;
 }
 
 export interface MirrorChange extends MirrorRow {
   dropped: boolean;
 }
 
-/** Rows of the shard, dropped ones included, whose version's writer is at or above `horizon`. */
-export async function readMirrorChanges(client: PoolClient, schema: string, horizon: string, shard: Shard): Promise<MirrorChange[]> {
-  const { rows } = await client.query<MirrorChange>(
-    `select ${ROW_COLUMNS}, dropped_at is not null as dropped from ${tables(schema).mirrors}
-     where ${WRITER_XID8} >= $1::text::bigint${shardFilter(shard)}`,
-    [horizon],
+export interface MirrorFeed {
+  /** This snapshot's position: where the next feed starts, and the live mirrors to check the cache against. */
+  position: FeedPosition;
+  /** Rows of the shard, dropped ones included, whose version's writer is at or above the `from` horizon. */
+  changes: MirrorChange[];
+}
+
+/**
+ * The change feed since horizon `from` and this snapshot's position, in one statement: one round
+ * trip, and one snapshot without a transaction (every part of a statement reads the same
+ * snapshot). One pass over the shard's rows counts the live ones and collects the changed ones'
+ * row addresses (ctid, valid within the statement's snapshot), whose columns a TID scan then
+ * reads: at 100,000 mirrors 31 ms against 39 ms for a count and a feed scanning apart. Each row
+ * carries the position; no change at all still returns it, in a row of nulls.
+ */
+export async function readMirrorFeed(pool: Pool, schema: string, from: string, shard: Shard): Promise<MirrorFeed> {
+  const mirrors = tables(schema).mirrors;
+  const { rows } = await pool.query<FeedPosition & (MirrorChange | { [K in keyof MirrorChange]: null })>(
+    `with scan as (
+       select count(*) filter (where dropped_at is null)::int as live,
+         coalesce(array_agg(ctid) filter (where age(xmin) <= (select ${FROM_AGE}) or (select ${FROM_AGE}) < 0), '{}') as changed
+       from ${mirrors}${shard.count > 1 ? ` where true${shardFilter(shard)}` : ''})
+     select pg_snapshot_xmin(pg_current_snapshot())::text as horizon, (select live from scan), changed.*
+     from (select) as this_snapshot left join (
+       select ${ROW_COLUMNS}, dropped_at is not null as dropped from ${mirrors} where ctid = any((select changed from scan)::tid[])
+     ) as changed on true`,
+    [from],
   );
-  return rows;
+  const { horizon, live } = rows[0]!;
+  const changes: MirrorChange[] = [];
+  for (const row of rows) if (row.mirror !== null) changes.push(row as MirrorChange);
+  return { position: { horizon, live }, changes };
 }
 
 const ROW_COLUMNS = `mirror, ${VERSION} as version, status, flow_type, source_peer, destination_peer, workflow_id,

@@ -18,7 +18,9 @@ import pg from 'pg';
 import type { Logger } from '../log.js';
 import { inTransaction } from '../db.js';
 import { type Bucket, MirrorTextCache } from './mirrors.js';
-import { type MirrorRow, readFeedPosition, readMirrorChanges, readMirrorRows, readMirrorVersions } from './readMirrorRows.js';
+import {
+  type FeedPosition, type MirrorChange, type MirrorRow, readFeedPosition, readMirrorFeed, readMirrorRows, readMirrorVersions,
+} from './readMirrorRows.js';
 import { NO_SHARDING, type Shard } from './shard.js';
 import { isConnectionLoss } from '../catalog/sql.js';
 import type { Outage } from '../outage.js';
@@ -40,6 +42,13 @@ export interface Snapshot {
   buckets: Bucket[];
   /** How many mirrors the buckets hold. */
   mirrors: number;
+}
+
+/** What one catalog read found: the change feed's rows, or (changes undefined) the rows a full read rendered. */
+interface CatalogRead {
+  position: FeedPosition;
+  changes: MirrorChange[] | undefined;
+  rows: MirrorRow[];
 }
 
 export interface ScrapeSnapshot {
@@ -144,35 +153,17 @@ export class MirrorSnapshots {
   }
 
   private async read(): Promise<Snapshot> {
-    const { pool, schema } = this.options;
     const shard = this.options.shard ?? NO_SHARDING;
     const takenAtSeconds = Date.now() / 1000;
     const started = performance.now();
     // Everything from one snapshot: a row written in between cannot pair an old version with new
     // values (or the reverse) and then stick in the cache. A warm cache reads the change feed since
-    // the previous snapshot's horizon (see readMirrorRows.ts); a cold one, or one whose count of
-    // live mirrors disagrees with the catalog's (a row deleted outright leaves no trace in the
-    // feed), reads every version instead.
+    // the previous snapshot's horizon in one statement (see readMirrorRows.ts); a cold one, or one
+    // whose count of live mirrors disagrees with the catalog's (a row deleted outright leaves no
+    // trace in the feed), reads every version instead, in one transaction.
     const feedFrom = this.feedFrom;
     this.feedFrom = undefined; // until this read is applied in full
-    const read = await inTransaction(pool, 'begin isolation level repeatable read read only', async (client) => {
-      const position = await readFeedPosition(client, schema, shard);
-      if (feedFrom !== undefined && this.cache.fits(position.live)) {
-        const changes = await readMirrorChanges(client, schema, feedFrom, shard);
-        let live = this.cache.size;
-        for (const c of changes) {
-          if (c.dropped) live -= this.cache.has(c.mirror) ? 1 : 0;
-          else live += this.cache.has(c.mirror) ? 0 : 1;
-        }
-        if (live === position.live) return { position, changes, versions: undefined, rows: [] as MirrorRow[] };
-      }
-      const versions = await readMirrorVersions(client, schema, shard);
-      const stale = this.cache.stale(versions);
-      // A cold cache reads every row at once rather than naming them all in an array.
-      const rows: MirrorRow[] =
-        stale.length === 0 ? [] : await readMirrorRows(client, schema, stale.length > versions.length / 2 ? undefined : stale, shard);
-      return { position, changes: undefined, versions, rows };
-    });
+    const read = (feedFrom === undefined ? undefined : await this.readFeed(feedFrom, shard)) ?? (await this.readFull(shard));
     const readSeconds = (performance.now() - started) / 1000;
     const buckets = read.changes !== undefined
       ? await this.cache.patch(read.changes, () => yieldToEventLoop(), RENDER_CHUNK_MIRRORS)
@@ -183,6 +174,32 @@ export class MirrorSnapshots {
     const snapshot: Snapshot = { takenAtSeconds, readSeconds, buckets, mirrors: this.cache.size };
     this.last = snapshot;
     return snapshot;
+  }
+
+  /** The change feed, or undefined when the cache cannot take it (see read). */
+  private async readFeed(from: string, shard: Shard): Promise<CatalogRead | undefined> {
+    const { position, changes } = await readMirrorFeed(this.options.pool, this.options.schema, from, shard);
+    if (!this.cache.fits(position.live)) return undefined;
+    let live = this.cache.size;
+    for (const c of changes) {
+      if (c.dropped) live -= this.cache.has(c.mirror) ? 1 : 0;
+      else live += this.cache.has(c.mirror) ? 0 : 1;
+    }
+    return live === position.live ? { position, changes, rows: [] } : undefined;
+  }
+
+  /** Every live mirror's version, and the rows the cache lacks, from one REPEATABLE READ snapshot. */
+  private readFull(shard: Shard): Promise<CatalogRead> {
+    const { pool, schema } = this.options;
+    return inTransaction(pool, 'begin isolation level repeatable read read only', async (client) => {
+      const position = await readFeedPosition(client, schema, shard);
+      const versions = await readMirrorVersions(client, schema, shard);
+      const stale = this.cache.stale(versions);
+      // A cold cache reads every row at once rather than naming them all in an array.
+      const rows: MirrorRow[] =
+        stale.length === 0 ? [] : await readMirrorRows(client, schema, stale.length > versions.length / 2 ? undefined : stale, shard);
+      return { position, changes: undefined, rows };
+    });
   }
 
   /** `slow`: the read outlived the scrape's budget, which says nothing about the connection. */

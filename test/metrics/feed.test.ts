@@ -10,6 +10,8 @@ import pg from 'pg';
 import { migrate } from '../../src/catalog/migrate.js';
 import { createLogger } from '../../src/log.js';
 import { MIRROR_FAMILIES } from '../../src/metrics/mirrors.js';
+import { readMirrorFeed } from '../../src/metrics/readMirrorRows.js';
+import { NO_SHARDING } from '../../src/metrics/shard.js';
 import { createSnapshotPool, MirrorSnapshots, type Snapshot } from '../../src/metrics/snapshot.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
@@ -112,6 +114,53 @@ describe('the /metrics change feed', () => {
     expect(text).toContain('mirror="m0010"');
     expect(text).not.toContain('mirror="m0020"');
     await expectWarmEqualsFresh();
+  });
+
+  it('sees a change committed while the feed was being read (position and changes are one snapshot)', async () => {
+    await warmRead();
+    const held = await db.pool.connect();
+    let commitHeld: (() => Promise<unknown>) | undefined;
+    try {
+      await held.query('begin');
+      await held.query(UPDATE, ['m0003', 3003]);
+      commitHeld = () => held.query('commit');
+      // Commits the held writer as soon as the feed's first statement has answered: a position
+      // read apart from the changes would then pass the writer's xid, and its change be lost.
+      const racing = new Proxy(snapshotPool, {
+        get(target, key, receiver) {
+          if (key !== 'query') return Reflect.get(target, key, receiver);
+          return async (...args: Parameters<pg.Pool['query']>) => {
+            const result = await (target.query as (...a: unknown[]) => Promise<unknown>)(...args);
+            const commit = commitHeld;
+            commitHeld = undefined;
+            await commit?.();
+            return result;
+          };
+        },
+      });
+      const racer = new MirrorSnapshots({ pool: racing, schema: SCHEMA, logger });
+      await racer.forScrape(30_000);
+      await racer.forScrape(30_000); // the feed, with the writer committing during it
+      expect(racer.lastReadKind).toBe('feed');
+      const after = await racer.forScrape(30_000);
+      expect(racer.lastReadKind).toBe('feed');
+      expect(lines(after.snapshot)[6]).toContain('peerdb_mirror_lag_seconds{mirror="m0003"} 3003');
+    } finally {
+      await commitHeld?.();
+      held.release();
+    }
+  });
+
+  it('reads every row from a horizon more than 2^31 transactions back (its age wraps negative)', async () => {
+    const { rows } = await db.pool.query<{ next: string; live: number }>(
+      `select pg_snapshot_xmax(pg_current_snapshot())::text as next, (select count(*)::int from "${SCHEMA}".mirrors) as live`,
+    );
+    const { next, live } = rows[0]!;
+    const recent = await readMirrorFeed(snapshotPool, SCHEMA, next, NO_SHARDING);
+    expect(recent.changes.length).toBe(0);
+    // The same 32-bit xid as one 2^31 + 10 transactions before `next`: age() sees it that old.
+    const ancient = await readMirrorFeed(snapshotPool, SCHEMA, String(BigInt(next) + 2n ** 31n - 10n), NO_SHARDING);
+    expect(ancient.changes.length).toBe(live);
   });
 
   it('equals a fresh full render after concurrent writers, drops and deletes, with scrapes in between', async () => {

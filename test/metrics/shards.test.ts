@@ -97,32 +97,49 @@ describe('MIRRORSTATE_METRICS_SHARD', () => {
 });
 
 describe('gzip', () => {
+  /** A gzip answer and a plain one, scraped one after the other: the gzip one decodes to the plain one. */
+  async function expectGzipEqualsPlain(url: string, accept: string): Promise<string> {
+    const zipped = await get(url, { accept, 'accept-encoding': 'gzip, deflate' });
+    const plain = await get(url, { accept });
+    expect(zipped.encoding).toBe('gzip');
+    expect(plain.encoding).toBe(null);
+    expect(zipped.body.length).toBeLessThan(plain.body.length);
+    // The scrape's own timing families differ between two scrapes; everything else must not.
+    // (Node's own samples come and go too: a GC of a new kind adds a series.)
+    const volatile = /^(mirrorstate_scrape_duration_seconds|mirrorstate_snapshot_timestamp_seconds|process_|nodejs_|mirrorstate_queue_jobs)/;
+    const steady = (text: string) => text.split('\n').filter((line) => !volatile.test(line)).join('\n');
+    const a = gunzipSync(zipped.body).toString('utf8');
+    const b = plain.body.toString('utf8');
+    expect(steady(a)).toBe(steady(b));
+    expect(a.includes('peerdb_mirror_status{')).toBe(true);
+    if (accept.startsWith('application/openmetrics-text')) expect(a.endsWith('# EOF\n')).toBe(true);
+    // One gzip member, not several: its trailer holds the CRC-32 and length of the whole text
+    // (a reader such as curl 7.88 stops after the first member of a multi-member stream).
+    expect(zipped.body.readUInt32LE(zipped.body.length - 8)).toBe(crc32(Buffer.from(a, 'utf8')));
+    expect(zipped.body.readUInt32LE(zipped.body.length - 4)).toBe(Buffer.byteLength(a, 'utf8'));
+    return a;
+  }
+
   it.each([
     ['text', 'text/plain;version=0.0.4'],
     ['openmetrics', 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5'],
   ])('decodes to exactly the plain answer (%s)', async (_format, accept) => {
-    const url = daemons[0]!.url;
     // Twice: the first gzip scrape compresses, the second serves cached members.
-    for (let i = 0; i < 2; i++) {
-      const zipped = await get(url, { accept, 'accept-encoding': 'gzip, deflate' });
-      const plain = await get(url, { accept });
-      expect(zipped.encoding).toBe('gzip');
-      expect(plain.encoding).toBe(null);
-      expect(zipped.body.length).toBeLessThan(plain.body.length);
-      // The scrape's own timing families differ between two scrapes; everything else must not.
-      // (Node's own samples come and go too: a GC of a new kind adds a series.)
-      const volatile = /^(mirrorstate_scrape_duration_seconds|mirrorstate_snapshot_timestamp_seconds|process_|nodejs_|mirrorstate_queue_jobs)/;
-      const steady = (text: string) => text.split('\n').filter((line) => !volatile.test(line)).join('\n');
-      const a = gunzipSync(zipped.body).toString('utf8');
-      const b = plain.body.toString('utf8');
-      expect(steady(a)).toBe(steady(b));
-      expect(a.includes('peerdb_mirror_status{')).toBe(true);
-      if (accept.startsWith('application/openmetrics-text')) expect(a.endsWith('# EOF\n')).toBe(true);
-      // One gzip member, not several: its trailer holds the CRC-32 and length of the whole text
-      // (a reader such as curl 7.88 stops after the first member of a multi-member stream).
-      expect(zipped.body.readUInt32LE(zipped.body.length - 8)).toBe(crc32(Buffer.from(a, 'utf8')));
-      expect(zipped.body.readUInt32LE(zipped.body.length - 4)).toBe(Buffer.byteLength(a, 'utf8'));
-    }
+    for (let i = 0; i < 2; i++) await expectGzipEqualsPlain(daemons[0]!.url, accept);
+  });
+
+  it('decodes to exactly the plain answer after mirrors changed some of their families', async () => {
+    const url = daemons[0]!.url;
+    await expectGzipEqualsPlain(url, 'text/plain');
+    // A lag changes one family of a mirror, a status several: the buckets holding them are
+    // rebuilt, and the families whose text stayed the same keep their compressed pieces.
+    // Some mirrors of daemon 0's shard get a new lag, others a new status.
+    const shard0 = `shard_hash % ${SHARDS} = 0 and mirror like 'mirror_%'`;
+    await db.pool.query(`update mirrorstate.mirrors set lag_seconds = 4.25, updated_at = clock_timestamp() where ${shard0} and mirror < 'mirror_000030'`);
+    await db.pool.query(`update mirrorstate.mirrors set status = 'paused', updated_at = clock_timestamp() where ${shard0} and mirror >= 'mirror_000030'`);
+    const text = await expectGzipEqualsPlain(url, 'text/plain');
+    expect(text).toMatch(/^peerdb_mirror_lag_seconds\{mirror="mirror_0000[0-2]\d"\} 4\.25$/m);
+    expect(text).toMatch(/^peerdb_mirror_status\{mirror="mirror_0000[3-9]\d",status="paused"\} 1$/m);
   });
 
   it('stays plain when gzip is refused', async () => {
