@@ -28,10 +28,18 @@ export const MIN_READ_BUDGET_MS = 100;
 /** Longest the event loop is kept compressing before other work gets a turn. */
 export const COMPRESS_SLICE_MS = 5;
 /**
- * Scrapes answered at once; more get 503. Concurrent scrapes share the cached buffers, but a
- * stalled one keeps its snapshot's buckets alive, so the number of them is what bounds memory.
+ * Scrapes answered at once, counted until each answer is sent or its connection gone; more get 503.
+ * Concurrent scrapes share the cached buffers, but a slow reader keeps its snapshot's buckets (and
+ * what the socket has not sent yet) alive, so the number of them is what bounds memory.
  */
 export const MAX_CONCURRENT_SCRAPES = 8;
+/**
+ * An answer still unsent this long after the scrape's timeout is cut off: the scraper has given up
+ * on it (Prometheus does at its timeout), and a reader that stalls must not hold a slot for good.
+ */
+export const SEND_GRACE_MS = 5_000;
+/** The same bound for a client that sent no scrape timeout (curl, a browser). */
+export const SEND_TIMEOUT_WITHOUT_HEADER_MS = 60_000;
 
 export interface MetricsRouteOptions {
   registry: Registry;
@@ -169,18 +177,28 @@ async function compressBuckets(buckets: readonly Bucket[]): Promise<void> {
 
 let scrapesInFlight = 0;
 
+/** How long an answer may take to send, from the scrape's timeout header (see SEND_GRACE_MS). */
+export function sendDeadlineMs(header: string | string[] | undefined): number {
+  const raw = Array.isArray(header) ? header[0] : header;
+  const seconds = raw === undefined ? NaN : Number(raw);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 + SEND_GRACE_MS : SEND_TIMEOUT_WITHOUT_HEADER_MS;
+}
+
 export async function serveMetrics(req: IncomingMessage, res: ServerResponse, options: MetricsRouteOptions): Promise<void> {
   if (scrapesInFlight >= MAX_CONCURRENT_SCRAPES) {
     res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1' });
     res.end(`too many concurrent scrapes (at most ${MAX_CONCURRENT_SCRAPES})\n`);
     return;
   }
+  // Held until the response closes (sent in full, or its connection gone), not until the last
+  // write is queued: a slow reader's unsent answer is exactly what this bounds.
   scrapesInFlight++;
-  try {
-    await stream(req, res, options);
-  } finally {
+  const deadline = setTimeout(() => res.destroy(), sendDeadlineMs(req.headers['x-prometheus-scrape-timeout-seconds']));
+  res.once('close', () => {
+    clearTimeout(deadline);
     scrapesInFlight--;
-  }
+  });
+  await stream(req, res, options);
 }
 
 /** One family's gzip pieces across a snapshot's buckets, joined, with their combined CRC-32. */
