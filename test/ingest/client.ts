@@ -4,6 +4,7 @@
  */
 import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import type pg from 'pg';
+import { loggedJobs } from '../helpers/queue.js';
 
 export const TOKEN = 'test-token-0123456789';
 export const INGEST = '/api/v1/updates';
@@ -132,10 +133,9 @@ export function stream(
   });
 }
 
-/** Jobs pg-boss holds for the updates queue, in any state. */
+/** Jobs enqueued on the updates queue since logJobs (the daemon deletes the jobs it wrote). */
 export async function countJobs(pool: pg.Pool, queue = 'mirrorstate-updates'): Promise<number> {
-  const { rows } = await pool.query<{ n: number }>('select count(*)::int as n from pgboss.job where name = $1', [queue]);
-  return rows[0]?.n ?? 0;
+  return loggedJobs(pool, queue);
 }
 
 export function update(mirror: string, extra: Record<string, unknown> = {}): Record<string, unknown> {

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonProcess, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { logJobs } from '../helpers/queue.js';
 import { countJobs, get, post, stream, update } from './client.js';
 
 /** What the ingest route allows a stalled body (src/http/ingest.ts BODY_IDLE_TIMEOUT_MS). */
@@ -17,6 +18,7 @@ let daemon: DaemonProcess;
 beforeAll(async () => {
   db = await createTestDatabase('ingest_hostile');
   daemon = await startDaemon({ databaseUrl: db.url, env: { MIRRORSTATE_INGEST_TOKEN: 'test-token-0123456789' } });
+  await logJobs(db.pool);
 });
 
 afterAll(async () => {

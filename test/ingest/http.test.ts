@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonProcess, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { logJobs } from '../helpers/queue.js';
 import { countJobs, get, post, stream, TOKEN, update } from './client.js';
 
 let db: TestDatabase;
@@ -13,6 +14,7 @@ let daemon: DaemonProcess;
 beforeAll(async () => {
   db = await createTestDatabase('ingest_http');
   daemon = await startDaemon({ databaseUrl: db.url, env: { MIRRORSTATE_INGEST_TOKEN: TOKEN } });
+  await logJobs(db.pool);
 });
 
 afterAll(async () => {

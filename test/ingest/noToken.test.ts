@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { logJobs } from '../helpers/queue.js';
 import { countJobs, get, post, TOKEN, update } from './client.js';
 
 let db: TestDatabase;
@@ -11,6 +12,7 @@ beforeAll(async () => {
   db = await createTestDatabase('ingest_notoken');
   // The daemon must not inherit a token from the environment the tests run in.
   daemon = await startDaemon({ databaseUrl: db.url, env: { MIRRORSTATE_INGEST_TOKEN: '' } });
+  await logJobs(db.pool);
 });
 
 afterAll(async () => {

@@ -19,6 +19,7 @@ import {
 } from '../../src/index.js';
 import { CLI, startDaemon, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { logJobs } from '../helpers/queue.js';
 import { countJobs } from './client.js';
 
 const run = promisify(execFile);
@@ -30,6 +31,7 @@ beforeAll(async () => {
   db = await createTestDatabase('ingest_publish');
   // The daemon's migration creates pg-boss's schema and the queues; a producer never does.
   await run(process.execPath, [CLI, 'migrate'], { env: { ...process.env, DATABASE_URL: db.url, MIRRORSTATE_LOG_LEVEL: 'warn' } });
+  await logJobs(db.pool);
   producer = await createProducer(db.url);
 });
 

@@ -4,11 +4,14 @@
  * The fleet must arrive once (one journal row per mirror, one job per mirror in the queue
  * database), a later change once more, and nothing be published again by idle polls.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UPDATES_QUEUE } from '../../src/queue/boss.js';
-import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
+import { CLI, type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { createPeerdbCatalog, type PeerdbCatalog } from '../helpers/peerdb.js';
+import { logJobs } from '../helpers/queue.js';
 import { scrape, seriesValue } from '../helpers/scrape.js';
 
 const FLEET = ['east', 'west', 'north', 'south'];
@@ -24,6 +27,11 @@ describe('PeerDB source with a separate queue database', () => {
     ms = await createTestDatabase('peerdb_sepq_catalog');
     queue = await createTestDatabase('peerdb_sepq_queue');
     for (const name of FLEET) await catalog.peerdb.createFlow(name, { status: 1 });
+    // Migrated first, so every job the source publishes is logged from its first poll on (the
+    // daemon deletes each job it has written).
+    const env = { ...process.env, DATABASE_URL: ms.url, MIRRORSTATE_QUEUE_DATABASE_URL: queue.url, MIRRORSTATE_LOG_LEVEL: 'warn' };
+    await promisify(execFile)(process.execPath, [CLI, 'migrate'], { env });
+    await logJobs(queue.pool);
     daemon = await startDaemon({
       databaseUrl: ms.url,
       env: { MIRRORSTATE_QUEUE_DATABASE_URL: queue.url, MIRRORSTATE_PEERDB_URL: catalog.readerUrl, MIRRORSTATE_PEERDB_POLL_INTERVAL: '1s' },
@@ -38,11 +46,11 @@ describe('PeerDB source with a separate queue database', () => {
 
   const journal = async () =>
     (await ms.pool.query<{ mirror: string; n: number }>(`select mirror, count(*)::int as n from mirrorstate.journal group by 1 order by 1`)).rows;
-  /** Updates per mirror in every job of the updates queue (a job holds one update or `{ updates }`). */
+  /** Updates per mirror in every job enqueued on the updates queue (a job holds one update or `{ updates }`). */
   const jobs = async () =>
     (await queue.pool.query<{ mirror: string; n: number }>(
       `select u->>'mirror' as mirror, count(*)::int as n
-         from pgboss.job j, jsonb_array_elements(case when j.data ? 'updates' then j.data->'updates' else jsonb_build_array(j.data) end) u
+         from pgboss.test_job_log j, jsonb_array_elements(case when j.data ? 'updates' then j.data->'updates' else jsonb_build_array(j.data) end) u
         where j.name = $1 group by 1 order by 1`,
       [UPDATES_QUEUE],
     )).rows;
