@@ -57,19 +57,18 @@ describe('queue analyzer', () => {
       return { dead: Number(rows[0].n_dead_tup), vacuums: Number(rows[0].vacuum_count) };
     };
     await db.pool.query('vacuum analyze pgboss.job_common');
-    await waitFor('a clean table', async () => (await dead()).dead === 0, 30_000);
     const before = await dead();
+    expect(await staleJobPartitions(executor(), 'pgboss')).toEqual([]);
     // What a drain leaves: every job deleted (the settle), fewer than MIN_CHANGED_ROWS live ones.
     await db.pool.query(`delete from pgboss.job where name = 'mirrorstate-updates'`);
-    await waitFor('the dead rows counted', async () => (await dead()).dead > MIN_DEAD_ROWS, 30_000);
+    await waitFor('the dead rows counted', async () => (await dead()).dead > before.dead + MIN_DEAD_ROWS, 30_000);
     expect(await staleJobPartitions(executor(), 'pgboss')).toEqual([{ table: 'pgboss.job_common', action: 'vacuum' }]);
 
     const analyzer = new QueueAnalyzer({ db: executor(), bossSchema: 'pgboss', logger: createLogger('silent') });
     expect(await analyzer.runOnce()).toEqual([{ table: 'pgboss.job_common', action: 'vacuum' }]);
-    const after = await dead();
-    expect(after.vacuums).toBe(before.vacuums + 1);
-    expect(after.dead).toBeLessThan(MIN_DEAD_ROWS / 10);
-    expect(await staleJobPartitions(executor(), 'pgboss')).toEqual([]);
+    // How many dead rows a VACUUM can remove is the server's business (a snapshot held open
+    // elsewhere keeps them); that it ran is the analyzer's.
+    expect((await dead()).vacuums).toBe(before.vacuums + 1);
     await analyzer.stop();
   });
 });
