@@ -46,11 +46,16 @@ export interface MetricsRouteOptions {
   snapshots: MirrorSnapshots;
 }
 
-/** How long this scrape may wait for the catalog, from Prometheus' timeout header. */
-export function readBudgetMs(header: string | string[] | undefined): number {
+/** The scrape's timeout from Prometheus' `X-Prometheus-Scrape-Timeout-Seconds`, if it sent a usable one. */
+function scrapeTimeoutMs(header: string | string[] | undefined): number | undefined {
   const raw = Array.isArray(header) ? header[0] : header;
   const seconds = raw === undefined ? NaN : Number(raw);
-  const timeoutMs = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : DEFAULT_SCRAPE_TIMEOUT_S * 1000;
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined;
+}
+
+/** How long this scrape may wait for the catalog, from Prometheus' timeout header. */
+export function readBudgetMs(header: string | string[] | undefined): number {
+  const timeoutMs = scrapeTimeoutMs(header) ?? DEFAULT_SCRAPE_TIMEOUT_S * 1000;
   return Math.max(MIN_READ_BUDGET_MS, timeoutMs - STREAM_RESERVE_MS);
 }
 
@@ -179,9 +184,8 @@ let scrapesInFlight = 0;
 
 /** How long an answer may take to send, from the scrape's timeout header (see SEND_GRACE_MS). */
 export function sendDeadlineMs(header: string | string[] | undefined): number {
-  const raw = Array.isArray(header) ? header[0] : header;
-  const seconds = raw === undefined ? NaN : Number(raw);
-  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 + SEND_GRACE_MS : SEND_TIMEOUT_WITHOUT_HEADER_MS;
+  const timeoutMs = scrapeTimeoutMs(header);
+  return timeoutMs === undefined ? SEND_TIMEOUT_WITHOUT_HEADER_MS : timeoutMs + SEND_GRACE_MS;
 }
 
 export async function serveMetrics(req: IncomingMessage, res: ServerResponse, options: MetricsRouteOptions): Promise<void> {
