@@ -4,12 +4,12 @@
  * Every answer comes from one statement or one snapshot transaction (see catalog/readRows.ts).
  * Bad parameters answer 400 naming the parameter: `{ "error": "…", "parameter": "events" }`.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Pool } from '../db.js';
 import { readMirror } from '../catalog/readMirror.js';
 import { readMirrorPages } from '../catalog/readMirrors.js';
 import { DEFAULT_EVENTS, DEFAULT_TRANSITIONS_PAGE, MAX_EVENTS, MAX_TRANSITIONS_PAGE } from '../catalog/readRows.js';
 import { readTransitions } from '../catalog/readTransitions.js';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type HttpServer, sendError, sendJson } from './server.js';
 
 /** How long a reader of the mirror list may leave a page unread before the answer is cut off. */
@@ -87,7 +87,7 @@ function drained(res: ServerResponse, timeoutMs: number): Promise<void> {
 
 /**
  * `{"mirrors":[…]}` streamed page by page from one snapshot (readMirrorPages): at 100,000 mirrors
- * one JSON.stringify of the whole list held ~50 MB and blocked the event loop for ~460 ms; a page
+ * one JSON.stringify of the whole list held the fleet and blocked the event loop for ~1 s; a page
  * is ~0.5 MB and a few ms, and a slow reader holds one page, not the fleet. A failure after the
  * first page can no longer change the status: the connection is cut, so the reader gets invalid
  * JSON rather than a short list that looks whole.
