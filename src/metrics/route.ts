@@ -106,6 +106,8 @@ const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00,
 /** BFINAL=1 with fixed Huffman codes and only the end-of-block code. */
 const FINAL_EMPTY_BLOCK = Buffer.from([0x03, 0x00]);
 
+const MIN_DEFLATE_CHUNK = 256;
+
 /**
  * `chunkSize` sized to the text: zlib's sync call returns a view of its output chunk (16 KB by
  * default), so a 200-byte piece kept in the cache would hold 16 KB: 150 MB at 10,000 mirrors.
@@ -113,7 +115,6 @@ const FINAL_EMPTY_BLOCK = Buffer.from([0x03, 0x00]);
 function deflatePiece(text: Buffer): Buffer {
   return zlib.deflateRawSync(text, { ...DEFLATE_OPTIONS, chunkSize: Math.max(MIN_DEFLATE_CHUNK, text.length >> 2) });
 }
-const MIN_DEFLATE_CHUNK = 256;
 
 function gzipTrailer(crc: number, length: number): Buffer {
   const trailer = Buffer.alloc(8);

@@ -3,8 +3,6 @@
  * that arrive while the body is still being sent (413, 408) — which fetch does not show reliably.
  */
 import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
-import type pg from 'pg';
-import { loggedJobs } from '../helpers/queue.js';
 
 export const TOKEN = 'test-token-0123456789';
 export const INGEST = '/api/v1/updates';
@@ -133,10 +131,6 @@ export function stream(
   });
 }
 
-/** Jobs enqueued on the updates queue since logJobs (the daemon deletes the jobs it wrote). */
-export async function countJobs(pool: pg.Pool, queue = 'mirrorstate-updates'): Promise<number> {
-  return loggedJobs(pool, queue);
-}
 
 export function update(mirror: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { mirror, status: 'running', observedAt: new Date().toISOString(), ...extra };

@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonProcess, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { logJobs } from '../helpers/queue.js';
-import { countJobs, get, post, stream, update } from './client.js';
+import { logJobs, loggedJobs } from '../helpers/queue.js';
+import { get, post, stream, update } from './client.js';
 
 /** What the ingest route allows a stalled body (src/http/ingest.ts BODY_IDLE_TIMEOUT_MS). */
 const BODY_IDLE_TIMEOUT_MS = 10_000;
@@ -27,11 +27,11 @@ afterAll(async () => {
 });
 
 async function expectRefused(body: unknown, status: number) {
-  const before = await countJobs(db.pool);
+  const before = await loggedJobs(db.pool);
   const answer = await post(daemon.url, body);
   expect(answer.status).toBe(status);
   expect(typeof answer.json?.error).toBe('string');
-  expect(await countJobs(db.pool)).toBe(before);
+  expect(await loggedJobs(db.pool)).toBe(before);
   return answer;
 }
 
@@ -150,7 +150,7 @@ describe('bytes and characters', () => {
 
 describe('a body that never ends', () => {
   it('408 and a closed connection after the idle timeout, while other clients are served', async () => {
-    const before = await countJobs(db.pool);
+    const before = await loggedJobs(db.pool);
     const started = Date.now();
     const slow = stream(daemon.url, [Buffer.from('[{"mirror":"hostile_slow","status":')], { hangAfter: true });
 
@@ -170,7 +170,7 @@ describe('a body that never ends', () => {
     expect(elapsed).toBeGreaterThanOrEqual(BODY_IDLE_TIMEOUT_MS / 2);
     expect(elapsed).toBeLessThan(2 * BODY_IDLE_TIMEOUT_MS);
     // Only the other producer's update was enqueued.
-    expect(await countJobs(db.pool)).toBe(before + 1);
+    expect(await loggedJobs(db.pool)).toBe(before + 1);
     expect((await get(daemon.url, '/healthz')).status).toBe(200);
   });
 });

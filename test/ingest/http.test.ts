@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonProcess, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { logJobs } from '../helpers/queue.js';
-import { countJobs, get, post, stream, TOKEN, update } from './client.js';
+import { logJobs, loggedJobs } from '../helpers/queue.js';
+import { get, post, stream, TOKEN, update } from './client.js';
 
 let db: TestDatabase;
 let daemon: DaemonProcess;
@@ -29,15 +29,15 @@ async function mirrorStatus(mirror: string): Promise<string | undefined> {
 
 /** Sends a request that must be refused and proves it enqueued nothing. */
 async function refused<T>(send: () => Promise<T>): Promise<T> {
-  const before = await countJobs(db.pool);
+  const before = await loggedJobs(db.pool);
   const answer = await send();
-  expect(await countJobs(db.pool)).toBe(before);
+  expect(await loggedJobs(db.pool)).toBe(before);
   return answer;
 }
 
 describe('accepted', () => {
   it('enqueues one update, an array and {updates:[…]}, answers 202 {accepted}, and they reach the catalog', async () => {
-    const before = await countJobs(db.pool);
+    const before = await loggedJobs(db.pool);
     const single = await post(daemon.url, update('http_single', { status: 'STATUS_PAUSED' }));
     expect(single.status).toBe(202);
     expect(single.json).toEqual({ accepted: 1 });
@@ -51,7 +51,7 @@ describe('accepted', () => {
     expect(envelope.json).toEqual({ accepted: 1 });
 
     // One job per request: a request is at most 1000 updates, the size of one job.
-    expect(await countJobs(db.pool)).toBe(before + 3);
+    expect(await loggedJobs(db.pool)).toBe(before + 3);
     await waitFor('ingested mirrors in the catalog', async () => (await mirrorStatus('http_envelope')) !== undefined);
     await waitFor('all ingested mirrors', async () => (await mirrorStatus('http_array_b')) !== undefined);
     expect(await mirrorStatus('http_single')).toBe('paused');
@@ -164,7 +164,7 @@ describe('refused', () => {
   });
 
   it('413 for a chunked body as soon as it passes 1 MiB, without reading the rest', async () => {
-    const before = await countJobs(db.pool);
+    const before = await loggedJobs(db.pool);
     const chunk = Buffer.alloc(64 * 1024, 0x20); // spaces: valid JSON whitespace, never ends
     function* endless() {
       yield Buffer.from('[');
@@ -183,7 +183,7 @@ describe('refused', () => {
       // server that read the whole body would never have answered an endless one.
       expect(result.bytesWritten).toBeLessThan(64 * 1024 * 1024);
     }
-    expect(await countJobs(db.pool)).toBe(before);
+    expect(await loggedJobs(db.pool)).toBe(before);
   });
 
   it('405 for another method on the route', async () => {

@@ -2,8 +2,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { logJobs } from '../helpers/queue.js';
-import { countJobs, get, post, TOKEN, update } from './client.js';
+import { logJobs, loggedJobs } from '../helpers/queue.js';
+import { get, post, TOKEN, update } from './client.js';
 
 let db: TestDatabase;
 let daemon: DaemonProcess;
@@ -28,7 +28,7 @@ it('answers 403 with or without a token and enqueues nothing', async () => {
     expect(answer.status).toBe(403);
     expect(answer.json).toEqual({ error: expect.stringMatching(/MIRRORSTATE_INGEST_TOKEN/) });
   }
-  expect(await countJobs(db.pool)).toBe(0);
+  expect(await loggedJobs(db.pool)).toBe(0);
   // The rest of the daemon is unaffected.
   expect((await get(daemon.url, '/healthz')).status).toBe(200);
 });

@@ -19,8 +19,7 @@ import {
 } from '../../src/index.js';
 import { CLI, startDaemon, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { logJobs } from '../helpers/queue.js';
-import { countJobs } from './client.js';
+import { logJobs, loggedJobs } from '../helpers/queue.js';
 
 const run = promisify(execFile);
 
@@ -55,26 +54,26 @@ async function jobSizes(since: Date): Promise<(number | string)[]> {
 
 describe('publishUpdates', () => {
   it('splits 2,500 updates into 3 jobs of at most 1000', async () => {
-    const before = await countJobs(db.pool);
+    const before = await loggedJobs(db.pool);
     const since = new Date(Date.now() - 1000);
     const updates = Array.from({ length: 2500 }, (_, i) => update(`split_${i % 250}`, i));
     const ids = await producer.publish(updates);
     expect(ids).toHaveLength(3);
-    expect(await countJobs(db.pool)).toBe(before + 3);
+    expect(await loggedJobs(db.pool)).toBe(before + 3);
     expect(await jobSizes(since)).toEqual([1000, 1000, 500]);
   });
 
   it('sends a single update as a bare job, and nothing for none', async () => {
-    const before = await countJobs(db.pool);
+    const before = await loggedJobs(db.pool);
     const [id] = await publishUpdates(producer.boss, [update('single_bare')]);
     const [job] = await producer.boss.findJobs<Record<string, unknown>>(UPDATES_QUEUE, { id: id as string });
     expect(job?.data).toMatchObject({ mirror: 'single_bare', status: 'running' });
     expect(await publishUpdates(producer.boss, [])).toEqual([]);
-    expect(await countJobs(db.pool)).toBe(before + 1);
+    expect(await loggedJobs(db.pool)).toBe(before + 1);
   });
 
   it('enqueues nothing when any update is invalid, and lists every error by index', async () => {
-    const before = await countJobs(db.pool);
+    const before = await loggedJobs(db.pool);
     const updates = [
       update('valid_0'),
       { mirror: '', status: 'asleep', observedAt: '2026-11-21T10:00:00Z' },
@@ -86,8 +85,8 @@ describe('publishUpdates', () => {
     const errors = (error as InvalidUpdateError).errors.map((e) => `${e.index}:${e.field}`);
     expect(errors).toEqual(['1:mirror', '1:status', '1502:lagSeconds']);
     expect((error as Error).message).toMatch(/nothing was published/);
-    expect(await countJobs(db.pool)).toBe(before);
-    expect(await countJobs(db.pool, DEAD_LETTER_QUEUE)).toBe(0);
+    expect(await loggedJobs(db.pool)).toBe(before);
+    expect(await loggedJobs(db.pool, DEAD_LETTER_QUEUE)).toBe(0);
   });
 
   it('validates with the daemon rules: every status spelling, and the future limit', () => {
@@ -123,14 +122,14 @@ describe('publishing inside the producer transaction', () => {
   }
 
   it('leaves no job when the transaction rolls back, and the job when it commits', async () => {
-    const before = await countJobs(db.pool);
+    const before = await loggedJobs(db.pool);
     const [rolledBack] = await inProducerTransaction(1, 'tx_rolled_back', 'rollback');
     expect(rolledBack).toBeDefined();
-    expect(await countJobs(db.pool)).toBe(before);
+    expect(await loggedJobs(db.pool)).toBe(before);
     expect(await producer.boss.findJobs(UPDATES_QUEUE, { id: rolledBack as string })).toEqual([]);
 
     const [committed] = await inProducerTransaction(2, 'tx_committed', 'commit');
-    expect(await countJobs(db.pool)).toBe(before + 1);
+    expect(await loggedJobs(db.pool)).toBe(before + 1);
     expect(await producer.boss.findJobs(UPDATES_QUEUE, { id: committed as string })).toHaveLength(1);
     const { rows } = await db.pool.query('select id from producer_orders order by id');
     expect(rows).toEqual([{ id: 2 }]);
