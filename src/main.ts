@@ -130,6 +130,8 @@ export class Daemon {
     this.consumer = new Consumer({
       boss: this.boss,
       schema: config.schema,
+      bossSchema: config.bossSchema,
+      outage: queueOutage,
       batchSize: config.batchSize,
       concurrency: config.concurrency,
       catalogPool: queueSharesCatalog(config) ? null : this.pool,

@@ -1,12 +1,15 @@
 /**
  * pg-boss setup: the instance options and the two queues.
  *
- * Crash recovery in seconds: a daemon killed mid-batch leaves its jobs `active`. With a queue
- * heartbeat of 10 s (pg-boss's minimum) a live worker refreshes its claim every 3 s while a batch
- * runs, and a supervisor pass every 2 s fails and retries claims whose heartbeat is older than that.
- * The jobs of a dead daemon therefore come back 10–12 s after it died, while a long but healthy
- * batch is never taken away. The pass is a few indexed updates on the job table, so 2 s costs little.
- * `expireInSeconds` stays an outer bound on one batch's handler (and its transaction).
+ * Crash recovery: in the shared database a batch claims its jobs inside its own transaction
+ * (claimer.ts), so a dead daemon's jobs are claimable again the moment the server drops its
+ * connection. With a separate queue database pg-boss's worker claims them, and a daemon killed
+ * mid-batch leaves them `active`: with a queue heartbeat of 10 s (pg-boss's minimum) a live worker
+ * refreshes its claim every 3 s while a batch runs, and a supervisor pass every 2 s fails and
+ * retries claims whose heartbeat is older than that. The jobs of a dead daemon therefore come back
+ * 10–12 s after it died, while a long but healthy batch is never taken away. The pass is a few
+ * indexed updates on the job table, so 2 s costs little. `expireInSeconds` stays an outer bound on
+ * one batch's handler.
  */
 import { PgBoss } from 'pg-boss';
 import type { Logger } from '../log.js';

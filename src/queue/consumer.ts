@@ -1,33 +1,36 @@
 /**
  * The batch consumer: jobs in, one catalog write out, dead letters for what cannot be written.
  *
- * Settle rules (a written job is settled by deleting it, see settle()):
+ * Settle rules (a written job is settled by deleting it, never by marking it completed):
  * - A job is settled only when its updates are committed. When the queue lives in the catalog
- *   database the worker is transactional: pg-boss opens the transaction, the batch is written, the
- *   dead letters are inserted and the jobs deleted through it, all in the one commit. Crash
- *   anywhere: nothing committed, the jobs come back (heartbeat, see boss.ts).
- * - With a separate queue database the catalog transaction commits first and the jobs are deleted
- *   after. A crash between the two redelivers jobs whose updates are already journaled; the
- *   idempotency key makes that a no-op, and dead letters carry ids derived from (job, index), so a
- *   redelivered dead letter is not inserted twice.
+ *   database, the batch claims its jobs by deleting them in the transaction that writes them
+ *   (claimer.ts), and the dead letters are inserted through it too: one commit settles all. Crash
+ *   anywhere: nothing committed, the jobs are claimable again at once.
+ * - With a separate queue database pg-boss's worker fetches the jobs, the catalog transaction
+ *   commits, and the jobs are deleted after. A crash between the two redelivers jobs whose updates
+ *   are already journaled (heartbeat, see boss.ts); the idempotency key makes that a no-op, and dead
+ *   letters carry ids derived from (job, index), so a redelivered dead letter is not inserted twice.
  * - Invalid updates never fail a batch: each becomes one dead-letter job, and the valid updates of
  *   the same job still apply.
  * - An update the catalog itself refuses (a SQLSTATE that blames the data, see catalog/sql.ts) fails
- *   its batch once. When pg-boss hands those jobs back (retryCount > 0) the batch is written under
- *   savepoints, bisected by mirror until the refused update is alone; it is dead-lettered and the
- *   rest is written. Savepoints cost two round trips, so first attempts go without them.
+ *   its batch once. The batch then comes back (claimed again at once, or handed back by pg-boss with
+ *   retryCount > 0) and is written under savepoints, bisected by mirror until the refused update is
+ *   alone; it is dead-lettered and the rest is written. Savepoints cost two round trips, so first
+ *   attempts go without them.
  * - Anything else (connection lost, serialization failure, timeout) throws: the transaction rolls
- *   back and pg-boss retries the jobs with backoff.
+ *   back and the jobs are tried again with backoff.
  */
 import { createHash } from 'node:crypto';
-import type { Job, PgBoss } from 'pg-boss';
+import type { PgBoss } from 'pg-boss';
 import { applyBatch, compareVersions, type BatchOutcome } from '../catalog/applyBatch.js';
 import { clientExecutor, type Executor, isPoison, sqlState } from '../catalog/sql.js';
 import { inTransaction, type Pool } from '../db.js';
 import type { Logger } from '../log.js';
 import type { DaemonMetrics } from '../metrics/daemon.js';
+import type { Outage } from '../outage.js';
 import { describeErrors, type FieldError, parseMessage, type StateUpdate } from '../update.js';
 import { DEAD_LETTER_QUEUE, HEARTBEAT_REFRESH_SECONDS, UPDATES_QUEUE } from './boss.js';
+import { Claimer, type QueuedJob } from './claimer.js';
 
 /** The dead-letter job's data (CONTRACT §2). */
 export interface DeadLetter {
@@ -45,11 +48,15 @@ interface Origin {
 export interface ConsumerOptions {
   boss: PgBoss;
   schema: string;
+  /** pg-boss's schema: the claimer deletes from its job table. */
+  bossSchema: string;
   batchSize: number;
   concurrency: number;
   /** Set when the queue has a database of its own: the catalog is written through this pool. */
   catalogPool: Pool | null;
   logger: Logger;
+  /** Connection losses of the claimer's transactions go here (logged once per outage). */
+  outage?: Outage;
   metrics: DaemonMetrics;
   /** MIRRORSTATE_MAX_FUTURE; default 5 minutes. */
   maxFutureMs?: number;
@@ -75,6 +82,7 @@ const NOTHING: BatchOutcome = { applied: 0, stale: 0, duplicate: 0, transitions:
 
 export class Consumer {
   private started = false;
+  private claimer: Claimer | undefined;
   private readonly log: Logger;
 
   constructor(private readonly options: ConsumerOptions) {
@@ -84,41 +92,39 @@ export class Consumer {
   async start(): Promise<void> {
     if (this.started) return;
     const { boss, batchSize, concurrency, catalogPool } = this.options;
-    const polling = {
-      batchSize,
-      localConcurrency: concurrency,
-      // NOTIFY wakes the worker within milliseconds; polling is only the backstop.
-      pollingIntervalSeconds: 1,
-      notifyPollingIntervalSeconds: 5,
-      // Under load, fetch again at once while batches come back full instead of sleeping.
-      burstWhenBatchFull: true,
-      // pg-boss would bound each batch transaction with one more statement per batch; the pool's
-      // idle_in_transaction_session_timeout (boss.ts) bounds a stuck one instead.
-      ...(catalogPool === null ? { transactionTimeoutSeconds: 0 } : {}),
-      heartbeatRefreshSeconds: HEARTBEAT_REFRESH_SECONDS,
-    };
     if (catalogPool === null) {
-      await boss.work(UPDATES_QUEUE, { ...polling, transactional: true }, async (jobs: Job<unknown>[], tx: Executor) => {
-        const outcome = await this.handle(jobs, tx);
-        await this.settle(jobs, tx);
-        return outcome;
+      this.claimer = new Claimer({
+        boss, bossSchema: this.options.bossSchema, batchSize, concurrency, logger: this.options.logger, outage: this.options.outage,
+        write: (jobs, db, isolate) => this.handle(jobs, db, isolate),
       });
+      await this.claimer.start();
     } else {
-      await boss.work<unknown>(UPDATES_QUEUE, polling, async (jobs) => {
+      await boss.work<unknown>(UPDATES_QUEUE, {
+        batchSize,
+        localConcurrency: concurrency,
+        // NOTIFY wakes the worker within milliseconds; polling is only the backstop.
+        pollingIntervalSeconds: 1,
+        notifyPollingIntervalSeconds: 5,
+        // Under load, fetch again at once while batches come back full instead of sleeping.
+        burstWhenBatchFull: true,
+        heartbeatRefreshSeconds: HEARTBEAT_REFRESH_SECONDS,
+      }, async (jobs) => {
         const outcome = await inTransaction(catalogPool, 'begin', (client) => this.handle(jobs, clientExecutor(client)));
         await this.settle(jobs);
         return outcome;
       });
     }
     this.started = true;
-    this.log.info({ batchSize, concurrency, transactional: catalogPool === null }, 'consumer started');
+    this.log.info({ batchSize, concurrency, claim: catalogPool === null ? 'in the catalog transaction' : 'pg-boss worker' }, 'consumer started');
   }
 
   /** Stops fetching and waits for the batches in hand to commit. Idempotent. */
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
-    await this.options.boss.offWork(UPDATES_QUEUE, { wait: true });
+    if (this.claimer) await this.claimer.stop();
+    else await this.options.boss.offWork(UPDATES_QUEUE, { wait: true });
+    this.claimer = undefined;
     this.log.info('consumer stopped');
   }
 
@@ -127,20 +133,22 @@ export class Consumer {
   }
 
   /**
-   * Settles a written batch by deleting its jobs, through pg-boss's own deleteJob: on the batch's
-   * transaction when there is one (pg-boss fences it to this worker's claim and counts it as the
-   * handler's settle, so its own completion after finds nothing left to do), else after the catalog
-   * commit. Not left for pg-boss to mark completed: every update lives on in the journal, so a
-   * completed copy would only be a second write per job (an UPDATE of the job row and all its
-   * indexes, about 2.5× a DELETE's cost, measured at 9.4 against 3.8 ms per 500 jobs), a dead row
-   * for vacuum and another DELETE an hour later when pg-boss purges it.
+   * Settles a written batch of the separate queue database, after the catalog commit, by deleting
+   * its jobs through pg-boss's own deleteJob. Not left for pg-boss to mark completed: every update
+   * lives on in the journal, so a completed copy would only be a second write per job (an UPDATE of
+   * the job row and all its indexes, about 2.5× a DELETE's cost, measured at 9.4 against 3.8 ms per
+   * 500 jobs), a dead row for vacuum and another DELETE an hour later when pg-boss purges it.
    */
-  private async settle(jobs: Job<unknown>[], db?: Executor): Promise<void> {
-    await this.options.boss.deleteJob(UPDATES_QUEUE, jobs.map((job) => job.id), db === undefined ? {} : { db });
+  private async settle(jobs: QueuedJob[]): Promise<void> {
+    await this.options.boss.deleteJob(UPDATES_QUEUE, jobs.map((job) => job.id));
   }
 
-  /** One batch of jobs → one catalog write through `db` (+ dead letters). */
-  async handle(jobs: Job<unknown>[], db: Executor): Promise<BatchOutcome> {
+  /**
+   * One batch of jobs → one catalog write through `db` (+ dead letters). `isolate` writes it update
+   * by update under savepoints: for a batch the catalog refused before (pg-boss hands it back with
+   * retryCount > 0, or the claimer claims it again at once).
+   */
+  async handle(jobs: QueuedJob[], db: Executor, isolate = jobs.some((job) => job.retryCount > 0)): Promise<BatchOutcome> {
     const started = performance.now();
     const valid: StateUpdate[] = [];
     const origins = new Map<StateUpdate, Origin>();
@@ -168,7 +176,7 @@ export class Consumer {
     }
 
     let outcome = NOTHING;
-    if (valid.length > 0 && jobs.some((job) => job.retryCount > 0)) {
+    if (valid.length > 0 && isolate) {
       outcome = await this.writeIsolated(db, valid, origins, deadLetters);
     } else if (valid.length > 0) {
       try {

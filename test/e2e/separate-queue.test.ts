@@ -33,7 +33,7 @@ describe('queue and catalog in separate databases', () => {
   });
 
   it('writes the catalog in one database from the queue in the other', async () => {
-    expect(daemon.output()).toMatch(/"transactional":false/);
+    expect(daemon.output()).toMatch(/"claim":"pg-boss worker"/);
     const { rows } = await catalog.pool.query(`select count(*)::int as n from pg_namespace where nspname = 'pgboss'`);
     expect(rows[0].n).toBe(0); // no queue tables in the catalog database
     const random = rng(5);

@@ -1,0 +1,89 @@
+/**
+ * The claimer's own mechanics, in process against a real PostgreSQL and pg-boss: it listens on
+ * pg-boss's notify channel (so a new job wakes it, not the poll), it sizes claims by updates per
+ * job, and claimed jobs stay in the queue, locked, until their batch commits.
+ */
+import { PgBoss } from 'pg-boss';
+import { notifyChannelSql } from 'pg-boss/dist/plans.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/log.js';
+import { createBoss, ensureQueues, UPDATES_QUEUE } from '../../src/queue/boss.js';
+import { Claimer, claimLimit, notifyChannel, type QueuedJob } from '../../src/queue/claimer.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { waitFor } from '../helpers/daemon.js';
+
+describe('claimer', () => {
+  let db: TestDatabase;
+  let boss: PgBoss;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('claimer');
+    boss = createBoss({ connectionString: db.url, schema: 'pgboss', max: 6, logger: createLogger('silent'), worker: true });
+    await boss.start();
+    await ensureQueues(boss);
+  });
+  afterAll(async () => {
+    await boss?.stop({ graceful: false });
+    await db?.drop();
+  });
+
+  it('computes the notify channel pg-boss itself uses', async () => {
+    for (const schema of ['pgboss', 'boss_2', '"pgboss"', 'Mixed']) {
+      const { rows } = await db.pool.query(`select ${notifyChannelSql(schema)} as channel`);
+      expect(notifyChannel(schema)).toBe(rows[0].channel);
+    }
+  });
+
+  it('claims about BATCH_SIZE updates: every job when jobs are single updates, fewer when they carry many', () => {
+    expect(claimLimit(500, 1)).toBe(500);
+    expect(claimLimit(500, 100)).toBe(5);
+    expect(claimLimit(500, 2_000)).toBe(1);
+    expect(claimLimit(20, 1.5)).toBe(13);
+  });
+
+  it('is woken by a new job at once rather than by its poll, and holds its jobs locked until the batch commits', async () => {
+    const written: QueuedJob[][] = [];
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    const claimer = new Claimer({
+      boss, bossSchema: 'pgboss', batchSize: 10, concurrency: 1, logger: createLogger('silent'),
+      // A poll this long would fail the waits below: only the notification can wake the loop in time.
+      pollIntervalMs: 600_000,
+      write: async (jobs) => {
+        written.push(jobs);
+        await gate;
+      },
+    });
+    await claimer.start();
+    try {
+      // Let the loop's first (empty) claim pass, so that it sleeps on its 10-minute poll.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(written).toHaveLength(0);
+      await boss.send(UPDATES_QUEUE, { mirror: 'woken', status: 'running', observedAt: new Date().toISOString(), seq: 1 });
+      await waitFor('the claimer to be woken by the new job', () => written.length === 1, 10_000, 10);
+      expect(written[0]?.map((job) => job.data)).toEqual([expect.objectContaining({ mirror: 'woken' })]);
+
+      // While the batch is in hand its job is still there (a crash would leave it queued), but no
+      // one else can take it.
+      const client = await db.pool.connect();
+      try {
+        await client.query('begin');
+        const { rows } = await client.query(
+          `select (select count(*)::int from pgboss.job where name = $1) as present,
+                  (select count(*)::int from (select 1 from pgboss.job where name = $1 for update skip locked) as free) as free`,
+          [UPDATES_QUEUE],
+        );
+        expect(rows[0]).toEqual({ present: 1, free: 0 });
+      } finally {
+        await client.query('rollback');
+        client.release();
+      }
+      release();
+      await waitFor('the claimed job to be gone with the commit', async () =>
+        (await db.pool.query(`select count(*)::int as n from pgboss.job where name = $1`, [UPDATES_QUEUE])).rows[0].n === 0);
+    } finally {
+      release();
+      await claimer.stop();
+    }
+  });
+});
