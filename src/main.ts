@@ -127,6 +127,10 @@ export class Daemon {
     await this.boss.start();
     await migrateAll(config, this.pool, this.boss, log);
 
+    // Before the consumer: its first check runs at once, so a backlog found at start is claimed on
+    // current statistics (analyzer.ts).
+    this.queueAnalyzer = new QueueAnalyzer({ db: this.boss.getDb(), bossSchema: config.bossSchema, logger: log });
+    this.queueAnalyzer.start();
     this.consumer = new Consumer({
       boss: this.boss,
       schema: config.schema,
@@ -174,8 +178,6 @@ export class Daemon {
       outage: queueOutage,
     });
     await this.queueJobs.start();
-    this.queueAnalyzer = new QueueAnalyzer({ db: this.boss.getDb(), bossSchema: config.bossSchema, logger: log });
-    this.queueAnalyzer.start();
     this.snapshotPool = createSnapshotPool(catalogUrl, log, catalogOutage);
     const snapshots = new MirrorSnapshots({
       pool: this.snapshotPool, schema: config.schema, logger: log, shard: config.metricsShard, outage: catalogOutage,

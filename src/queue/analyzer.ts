@@ -75,12 +75,19 @@ export class QueueAnalyzer {
     this.log = options.logger.child({ component: 'queue-analyzer' });
   }
 
+  /**
+   * Checks at once, then every interval: a daemon started on a backlog (after an outage, say) is
+   * when the statistics are most likely stale, and waiting out the first interval would drain it
+   * on the slow plan for that long.
+   */
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => {
+    const check = () => {
       this.running ??= this.runOnce().finally(() => (this.running = undefined));
-    }, this.options.intervalMs ?? ANALYZE_CHECK_MS);
+    };
+    this.timer = setInterval(check, this.options.intervalMs ?? ANALYZE_CHECK_MS);
     this.timer.unref();
+    check();
   }
 
   /** One check; VACUUMs or ANALYZEs what is stale. Never throws: this is an optimisation. */

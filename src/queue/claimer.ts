@@ -32,6 +32,7 @@ import type { PgBoss } from 'pg-boss';
 import { type Executor, isPoison, quoteIdent } from '../catalog/sql.js';
 import type { Logger } from '../log.js';
 import type { Outage } from '../outage.js';
+import { MAX_UPDATES_PER_MESSAGE } from '../update.js';
 import { UPDATES_QUEUE } from './boss.js';
 
 /** What a batch needs of a job. pg-boss's `Job` fits it too (the separate-queue path). */
@@ -64,14 +65,20 @@ export function notifyChannel(schema: string): string {
   return `pgboss_${createHash('sha224').update(normalized).digest('hex').slice(0, 24)}`;
 }
 
+/** A claim aims at about this many times MIRRORSTATE_BATCH_SIZE updates (see claimLimit). */
+export const UPDATES_PER_CLAIM_FACTOR = 10;
+
 /**
  * Jobs the next claim takes: MIRRORSTATE_BATCH_SIZE, or fewer when jobs carry many updates, so that
- * a batch holds about BATCH_SIZE updates. 500 jobs of 100 updates would be one 50,000-update
- * transaction: it holds its mirrors' locks for seconds and keeps every other worker idle, where
- * batches of ~500 updates keep both cores busy (measured: 25k updates/s against 20k in one batch).
+ * a batch holds at most about UPDATES_PER_CLAIM_FACTOR × BATCH_SIZE updates (5,000 by default).
+ * Unbounded, 500 jobs of 1,000 updates would be one 500,000-update transaction: hundreds of MB in
+ * this process and every mirror's lock held for many seconds. The bound is loose because bigger
+ * batches write faster per update (measured with 100-update jobs, in process: ~28k updates/s in
+ * batches of 500 updates, ~31k in batches of 5,000, ~33k in one batch of 20,000).
  */
 export function claimLimit(batchSize: number, updatesPerJob: number): number {
-  return Math.max(1, Math.min(batchSize, Math.floor(batchSize / Math.max(1, updatesPerJob))));
+  const target = batchSize * UPDATES_PER_CLAIM_FACTOR;
+  return Math.max(1, Math.min(batchSize, Math.floor(target / Math.max(1, updatesPerJob))));
 }
 
 /** Updates a batch of jobs carries: `{updates: [...]}` counts its elements, anything else counts one. */
@@ -121,8 +128,12 @@ export class Claimer {
   private readonly signals: Signal[] = [];
   private listener: { close(): Promise<void> } | null = null;
   private claimSql = '';
-  /** Updates per job, as the last claim found them: sizes the next claim (see claimLimit). */
-  private updatesPerJob = 1;
+  /**
+   * Updates per job, as the last claim found them: sizes the next claim (see claimLimit). It starts
+   * at a message's maximum (CONTRACT §2), so that the first claim after a start is small whatever
+   * waits in the queue, and the next ones adapt.
+   */
+  private updatesPerJob = MAX_UPDATES_PER_MESSAGE;
   private reclaimSql = '';
   private readonly log: Logger;
 
@@ -138,15 +149,18 @@ export class Claimer {
     const s = quoteIdent(bossSchema);
     const table = `${s}.${quoteIdent(queue.table)}`;
     const claimable = `name = $1 and state < 'active' and not blocked and start_after <= ${s}.job_now()`;
+    // The ids come from an uncorrelated ARRAY(...) subquery, an InitPlan run once (as pg-boss's own
+    // fetch does): as a joined subquery the planner may put it on the inner side of a nested loop
+    // and run it again per row, and a LIMIT … SKIP LOCKED run twice picks different rows.
+    const returning = `returning j.id, j.data, j.retry_count as "retryCount"`;
     this.claimSql = `delete from ${table} as j
-       using (select id from ${table} where ${claimable}
-               order by priority desc, created_on limit $2 for update skip locked) as next
-       where j.name = $1 and j.id = next.id
-       returning j.id, j.data, j.retry_count as "retryCount"`;
+       where j.name = $1 and j.id = any(array(
+         select id from ${table} where ${claimable} order by priority desc, created_on limit $2 for update skip locked))
+       ${returning}`;
     this.reclaimSql = `delete from ${table} as j
-       using (select id from ${table} where ${claimable} and id = any($2::uuid[]) for update skip locked) as next
-       where j.name = $1 and j.id = next.id
-       returning j.id, j.data, j.retry_count as "retryCount"`;
+       where j.name = $1 and j.id = any(array(
+         select id from ${table} where ${claimable} and id = any($2::uuid[]) for update skip locked))
+       ${returning}`;
 
     const db = boss.getDb();
     if (typeof db.beginTransaction !== 'function') throw new Error('pg-boss database cannot open a transaction');

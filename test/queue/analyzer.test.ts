@@ -71,4 +71,22 @@ describe('queue analyzer', () => {
     expect((await dead()).vacuums).toBe(before.vacuums + 1);
     await analyzer.stop();
   });
+
+  it('checks once at start, not only after its first interval', async () => {
+    await db.pool.query('vacuum analyze pgboss.job_common');
+    const backlog = MIN_CHANGED_ROWS + 5_000;
+    for (let i = 0; i < backlog; i += 5_000) {
+      await producer.insert('mirrorstate-updates', Array.from({ length: 5_000 }, (_, k) => ({ data: { n: i + k } })));
+    }
+    await waitFor('the backlog counted as changes', async () => (await staleJobPartitions(executor(), 'pgboss')).length > 0, 30_000);
+    expect(await reltuples()).toBeLessThan(backlog);
+    // An hour between checks: only the check at start can analyze within the wait below.
+    const analyzer = new QueueAnalyzer({ db: executor(), bossSchema: 'pgboss', logger: createLogger('silent'), intervalMs: 3_600_000 });
+    analyzer.start();
+    try {
+      await waitFor('the backlog analyzed', async () => (await reltuples()) >= backlog, 10_000);
+    } finally {
+      await analyzer.stop();
+    }
+  });
 });
