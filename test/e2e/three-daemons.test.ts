@@ -1,7 +1,8 @@
 /**
  * Three daemons drain one queue at once, all starting (and migrating) together: the same current
  * states, journal and invariants as the model, unbroken transition chains, and no deadlock: no
- * batch had to be retried.
+ * batch failed (a failed batch rolls back, is logged at error level and its jobs are claimed
+ * again, so the log is where a deadlock would show).
  */
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,7 +30,7 @@ describe('three daemons on one queue', () => {
     await db?.drop();
   });
 
-  it('gives the model’s catalog with no deadlock and no retried batch', async () => {
+  it('gives the model’s catalog with no deadlock and no failed batch', async () => {
     const random = rng(11);
     // Few mirrors, many versions: batches of different daemons collide on the same rows.
     const updates = generateUpdates(11, 12, 150);
@@ -38,10 +39,6 @@ describe('three daemons on one queue', () => {
     await waitFor('the queue to drain', async () => (await pendingJobs(db.pool)) === 0, 90_000, 100);
     await expectCatalogMatchesModel(db.pool, updates);
 
-    const { rows } = await db.pool.query(
-      `select count(*)::int as n from pgboss.job where name = 'mirrorstate-updates' and retry_count > 0`,
-    );
-    expect(rows[0].n).toBe(0);
     const { rows: migrations } = await db.pool.query('select version, count(*)::int as n from mirrorstate.schema_migrations group by 1');
     expect(migrations.every((m) => m.n === 1)).toBe(true);
     const codes = await Promise.all(daemons.map((d) => d.stop()));
