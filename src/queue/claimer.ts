@@ -224,38 +224,33 @@ export class Claimer {
     }
   }
 
-  /** One batch: claim, write, commit. Returns how many jobs it claimed. */
+  /** One batch: claim, write, commit. Returns how many jobs it claimed, `batchSize` for a full claim. */
   private async claimAndWrite(): Promise<number> {
+    const limit = claimLimit(this.options.batchSize, this.updatesPerJob);
+    const jobs = await this.inClaim(this.claimSql, [UPDATES_QUEUE, limit], false);
+    return jobs.length === limit ? this.options.batchSize : jobs.length;
+  }
+
+  /**
+   * Claims with `sql` and writes what it claimed, in one transaction. A batch the catalog refuses
+   * for its data (Consumer.handle logged it) is claimed again at once, by its ids, and written
+   * update by update; whatever another worker claimed meanwhile is that worker's to write.
+   */
+  private async inClaim(sql: string, params: unknown[], isolate: boolean): Promise<QueuedJob[]> {
     const tx = await this.options.boss.getDb().beginTransaction!();
     let jobs: QueuedJob[] = [];
     try {
-      const limit = claimLimit(this.options.batchSize, this.updatesPerJob);
-      jobs = (await tx.db.executeSql(this.claimSql, [UPDATES_QUEUE, limit])).rows as QueuedJob[];
+      jobs = (await tx.db.executeSql(sql, params)).rows as QueuedJob[];
       if (jobs.length > 0) {
-        this.updatesPerJob = updatesIn(jobs) / jobs.length;
-        await this.options.write(jobs, tx.db, false);
+        if (!isolate) this.updatesPerJob = updatesIn(jobs) / jobs.length;
+        await this.options.write(jobs, tx.db, isolate);
       }
       await tx.commit();
-      return jobs.length === limit ? this.options.batchSize : jobs.length;
+      return jobs;
     } catch (err) {
       await tx.rollback().catch(() => undefined);
-      if (jobs.length === 0 || !isPoison(err)) throw err;
+      if (isolate || jobs.length === 0 || !isPoison(err)) throw err;
     }
-    // The catalog refused the batch for its data (Consumer.handle logged it): the same jobs again,
-    // now update by update. Whatever another worker claimed meanwhile is its to write.
-    return this.reclaimIsolated(jobs.map((job) => job.id));
-  }
-
-  private async reclaimIsolated(ids: string[]): Promise<number> {
-    const tx = await this.options.boss.getDb().beginTransaction!();
-    try {
-      const jobs = (await tx.db.executeSql(this.reclaimSql, [UPDATES_QUEUE, ids])).rows as QueuedJob[];
-      if (jobs.length > 0) await this.options.write(jobs, tx.db, true);
-      await tx.commit();
-      return jobs.length;
-    } catch (err) {
-      await tx.rollback().catch(() => undefined);
-      throw err;
-    }
+    return this.inClaim(this.reclaimSql, [UPDATES_QUEUE, jobs.map((job) => job.id)], true);
   }
 }
