@@ -114,8 +114,9 @@ export class Daemon {
     this.catalogOutage = catalogOutage;
     this.queueOutage = queueOutage;
     this.pool = createPool(catalogUrl, config.poolSize, 'mirrorstate', log, catalogOutage);
-    // The queue pool serves fetches, heartbeats and, for a transactional worker, one connection per
-    // batch in flight: size it for the concurrency plus pg-boss's own work.
+    // The queue pool serves one connection per batch in flight (the claim's transaction, or pg-boss's
+    // fetches and heartbeats with a separate queue database): size it for the concurrency plus
+    // pg-boss's own work.
     this.boss = createBoss({
       connectionString: queueUrl,
       schema: config.bossSchema,
