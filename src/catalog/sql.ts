@@ -3,7 +3,7 @@ import type { PoolClient } from '../db.js';
 
 /**
  * pg-boss's transaction handle (`IDatabase`) and a pooled client both fit this, so one batch
- * writer serves the transactional worker and the separate-queue-database path alike.
+ * writer serves the claim's transaction and the separate-queue-database path alike.
  */
 export interface Executor {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
