@@ -90,44 +90,12 @@ async function fillQueue(db: TestDatabase, producer: PgBoss, jobs: object[]): Pr
   await db.pool.query('analyze pgboss.job');
 }
 
-/** The limit: the same rows, batched, no rules. */
-async function raw(pool: pg.Pool, updates: Record<string, unknown>[]): Promise<number> {
-  const started = performance.now();
-  for (let i = 0; i < updates.length; i += 500) {
-    const chunk = updates.slice(i, i + 500);
-    const client = await pool.connect();
-    try {
-      await client.query('begin');
-      await client.query(
-        `insert into mirrorstate.journal (mirror, observed_at, seq, status, applied, payload)
-         select * from unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::text[], $5::boolean[], $6::jsonb[])`,
-        [chunk.map((u) => u.mirror), chunk.map((u) => u.observedAt), chunk.map(() => 0), chunk.map((u) => u.status),
-          chunk.map(() => true), chunk.map((u) => JSON.stringify(u))],
-      );
-      // Last update per mirror of the chunk, as one upsert.
-      const last = new Map(chunk.map((u) => [u.mirror as string, u]));
-      const rows = [...last.values()].sort((a, b) => String(a.mirror).localeCompare(String(b.mirror)));
-      await client.query(
-        `insert into mirrorstate.mirrors (mirror, status, status_since, observed_at, seq, rows_synced)
-         select m, s, t, t, 0, r from unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[]) as u(m, s, t, r)
-         on conflict (mirror) do update set status = excluded.status, observed_at = excluded.observed_at,
-           rows_synced = excluded.rows_synced, updated_at = now()`,
-        [rows.map((u) => u.mirror), rows.map((u) => u.status), rows.map((u) => u.observedAt), rows.map((u) => u.rowsSynced)],
-      );
-      await client.query('commit');
-    } finally {
-      client.release();
-    }
-    progress('raw', Math.min(i + 500, updates.length), updates.length);
-  }
-  return (performance.now() - started) / 1000;
-}
-
 /**
- * The limit for the rows the daemon writes: `raw` plus the status-transition rows (every bench
- * update changes its mirror's status, so one per update), still batched, still no rules.
+ * The limit: the same rows, batched, no rules. `transitions`: also the status-transition rows the
+ * daemon writes (every bench update changes its mirror's status, so one per update).
  */
-async function rawWithTransitions(pool: pg.Pool, updates: Record<string, unknown>[]): Promise<number> {
+async function raw(pool: pg.Pool, updates: Record<string, unknown>[], transitions = false): Promise<number> {
+  const label = transitions ? 'raw with transitions' : 'raw';
   const started = performance.now();
   const previous = new Map<string, string>();
   for (let i = 0; i < updates.length; i += 500) {
@@ -141,14 +109,17 @@ async function rawWithTransitions(pool: pg.Pool, updates: Record<string, unknown
         [chunk.map((u) => u.mirror), chunk.map((u) => u.observedAt), chunk.map(() => 0), chunk.map((u) => u.status),
           chunk.map(() => true), chunk.map((u) => JSON.stringify(u))],
       );
-      const changes = chunk.filter((u) => previous.get(u.mirror as string) !== u.status);
-      await client.query(
-        `insert into mirrorstate.transitions (mirror, from_status, to_status, at, seq)
-         select m, f, t, a, 0 from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) as x(m, f, t, a)`,
-        [changes.map((u) => u.mirror), changes.map((u) => previous.get(u.mirror as string) ?? null), changes.map((u) => u.status),
-          changes.map((u) => u.observedAt)],
-      );
-      for (const u of chunk) previous.set(u.mirror as string, u.status as string);
+      if (transitions) {
+        const changes = chunk.filter((u) => previous.get(u.mirror as string) !== u.status);
+        await client.query(
+          `insert into mirrorstate.transitions (mirror, from_status, to_status, at, seq)
+           select m, f, t, a, 0 from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) as x(m, f, t, a)`,
+          [changes.map((u) => u.mirror), changes.map((u) => previous.get(u.mirror as string) ?? null), changes.map((u) => u.status),
+            changes.map((u) => u.observedAt)],
+        );
+        for (const u of chunk) previous.set(u.mirror as string, u.status as string);
+      }
+      // Last update per mirror of the chunk, as one upsert.
       const last = new Map(chunk.map((u) => [u.mirror as string, u]));
       const rows = [...last.values()].sort((a, b) => String(a.mirror).localeCompare(String(b.mirror)));
       await client.query(
@@ -162,7 +133,7 @@ async function rawWithTransitions(pool: pg.Pool, updates: Record<string, unknown
     } finally {
       client.release();
     }
-    progress('raw with transitions', Math.min(i + 500, updates.length), updates.length);
+    progress(label, Math.min(i + 500, updates.length), updates.length);
   }
   return (performance.now() - started) / 1000;
 }
@@ -309,7 +280,7 @@ async function run(): Promise<void> {
       console.log(`round ${round} of ${ROUNDS} (load ${loadavg()[0]!.toFixed(1)})`);
       times.raw.push(await raw(db.pool, updates));
       await reset(db.pool);
-      times.rawTx.push(await rawWithTransitions(db.pool, updates));
+      times.rawTx.push(await raw(db.pool, updates, true));
       await reset(db.pool);
       times.bare.push(await bareDrain(db, producer, updates));
       await reset(db.pool);
