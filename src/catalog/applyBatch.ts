@@ -5,9 +5,11 @@
  * - version = (observedAt, seq). The current state of a mirror is its highest accepted version.
  *   Versions are compared here in JavaScript on canonical microsecond strings (see update.ts) that
  *   were read from the catalog as text under the mirror's row lock, so no `Date` rounding enters.
- * - idempotency key = (mirror, observedAt, seq). The journal's unique constraint decides what is a
- *   duplicate (`on conflict do nothing returning`). A journaled key is never newer than the current
- *   version (the journal and the version move in one transaction), so a duplicate is never applied.
+ * - idempotency key = (mirror, observedAt, seq). A journaled key is never newer than the current
+ *   version (the journal and the version move in one transaction), so a duplicate is never applied:
+ *   an update newer than the version is journaled by a plain insert (its key cannot be there; if
+ *   it were, the unique constraint fails the batch), and among the stale ones the unique
+ *   constraint decides what is a duplicate (`on conflict do nothing returning`).
  * - Updates newer than the current version are applied in version order; every status change among
  *   them is a transition, so a batch gives the same result as applying its updates one by one.
  * - The journal invariant (journal_length, journal_oldest_at) is moved in SQL by exactly the rows the
@@ -219,17 +221,29 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
     if (row) nextRows.set(mirror, { ...row, changed: result.applied.size > 0 });
   }
 
-  // 4. One statement for the rest: journal every update (the unique key turns redeliveries into
-  //    no-ops), append the transitions, and write each mirror's new row, with the journal
-  //    metadata moved by exactly the rows the journal insert returned.
+  // 4. One statement for the rest: journal every update, append the transitions, and write each
+  //    mirror's new row, with the journal metadata moved by exactly the rows the journal inserts
+  //    returned. Applied updates are newer than their mirror's version, read under its lock, and a
+  //    journaled key is never newer than that version: they cannot be duplicates, so they go in
+  //    as a plain insert. Only stale ones may be redeliveries, and only they pay for `on conflict`
+  //    (a speculative insertion: 32 against 24 ms for 5,000 journal rows). Should the invariant
+  //    ever break, the plain insert fails on the unique key rather than journal a key twice.
   const { rows: inserted } = await db.executeSql(
-    `with j as (
+    `with fresh as (
        insert into ${t.journal} (mirror, observed_at, seq, status, applied, payload)
        select mirror, observed_at, seq, status, applied, payload
          from jsonb_to_recordset($1::jsonb)
            as x(mirror text, observed_at timestamptz, seq bigint, status text, applied boolean, payload jsonb)
+       returning mirror, observed_at, applied
+     ), seen as (
+       insert into ${t.journal} (mirror, observed_at, seq, status, applied, payload)
+       select mirror, observed_at, seq, status, applied, payload
+         from jsonb_to_recordset($4::jsonb)
+           as x(mirror text, observed_at timestamptz, seq bigint, status text, applied boolean, payload jsonb)
        on conflict on constraint journal_idempotency_key do nothing
        returning mirror, observed_at, applied
+     ), j as (
+       select * from fresh union all select * from seen
      ), added as (
        select mirror, count(*)::integer as n, min(observed_at) as oldest from j group by mirror
      ), tr as (
@@ -258,7 +272,12 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
        where m.mirror = u.mirror and (u.changed or added.n is not null)
      )
      select mirror, applied from j`,
-    [journalJson(journal), transitionsJson(transitions), JSON.stringify([...nextRows.values()])],
+    [
+      journalJson(journal.filter((x) => x.applied)),
+      transitionsJson(transitions),
+      JSON.stringify([...nextRows.values()]),
+      journalJson(journal.filter((x) => !x.applied)),
+    ],
   );
   for (const r of inserted as { applied: boolean }[]) {
     if (r.applied) outcome.applied++;
@@ -266,10 +285,5 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   }
   outcome.duplicate += journal.length - inserted.length;
   outcome.transitions = transitions.length;
-  if (outcome.applied !== journal.filter((j) => j.applied).length) {
-    // A journaled key is never newer than the current version, so an applied update cannot be a
-    // duplicate. Reaching this means the catalog broke that invariant: refuse to commit on top of it.
-    throw new Error('catalog invariant broken: an update newer than the current version was already journaled');
-  }
   return outcome;
 }
