@@ -210,7 +210,7 @@ export class Claimer {
     while (this.running) {
       let full = false;
       try {
-        full = (await this.claimAndWrite()) === this.options.batchSize;
+        full = await this.claimAndWrite();
         failures = 0;
       } catch (err) {
         failures++;
@@ -226,11 +226,11 @@ export class Claimer {
     }
   }
 
-  /** One batch: claim, write, commit. Returns how many jobs it claimed, `batchSize` for a full claim. */
-  private async claimAndWrite(): Promise<number> {
+  /** One batch: claim, write, commit. True when the claim came back full (more may be waiting). */
+  private async claimAndWrite(): Promise<boolean> {
     const limit = claimLimit(this.options.batchSize, this.updatesPerJob);
     const jobs = await this.inClaim(this.claimSql, [UPDATES_QUEUE, limit], false);
-    return jobs.length === limit ? this.options.batchSize : jobs.length;
+    return jobs.length === limit;
   }
 
   /**

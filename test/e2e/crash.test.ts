@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
 import { expectCatalogMatchesModel, generateUpdates, packJobs, pendingJobs, rng, shuffle } from '../helpers/model.js';
-import { insertJobs, startProducer } from '../helpers/queue.js';
+import { claimableJobs, insertJobs, startProducer } from '../helpers/queue.js';
 
 const ENV = { MIRRORSTATE_BATCH_SIZE: '25', MIRRORSTATE_CONCURRENCY: '2' };
 
@@ -34,19 +34,8 @@ describe('a daemon killed with SIGKILL mid-drain', () => {
   const journalRows = async () => Number((await db.pool.query('select count(*) from mirrorstate.journal')).rows[0].count);
   /** Jobs held by an open batch transaction: there, but not lockable. */
   const heldJobs = async () => {
-    const client = await db.pool.connect();
-    try {
-      await client.query('begin');
-      const { rows } = await client.query(
-        `select (select count(*) from pgboss.job where name = $1)
-              - (select count(*) from (select 1 from pgboss.job where name = $1 for update skip locked) as free) as held`,
-        ['mirrorstate-updates'],
-      );
-      return Number(rows[0].held);
-    } finally {
-      await client.query('rollback');
-      client.release();
-    }
+    const { present, free } = await claimableJobs(db.pool);
+    return present - free;
   };
 
   it('loses nothing and duplicates nothing, and the held jobs come back at once', async () => {

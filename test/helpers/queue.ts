@@ -36,3 +36,23 @@ export async function loggedJobs(pool: pg.Pool, queue = UPDATES_QUEUE, bossSchem
   const { rows } = await pool.query<{ n: number }>(`select count(*)::int as n from ${bossSchema}.test_job_log where name = $1`, [queue]);
   return rows[0]?.n ?? 0;
 }
+
+/**
+ * Jobs of `queue` in the table, and how many of them another transaction could lock now. A job
+ * claimed by a batch in flight is present but not free: its claim deletes it only at commit.
+ */
+export async function claimableJobs(pool: pg.Pool, queue = UPDATES_QUEUE, bossSchema = 'pgboss'): Promise<{ present: number; free: number }> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    const { rows } = await client.query<{ present: number; free: number }>(
+      `select (select count(*)::int from ${bossSchema}.job where name = $1) as present,
+              (select count(*)::int from (select 1 from ${bossSchema}.job where name = $1 for update skip locked) as free) as free`,
+      [queue],
+    );
+    return rows[0]!;
+  } finally {
+    await client.query('rollback');
+    client.release();
+  }
+}

@@ -11,6 +11,7 @@ import { createBoss, ensureQueues, UPDATES_QUEUE } from '../../src/queue/boss.js
 import { Claimer, claimLimit, notifyChannel, type QueuedJob } from '../../src/queue/claimer.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { waitFor } from '../helpers/daemon.js';
+import { claimableJobs } from '../helpers/queue.js';
 
 describe('claimer', () => {
   let db: TestDatabase;
@@ -98,19 +99,7 @@ describe('claimer', () => {
 
       // While the batch is in hand its job is still there (a crash would leave it queued), but no
       // one else can take it.
-      const client = await db.pool.connect();
-      try {
-        await client.query('begin');
-        const { rows } = await client.query(
-          `select (select count(*)::int from pgboss.job where name = $1) as present,
-                  (select count(*)::int from (select 1 from pgboss.job where name = $1 for update skip locked) as free) as free`,
-          [UPDATES_QUEUE],
-        );
-        expect(rows[0]).toEqual({ present: 1, free: 0 });
-      } finally {
-        await client.query('rollback');
-        client.release();
-      }
+      expect(await claimableJobs(db.pool)).toEqual({ present: 1, free: 0 });
       release();
       await waitFor('the claimed job to be gone with the commit', async () =>
         (await db.pool.query(`select count(*)::int as n from pgboss.job where name = $1`, [UPDATES_QUEUE])).rows[0].n === 0);
