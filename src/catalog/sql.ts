@@ -23,6 +23,8 @@ export interface Tables {
   mirrors: string;
   transitions: string;
   journal: string;
+  /** Rows that left `mirrors` (migration 0005): the /metrics change feed's removal probe. */
+  mirrorRemovals: string;
 }
 
 const cache = new Map<string, Tables>();
@@ -31,7 +33,7 @@ export function tables(schema: string): Tables {
   let t = cache.get(schema);
   if (!t) {
     const s = quoteIdent(schema);
-    t = { schema: s, mirrors: `${s}.mirrors`, transitions: `${s}.transitions`, journal: `${s}.journal` };
+    t = { schema: s, mirrors: `${s}.mirrors`, transitions: `${s}.transitions`, journal: `${s}.journal`, mirrorRemovals: `${s}.mirror_removals` };
     cache.set(schema, t);
   }
   return t;

@@ -19,7 +19,7 @@ import type { Logger } from '../log.js';
 import { inTransaction } from '../db.js';
 import { type Bucket, MirrorTextCache } from './mirrors.js';
 import {
-  type FeedPosition, type MirrorChange, type MirrorRow, readFeedPosition, readMirrorFeed, readMirrorRows, readMirrorVersions,
+  type MirrorChange, type MirrorRow, readFeedPosition, readMirrorFeed, readMirrorRows, readMirrorVersions,
 } from './readMirrorRows.js';
 import { NO_SHARDING, type Shard } from './shard.js';
 import { isConnectionLoss } from '../catalog/sql.js';
@@ -46,7 +46,8 @@ export interface Snapshot {
 
 /** What one catalog read found: the change feed's rows, or (changes undefined) the rows a full read rendered. */
 interface CatalogRead {
-  position: FeedPosition;
+  /** The read's snapshot horizon: where the next change feed starts. */
+  horizon: string;
   changes: MirrorChange[] | undefined;
   rows: MirrorRow[];
 }
@@ -61,12 +62,16 @@ export interface ScrapeSnapshot {
 
 /**
  * A pool of its own: scrapes never queue behind catalog writes for a connection, and the
- * statement timeout bounds a read server-side.
+ * statement timeout bounds a read server-side. Its connections stay open between scrapes
+ * (node-pg closes idle ones after 10 s by default): Prometheus scrapes every 15 s to 1 min, and a
+ * scrape that had to connect first would pay the connection and the feed statement's preparation
+ * every time.
  */
 export function createSnapshotPool(url: string, logger: Logger, outage?: Outage): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max: 2,
+    idleTimeoutMillis: 0,
     application_name: 'mirrorstate-metrics',
     connectionTimeoutMillis: SNAPSHOT_CONNECT_TIMEOUT_MS,
     statement_timeout: SNAPSHOT_STATEMENT_TIMEOUT_MS,
@@ -159,8 +164,8 @@ export class MirrorSnapshots {
     // Everything from one snapshot: a row written in between cannot pair an old version with new
     // values (or the reverse) and then stick in the cache. A warm cache reads the change feed since
     // the previous snapshot's horizon in one statement (see readMirrorRows.ts); a cold one, or one
-    // whose count of live mirrors disagrees with the catalog's (a row deleted outright leaves no
-    // trace in the feed), reads every version instead, in one transaction.
+    // whose feed says rows left the table (a removed row leaves no version to find), reads every
+    // version instead, in one transaction.
     const feedFrom = this.feedFrom;
     this.feedFrom = undefined; // until this read is applied in full
     const read = (feedFrom === undefined ? undefined : await this.readFeed(feedFrom, shard)) ?? (await this.readFull(shard));
@@ -168,7 +173,7 @@ export class MirrorSnapshots {
     const buckets = read.changes !== undefined
       ? await this.cache.patch(read.changes, () => yieldToEventLoop(), RENDER_CHUNK_MIRRORS)
       : await this.cache.update(read.rows, () => yieldToEventLoop(), RENDER_CHUNK_MIRRORS);
-    this.feedFrom = read.position.horizon;
+    this.feedFrom = read.horizon;
     this.lastRendered = this.cache.rendered;
     this.lastReadKind = read.changes !== undefined ? 'feed' : 'full';
     const snapshot: Snapshot = { takenAtSeconds, readSeconds, buckets, mirrors: this.cache.size };
@@ -178,27 +183,28 @@ export class MirrorSnapshots {
 
   /** The change feed, or undefined when the cache cannot take it (see read). */
   private async readFeed(from: string, shard: Shard): Promise<CatalogRead | undefined> {
-    const { position, changes } = await readMirrorFeed(this.options.pool, this.options.schema, from, shard);
-    if (!this.cache.fits(position.live)) return undefined;
+    const { horizon, removed, changes } = await readMirrorFeed(this.options.pool, this.options.schema, from, shard);
+    if (removed) return undefined;
     let live = this.cache.size;
     for (const c of changes) {
       if (c.dropped) live -= this.cache.has(c.mirror) ? 1 : 0;
       else live += this.cache.has(c.mirror) ? 0 : 1;
     }
-    return live === position.live ? { position, changes, rows: [] } : undefined;
+    // A fleet grown or shrunk fourfold is re-bucketed by a full read (see MirrorTextCache.stale).
+    return this.cache.fits(live) ? { horizon, changes, rows: [] } : undefined;
   }
 
   /** Every live mirror's version, and the rows the cache lacks, from one REPEATABLE READ snapshot. */
   private readFull(shard: Shard): Promise<CatalogRead> {
     const { pool, schema } = this.options;
     return inTransaction(pool, 'begin isolation level repeatable read read only', async (client) => {
-      const position = await readFeedPosition(client, schema, shard);
+      const horizon = await readFeedPosition(client);
       const versions = await readMirrorVersions(client, schema, shard);
       const stale = this.cache.stale(versions);
       // A cold cache reads every row at once rather than naming them all in an array.
       const rows: MirrorRow[] =
         stale.length === 0 ? [] : await readMirrorRows(client, schema, stale.length > versions.length / 2 ? undefined : stale, shard);
-      return { position, changes: undefined, rows };
+      return { horizon, changes: undefined, rows };
     });
   }
 

@@ -2,18 +2,21 @@
  * The change feed of /metrics (readMirrorRows.ts): a warm cache reads only the rows written at or
  * above the previous snapshot's xmin horizon. Each test compares what the warm cache serves with a
  * fresh full render of the same catalog state: under a writer that commits after a later one (the
- * trap a "newest change seen" watermark falls into), drops, rows deleted outright, and concurrent
- * writers holding transactions open for random lengths.
+ * trap a "newest change seen" watermark falls into), drops, rows deleted outright, truncated or
+ * renamed (mirror_removals, migration 0005), and concurrent writers holding transactions open for
+ * random lengths.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { migrate } from '../../src/catalog/migrate.js';
+import { inTransaction } from '../../src/db.js';
 import { createLogger } from '../../src/log.js';
 import { MIRROR_FAMILIES } from '../../src/metrics/mirrors.js';
 import { readMirrorFeed } from '../../src/metrics/readMirrorRows.js';
 import { NO_SHARDING } from '../../src/metrics/shard.js';
 import { createSnapshotPool, MirrorSnapshots, type Snapshot } from '../../src/metrics/snapshot.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { write } from '../reads/support.js';
 
 const SCHEMA = 'mirrorstate';
 const MIRRORS = 400;
@@ -113,6 +116,55 @@ describe('the /metrics change feed', () => {
     text = lines(await warmRead()).flat().join('\n');
     expect(text).toContain('mirror="m0010"');
     expect(text).not.toContain('mirror="m0020"');
+    await expectWarmEqualsFresh();
+  });
+
+  it('notices a rename and a truncate, which leave no row version behind for the old names', async () => {
+    await warmRead();
+    await db.pool.query(`update "${SCHEMA}".mirrors set mirror = 'renamed_0030', updated_at = clock_timestamp() where mirror = 'm0030'`);
+    let text = lines(await warmRead()).flat().join('\n');
+    expect(warm.lastReadKind).toBe('full');
+    expect(text).toContain('mirror="renamed_0030"');
+    expect(text).not.toContain('mirror="m0030"');
+    await expectWarmEqualsFresh();
+
+    const kept = await db.pool.query(`select * from "${SCHEMA}".mirrors`);
+    await inTransaction(db.pool, 'begin', async (client) => {
+      await client.query(`truncate "${SCHEMA}".mirrors`);
+      await client.query(`insert into "${SCHEMA}".mirrors (mirror, status, status_since, observed_at, seq) values ('alone', 'running', now(), now(), 0)`);
+    });
+    text = lines(await warmRead()).flat().join('\n');
+    expect(text).toContain('mirror="alone"');
+    expect(text).not.toContain('mirror="m0001"');
+    await expectWarmEqualsFresh();
+    // Put the fleet back for the tests after this one.
+    await db.pool.query(`truncate "${SCHEMA}".mirrors`);
+    const columns = kept.fields.map((f) => f.name).filter((c) => c !== 'shard_hash');
+    await db.pool.query(
+      `insert into "${SCHEMA}".mirrors (${columns.join(', ')}) select ${columns.join(', ')} from json_populate_recordset(null::"${SCHEMA}".mirrors, $1)`,
+      [JSON.stringify(kept.rows)],
+    );
+  });
+
+  it("stays on the feed through the batch writer's inserts, updates, drops and stale updates (it removes no row)", async () => {
+    const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
+    await warmRead();
+    const before = await db.pool.query(`select count(*)::int as n from "${SCHEMA}".mirror_removals`);
+    await write(db.pool, [
+      { mirror: 'written_1', status: 'setup', observedAt: at(1) },
+      { mirror: 'written_1', status: 'running', observedAt: at(2) },
+      { mirror: 'written_2', status: 'running', observedAt: at(1) },
+    ]);
+    await write(db.pool, [
+      { mirror: 'written_1', status: 'running', observedAt: at(1) }, // stale
+      { mirror: 'written_2', status: 'terminated', observedAt: at(3), dropped: true },
+    ]);
+    const text = lines(await warmRead()).flat().join('\n');
+    expect(warm.lastReadKind).toBe('feed');
+    expect(text).toContain('peerdb_mirror_status{mirror="written_1",status="running"} 1');
+    expect(text).not.toContain('mirror="written_2"');
+    const after = await db.pool.query(`select count(*)::int as n from "${SCHEMA}".mirror_removals`);
+    expect(after.rows[0].n).toBe(before.rows[0].n);
     await expectWarmEqualsFresh();
   });
 
