@@ -78,49 +78,63 @@ const ROW_COLUMNS = `mirror, status, ${UTC_MICROS('status_since')} as status_sin
   seq, workflow_id, run_id, flow_type, source_peer, destination_peer, rows_synced, lag_seconds, slot_lag_bytes,
   error_class, error_message, ${UTC_MICROS('dropped_at')} as dropped_at, transitions_total`;
 
-/** Folds one mirror's updates (version order) into its row; returns the transitions and the applied flags. */
+/** A mirror's row before its first update: every field but the version unknown. */
+function blankRow(mirror: string, u: StateUpdate): MirrorRow {
+  return {
+    mirror, status: u.status, status_since: u.observedAt, observed_at: u.observedAt, seq: u.seq,
+    workflow_id: null, run_id: null, flow_type: null, source_peer: null, destination_peer: null,
+    rows_synced: null, lag_seconds: null, slot_lag_bytes: null, error_class: null, error_message: null, dropped_at: null,
+    transitions_total: 0,
+  };
+}
+
+/**
+ * Folds one mirror's updates (version order, no key twice) into its row; returns the transitions
+ * and where the applied updates start. The versions strictly increase, so once one update is newer
+ * than the mirror's version every later one is too: the applied updates are a suffix of the list.
+ * The row read under the lock is never modified: the first applied update copies it, and later ones
+ * change that copy in place (a batch of 100-update jobs folds ~20 updates a mirror, and a new row
+ * object per update was about a tenth of the batch's time in node).
+ */
 function fold(row: MirrorRow | null, mirror: string, updates: StateUpdate[]) {
-  const applied = new Set<StateUpdate>();
   const transitions: Transition[] = [];
+  let firstApplied = updates.length;
   let current = row;
-  for (const u of updates) {
-    if (current !== null && compareVersions(u, { observedAt: current.observed_at, seq: current.seq }) <= 0) continue;
-    applied.add(u);
-    const previous: MirrorRow = current ?? {
-      mirror, status: u.status, status_since: u.observedAt, observed_at: u.observedAt, seq: u.seq,
-      workflow_id: null, run_id: null, flow_type: null, source_peer: null, destination_peer: null,
-      rows_synced: null, lag_seconds: null, slot_lag_bytes: null, error_class: null, error_message: null, dropped_at: null,
-      transitions_total: 0,
-    };
+  let working: MirrorRow | null = null;
+  for (let i = 0; i < updates.length; i++) {
+    const u = updates[i]!;
+    if (current !== null && (u.observedAt < current.observed_at || (u.observedAt === current.observed_at && u.seq <= current.seq))) {
+      continue;
+    }
+    if (working === null) firstApplied = i;
+    const from = current?.status ?? null;
     const changed = current === null || current.status !== u.status;
-    const next: MirrorRow = {
-      ...previous,
-      status: u.status,
-      status_since: changed ? u.observedAt : previous.status_since,
-      observed_at: u.observedAt,
-      seq: u.seq,
-      workflow_id: u.workflowId ?? previous.workflow_id,
-      run_id: u.runId ?? previous.run_id,
-      flow_type: u.flowType ?? previous.flow_type,
-      source_peer: u.source ?? previous.source_peer,
-      destination_peer: u.destination ?? previous.destination_peer,
-      rows_synced: u.rowsSynced ?? previous.rows_synced,
-      lag_seconds: u.lagSeconds ?? previous.lag_seconds,
-      slot_lag_bytes: u.slotLagBytes ?? previous.slot_lag_bytes,
-      error_class: u.error?.class ?? null,
-      error_message: u.error?.message ?? null,
-      dropped_at: u.dropped ? u.observedAt : null,
-      transitions_total: previous.transitions_total + (changed ? 1 : 0),
-    };
+    working ??= current === null ? blankRow(mirror, u) : { ...current };
+    working.status = u.status;
+    if (changed) working.status_since = u.observedAt;
+    working.observed_at = u.observedAt;
+    working.seq = u.seq;
+    working.workflow_id = u.workflowId ?? working.workflow_id;
+    working.run_id = u.runId ?? working.run_id;
+    working.flow_type = u.flowType ?? working.flow_type;
+    working.source_peer = u.source ?? working.source_peer;
+    working.destination_peer = u.destination ?? working.destination_peer;
+    working.rows_synced = u.rowsSynced ?? working.rows_synced;
+    working.lag_seconds = u.lagSeconds ?? working.lag_seconds;
+    working.slot_lag_bytes = u.slotLagBytes ?? working.slot_lag_bytes;
+    working.error_class = u.error?.class ?? null;
+    working.error_message = u.error?.message ?? null;
+    working.dropped_at = u.dropped ? u.observedAt : null;
     if (changed) {
+      working.transitions_total += 1;
       transitions.push({
-        mirror, from: current?.status ?? null, to: u.status, at: u.observedAt, seq: u.seq,
-        workflowId: next.workflow_id, errorClass: next.error_class, errorMessage: next.error_message,
+        mirror, from, to: u.status, at: u.observedAt, seq: u.seq,
+        workflowId: working.workflow_id, errorClass: working.error_class, errorMessage: working.error_message,
       });
     }
-    current = next;
+    current = working;
   }
-  return { row: current, applied, transitions };
+  return { row: current, firstApplied, transitions };
 }
 
 type NextRow = MirrorRow & { changed: boolean };
@@ -132,9 +146,9 @@ type NextRow = MirrorRow & { changed: boolean };
  * PostgreSQL's jsonb_to_recordset reads it back typed in one pass. Timestamps stay canonical
  * microsecond strings, so no precision is lost on the way.
  */
-function journalJson(journal: { u: StateUpdate; applied: boolean }[]): string {
+function journalJson(journal: StateUpdate[]): string {
   return JSON.stringify(
-    journal.map(({ u, applied }) => ({ mirror: u.mirror, observed_at: u.observedAt, seq: u.seq, status: u.status, applied, payload: u.payload })),
+    journal.map((u) => ({ mirror: u.mirror, observed_at: u.observedAt, seq: u.seq, status: u.status, payload: u.payload })),
   );
 }
 
@@ -206,19 +220,21 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   const rows = new Map<string, MirrorRow>(locked.rows.map((r: MirrorRow) => [r.mirror, r]));
 
   // 3. Decide, per mirror in version order, what is applied and what is a transition.
-  const journal: { u: StateUpdate; applied: boolean }[] = [];
+  const fresh: StateUpdate[] = [];
+  const seen: StateUpdate[] = [];
   const transitions: Transition[] = [];
   const nextRows = new Map<string, NextRow>();
   for (const [mirror, updates] of byMirror) {
     updates.sort(compareVersions);
     const result = fold(isNew.has(mirror) ? null : (rows.get(mirror) ?? null), mirror, updates);
-    for (const u of updates) journal.push({ u, applied: result.applied.has(u) });
-    transitions.push(...result.transitions);
+    for (let i = 0; i < updates.length; i++) (i < result.firstApplied ? seen : fresh).push(updates[i]!);
+    for (const x of result.transitions) transitions.push(x);
+    const applied = result.firstApplied < updates.length;
     // Every mirror of the batch is a candidate for step 4: a stale-only one keeps its state but its
     // journal metadata may still move. Step 4 writes only rows that changed or whose journal grew,
     // so a redelivery leaves its mirror's row (updated_at included) untouched.
-    const row = result.applied.size > 0 ? result.row : rows.get(mirror);
-    if (row) nextRows.set(mirror, { ...row, changed: result.applied.size > 0 });
+    const row = applied ? result.row : rows.get(mirror);
+    if (row) nextRows.set(mirror, { ...row, changed: applied });
   }
 
   // 4. One statement for the rest: journal every update, append the transitions, and write each
@@ -231,15 +247,13 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   const { rows: inserted } = await db.executeSql(
     `with fresh as (
        insert into ${t.journal} (mirror, observed_at, seq, status, applied, payload)
-       select mirror, observed_at, seq, status, applied, payload
-         from jsonb_to_recordset($1::jsonb)
-           as x(mirror text, observed_at timestamptz, seq bigint, status text, applied boolean, payload jsonb)
+       select mirror, observed_at, seq, status, true, payload
+         from jsonb_to_recordset($1::jsonb) as x(mirror text, observed_at timestamptz, seq bigint, status text, payload jsonb)
        returning mirror, observed_at, applied
      ), seen as (
        insert into ${t.journal} (mirror, observed_at, seq, status, applied, payload)
-       select mirror, observed_at, seq, status, applied, payload
-         from jsonb_to_recordset($4::jsonb)
-           as x(mirror text, observed_at timestamptz, seq bigint, status text, applied boolean, payload jsonb)
+       select mirror, observed_at, seq, status, false, payload
+         from jsonb_to_recordset($4::jsonb) as x(mirror text, observed_at timestamptz, seq bigint, status text, payload jsonb)
        on conflict on constraint journal_idempotency_key do nothing
        returning mirror, observed_at, applied
      ), j as (
@@ -273,17 +287,17 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
      )
      select mirror, applied from j`,
     [
-      journalJson(journal.filter((x) => x.applied)),
+      journalJson(fresh),
       transitionsJson(transitions),
       JSON.stringify([...nextRows.values()]),
-      journalJson(journal.filter((x) => !x.applied)),
+      journalJson(seen),
     ],
   );
   for (const r of inserted as { applied: boolean }[]) {
     if (r.applied) outcome.applied++;
     else outcome.stale++;
   }
-  outcome.duplicate += journal.length - inserted.length;
+  outcome.duplicate += byKey.size - inserted.length;
   outcome.transitions = transitions.length;
   return outcome;
 }
