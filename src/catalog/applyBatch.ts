@@ -152,11 +152,17 @@ function journalJson(journal: StateUpdate[]): string {
   );
 }
 
+/**
+ * The transitions as `json` (no jsonb column among them, so nothing is gained by building the
+ * binary form first) with absent values left out rather than written as null (json_to_recordset
+ * reads a missing key as null). Measured inserting 20,000 transitions: 100 ms against 115 ms for
+ * the jsonb form with every null written (a third of the bytes were nulls).
+ */
 function transitionsJson(transitions: Transition[]): string {
   return JSON.stringify(
     transitions.map((x) => ({
-      mirror: x.mirror, from_status: x.from, to_status: x.to, at: x.at, seq: x.seq,
-      workflow_id: x.workflowId, error_class: x.errorClass, error_message: x.errorMessage,
+      mirror: x.mirror, from_status: x.from ?? undefined, to_status: x.to, at: x.at, seq: x.seq,
+      workflow_id: x.workflowId ?? undefined, error_class: x.errorClass ?? undefined, error_message: x.errorMessage ?? undefined,
     })),
   );
 }
@@ -263,7 +269,7 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
      ), tr as (
        insert into ${t.transitions} (mirror, from_status, to_status, at, seq, workflow_id, error_class, error_message)
        select mirror, from_status, to_status, at, seq, workflow_id, error_class, error_message
-         from jsonb_to_recordset($2::jsonb)
+         from json_to_recordset($2::json)
            as x(mirror text, from_status text, to_status text, at timestamptz, seq bigint, workflow_id text,
                 error_class text, error_message text)
      ), up as (

@@ -78,6 +78,15 @@ describe('applyBatch', () => {
     expect(await mirror()).toMatchObject({ error_class: null, error_message: null, dropped_at: '2026-11-21T10:00:02.000000Z', status_since: '2026-11-21T10:00:01.000000Z', transitions_total: 2 });
     await write([u({ status: 'running', observedAt: '2026-11-21T10:00:03Z' })]);
     expect(await mirror()).toMatchObject({ dropped_at: null, status: 'running', transitions_total: 3 });
+    // Each transition carries the workflow and the error of the state it entered, null when absent.
+    const { rows } = await db.pool.query(
+      `select from_status, to_status, seq, workflow_id, error_class, error_message from ${SCHEMA}.transitions where mirror = 'm' order by id`,
+    );
+    expect(rows).toEqual([
+      { from_status: null, to_status: 'running', seq: 0, workflow_id: 'wf1', error_class: null, error_message: null },
+      { from_status: 'running', to_status: 'failed', seq: 0, workflow_id: 'wf1', error_class: 'slot', error_message: 'slot lost' },
+      { from_status: 'failed', to_status: 'running', seq: 0, workflow_id: 'wf1', error_class: null, error_message: null },
+    ]);
   });
 
   it('a stale dropped update does not drop the mirror', async () => {
