@@ -209,27 +209,26 @@ async function measure(urls: { label: string; url: string }[], pool: pg.Pool, mi
   const gzFloor = await startFloor(mine.gzBody, true);
   const floorPlain: number[] = [];
   const floorGzip: number[] = [];
+  /** Half a round: 1% of the fleet changes, then every daemon and the floor in turn, in one encoding. */
+  const scrapeAll = async (round: number, gzip: boolean) => {
+    await churn(pool, mirrors);
+    for (const t of rotate([...targets, undefined], round)) {
+      const got = await get(t === undefined ? (gzip ? gzFloor : floor).url : `${t.url}/metrics`, gzip);
+      if (t === undefined) (gzip ? floorGzip : floorPlain).push(got.ms);
+      else if (gzip) {
+        t.gzip.push(got.ms);
+        t.gzBody = got.body;
+      } else {
+        t.plain.push(got.ms);
+        t.body = got.body;
+        t.blocks.push(value(got.body.toString('utf8'), 'nodejs_eventloop_lag_max_seconds') * 1000);
+      }
+    }
+  };
   try {
     for (let i = 0; i < times; i++) {
-      await churn(pool, mirrors);
-      for (const t of rotate([...targets, undefined], i)) {
-        const got = await get(t?.url ? `${t.url}/metrics` : floor.url, false);
-        if (t === undefined) floorPlain.push(got.ms);
-        else {
-          t.plain.push(got.ms);
-          t.body = got.body;
-          t.blocks.push(value(got.body.toString('utf8'), 'nodejs_eventloop_lag_max_seconds') * 1000);
-        }
-      }
-      await churn(pool, mirrors);
-      for (const t of rotate([...targets, undefined], i)) {
-        const got = await get(t?.url ? `${t.url}/metrics` : gzFloor.url, true);
-        if (t === undefined) floorGzip.push(got.ms);
-        else {
-          t.gzip.push(got.ms);
-          t.gzBody = got.body;
-        }
-      }
+      await scrapeAll(i, false);
+      await scrapeAll(i, true);
       process.stderr.write(`\r  ${mirrors.toLocaleString('en')} mirrors: round ${i + 1}/${times} (${targets.map((t) => `${t.label} ${t.plain.at(-1)!.toFixed(0)} ms`).join(', ')}, floor ${floorPlain.at(-1)!.toFixed(0)} ms)   `);
     }
     process.stderr.write('\n');
