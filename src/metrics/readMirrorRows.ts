@@ -119,8 +119,9 @@ export interface MirrorFeed {
  * The feed statement for a schema and shard. One pass over the table tests each row's header
  * (xmin) alone and collects the changed rows' addresses (ctid, valid within the statement's
  * snapshot); a TID scan then reads those rows' columns, the shard filter among them, so no
- * unchanged row is deformed. Each row carries the position; no change at all still returns it, in
- * a row of nulls. Named (so prepared once per connection) by a hash of its text.
+ * unchanged row is deformed. Each row carries the horizon and the removal probe; no change at all
+ * still returns them, in a row of nulls. Named (so prepared once per connection) by a hash of its
+ * text.
  */
 function feedStatement(schema: string, shard: Shard): { name: string; text: string } {
   const t = tables(schema);
