@@ -255,6 +255,15 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that stops early (`mirrorstate status | head`, `dlq list | less` quit at once) closes
+// the pipe: its choice, not a failure, so the command ends quietly and successfully, as Unix tools
+// do, instead of dying on an unhandled EPIPE with a stack trace. (The daemon's log goes through
+// pino's own descriptor, not process.stdout.)
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(0);
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -1,5 +1,6 @@
 /** The command line as an operator meets it: help, bad configuration, migrate races, publish, status, SIGTERM. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMigrations } from '../../src/catalog/migrate.js';
@@ -33,6 +34,16 @@ describe('mirrorstate command line', () => {
     for (const text of ['--http-port', 'MIRRORSTATE_HTTP_PORT', 'default: 9477', 'MIRRORSTATE_JOURNAL_MAX_AGE', 'default: 7d', 'publish', 'migrate']) {
       expect(stdout).toContain(text);
     }
+  });
+
+  it('ends quietly when its reader stops early (`mirrorstate status | head`), as Unix tools do', async () => {
+    const child = spawn(process.execPath, [CLI, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy(); // the reader is gone before the first line: every write meets EPIPE
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
   });
 
   it('stops at start on bad configuration, naming every bad setting and no secret', async () => {
