@@ -65,9 +65,14 @@ interface Transition {
   errorMessage: string | null;
 }
 
+/** The version order (observedAt, then seq) of two versions given field by field: no object to build. */
+function versionOrder(observedAtA: string, seqA: number, observedAtB: string, seqB: number): number {
+  if (observedAtA !== observedAtB) return observedAtA < observedAtB ? -1 : 1;
+  return seqA - seqB;
+}
+
 export function compareVersions(a: { observedAt: string; seq: number }, b: { observedAt: string; seq: number }): number {
-  if (a.observedAt !== b.observedAt) return a.observedAt < b.observedAt ? -1 : 1;
-  return a.seq - b.seq;
+  return versionOrder(a.observedAt, a.seq, b.observedAt, b.seq);
 }
 
 export function idempotencyKey(u: { mirror: string; observedAt: string; seq: number }): string {
@@ -103,9 +108,7 @@ function fold(row: MirrorRow | null, mirror: string, updates: StateUpdate[]) {
   let working: MirrorRow | null = null;
   for (let i = 0; i < updates.length; i++) {
     const u = updates[i]!;
-    if (current !== null && (u.observedAt < current.observed_at || (u.observedAt === current.observed_at && u.seq <= current.seq))) {
-      continue;
-    }
+    if (current !== null && versionOrder(u.observedAt, u.seq, current.observed_at, current.seq) <= 0) continue;
     if (working === null) firstApplied = i;
     const from = current?.status ?? null;
     const changed = current === null || current.status !== u.status;
