@@ -78,6 +78,7 @@ export class Daemon {
   private queueJobs: QueueJobsPoller | undefined;
   private queueAnalyzer: QueueAnalyzer | undefined;
   private snapshotPool: Pool | undefined;
+  private snapshots: MirrorSnapshots | undefined;
   private databases: Databases | undefined;
   private catalogOutage: Outage | undefined;
   private queueOutage: Outage | undefined;
@@ -182,7 +183,10 @@ export class Daemon {
     this.snapshotPool = createSnapshotPool(catalogUrl, log, catalogOutage);
     const snapshots = new MirrorSnapshots({
       pool: this.snapshotPool, schema: config.schema, logger: log, shard: config.metricsShard, outage: catalogOutage,
+      watchUrl: catalogUrl,
     });
+    this.snapshots = snapshots;
+    snapshots.start();
     registerMetricsRoute(this.http, { registry: this.metrics.registry, snapshots });
     registerApiRoutes(this.http, { pool: this.pool, schema: config.schema });
     registerIngestRoute(this.http, { boss: this.boss, token: config.ingestToken, logger: log, maxFutureMs: config.maxFutureMs });
@@ -234,6 +238,7 @@ export class Daemon {
     await this.queueAnalyzer?.stop();
     await this.boss?.stop({ graceful: true, timeout: 30_000 });
     await this.http?.stop();
+    await this.snapshots?.close();
     await this.snapshotPool?.end();
     await this.pool?.end();
     await this.databases?.embedded?.stop();

@@ -1,0 +1,199 @@
+/**
+ * /metrics reads that follow the catalog's changes (snapshot.ts, watch.ts, migration 0006): a
+ * scrape of an unchanged catalog reads nothing, yet every answer holds every change committed
+ * before its `takenAtSeconds`, however soon after the commit the scrape comes; changes are read
+ * without a scrape asking; a catalog written without pause is read about once per gap, not once
+ * per write, and shown at most STALE_SERVE_MS behind; a lost listening connection is replaced and
+ * nothing written meanwhile is missed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { migrate } from '../../src/catalog/migrate.js';
+import { createLogger } from '../../src/log.js';
+import { MIRROR_FAMILIES } from '../../src/metrics/mirrors.js';
+import { createSnapshotPool, MirrorSnapshots, type Snapshot, STALE_SERVE_MS } from '../../src/metrics/snapshot.js';
+import { waitFor } from '../helpers/daemon.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+
+const SCHEMA = 'mirrorstate';
+const OTHER_SCHEMA = 'other_catalog';
+const MIRRORS = 50;
+const GAP_MS = 300;
+const logger = createLogger('silent');
+
+let db: TestDatabase;
+let snapshotPool: pg.Pool;
+let watched: MirrorSnapshots;
+
+const LAG = MIRROR_FAMILIES.findIndex((f) => f.name === 'peerdb_mirror_lag_seconds');
+
+/** The lag a snapshot shows for a mirror, or undefined. */
+function lagOf(snapshot: Snapshot | undefined, mirror: string): number | undefined {
+  const prefix = `peerdb_mirror_lag_seconds{mirror="${mirror}"} `;
+  for (const bucket of snapshot?.buckets ?? []) {
+    for (const line of bucket.text[LAG]!.toString('utf8').split('\n')) {
+      if (line.startsWith(prefix)) return Number(line.slice(prefix.length));
+    }
+  }
+  return undefined;
+}
+
+async function setLag(mirror: string, lag: number, schema = SCHEMA): Promise<void> {
+  await db.pool.query(`update "${schema}".mirrors set lag_seconds = $2, updated_at = clock_timestamp() where mirror = $1`, [mirror, lag]);
+}
+
+async function scrape(): Promise<Snapshot> {
+  const answer = await watched.forScrape(10_000);
+  expect(answer.catalogUp).toBe(true);
+  return answer.snapshot!;
+}
+
+/** A wall-clock millisecond that has passed: a commit after it is after any timestamp taken at or before it. */
+async function tick(): Promise<number> {
+  const now = Date.now();
+  while (Date.now() <= now) await new Promise((resolve) => setTimeout(resolve, 1));
+  return now;
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('metrics_watch');
+  for (const schema of [SCHEMA, OTHER_SCHEMA]) {
+    await migrate(db.pool, schema, logger);
+    await db.pool.query(
+      `insert into "${schema}".mirrors (mirror, status, status_since, observed_at, seq, lag_seconds)
+       select 'm' || lpad(i::text, 3, '0'), 'running', now(), now(), 0, 0 from generate_series(1, $1::int) as i`,
+      [MIRRORS],
+    );
+  }
+  snapshotPool = createSnapshotPool(db.url, logger);
+  watched = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger, watchUrl: db.url, refreshGapMs: GAP_MS });
+  watched.start();
+  // The first read follows the start of listening, before any scrape asks.
+  await waitFor('the first read', async () => watched.reads === 1);
+  await waitFor('the cache current', async () => (await watched.forScrape(10_000)).snapshot !== undefined);
+});
+
+afterAll(async () => {
+  await watched?.close();
+  await snapshotPool?.end();
+  await db?.drop();
+});
+
+describe('/metrics reads that follow the catalog', () => {
+  it('reads nothing for scrapes of an unchanged catalog, and dates each answer at its scrape', async () => {
+    await new Promise((resolve) => setTimeout(resolve, GAP_MS));
+    const reads = watched.reads;
+    let previous = 0;
+    for (let i = 0; i < 20; i++) {
+      const asked = await tick();
+      const snapshot = await scrape();
+      expect(snapshot.takenAtSeconds * 1000).toBeGreaterThanOrEqual(asked);
+      expect(snapshot.takenAtSeconds).toBeGreaterThan(previous);
+      previous = snapshot.takenAtSeconds;
+    }
+    expect(watched.reads).toBe(reads);
+    // Writes to another catalog in the same database are not ours.
+    await setLag('m001', 99, OTHER_SCHEMA);
+    await scrape();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(watched.reads).toBe(reads);
+  });
+
+  it('holds every change committed before its takenAtSeconds, however soon the scrape follows the commit', async () => {
+    // The property the barrier gives: without it, a scrape that comes before the commit's
+    // notification is handled would date the cache from before the commit after it. No gap here,
+    // so each write is read at once and the next starts from a current cache.
+    const eager = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger, watchUrl: db.url, refreshGapMs: 0 });
+    eager.start();
+    try {
+      await waitFor('listening', async () => eager.listening);
+      let dated = 0;
+      for (let i = 1; i <= 40; i++) {
+        // Until a scrape finds the cache current (dated at the scrape, so no change or read is
+        // pending) with the previous write in it.
+        await waitFor(`write ${i - 1} read`, async () => {
+          const asked = Date.now();
+          const { snapshot } = await eager.forScrape(10_000);
+          return lagOf(snapshot, 'm002') === i - 1 && snapshot!.takenAtSeconds * 1000 >= asked;
+        }, 5_000, 2);
+        const before = await tick();
+        await setLag('m002', i);
+        const answer = await eager.forScrape(10_000);
+        expect(answer.catalogUp).toBe(true);
+        const lag = lagOf(answer.snapshot, 'm002');
+        if (lag === i) continue;
+        // The cache from before the write, dated before it.
+        expect(lag).toBe(i - 1);
+        expect(answer.snapshot!.takenAtSeconds * 1000, `write ${i}: the old cache dated after the write`).toBeLessThanOrEqual(before);
+        dated++;
+      }
+      expect(dated).toBeGreaterThan(0);
+    } finally {
+      await eager.close();
+    }
+  });
+
+  it('reads a change without a scrape asking', async () => {
+    await new Promise((resolve) => setTimeout(resolve, GAP_MS));
+    const reads = watched.reads;
+    await setLag('m003', 7.5);
+    await waitFor('a read', async () => watched.reads === reads + 1, 5_000, 5);
+    // Read before this scrape: it only checks the barrier.
+    expect(lagOf(await scrape(), 'm003')).toBe(7.5);
+    expect(watched.reads).toBe(reads + 1);
+  });
+
+  it('reads a catalog written without pause once per gap, and shows it at most STALE_SERVE_MS behind', async () => {
+    const reads = watched.reads;
+    const started = Date.now();
+    let written = 0;
+    let writing = true;
+    const writer = (async () => {
+      while (writing) {
+        await setLag('m004', ++written);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })();
+    let scrapes = 0;
+    try {
+      while (Date.now() - started < 5 * GAP_MS) {
+        const asked = Date.now();
+        const snapshot = await scrape();
+        expect(asked - snapshot.takenAtSeconds * 1000).toBeLessThanOrEqual(STALE_SERVE_MS);
+        scrapes++;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    } finally {
+      writing = false;
+      await writer;
+    }
+    const elapsed = Date.now() - started;
+    expect(written).toBeGreaterThan(50);
+    expect(scrapes).toBeGreaterThan(20);
+    // One read per gap (the first at once), and perhaps one more as the writes end.
+    expect(watched.reads - reads).toBeLessThanOrEqual(Math.ceil(elapsed / GAP_MS) + 2);
+    await waitFor('the last write read', async () => lagOf(await scrape(), 'm004') === written);
+  });
+
+  it('replaces a lost listening connection and misses nothing written meanwhile', async () => {
+    const watchers = async () =>
+      (await db.pool.query<{ pid: number }>(`select pid from pg_stat_activity
+                                             where datname = current_database() and application_name = 'mirrorstate-metrics-watch'`)).rows.map((r) => r.pid);
+    const [lost] = await watchers();
+    await db.pool.query('select pg_terminate_backend($1)', [lost]);
+    // Written while nobody listens: no notification will tell of it.
+    await setLag('m005', 3.25);
+    await waitFor('listening again', async () => {
+      const now = await watchers();
+      return now.length === 1 && now[0] !== lost;
+    });
+    // A scrape would find the barrier clean: only a read on listening again finds the write.
+    await waitFor('the write on /metrics', async () => lagOf(await scrape(), 'm005') === 3.25, 5_000, 20);
+    // And the new connection hears what comes next.
+    await new Promise((resolve) => setTimeout(resolve, GAP_MS));
+    const reads = watched.reads;
+    await setLag('m005', 4.5);
+    await waitFor('the change read without a scrape', async () => watched.reads > reads, 5_000, 5);
+    expect(lagOf(await scrape(), 'm005')).toBe(4.5);
+  });
+});
