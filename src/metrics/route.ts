@@ -5,6 +5,9 @@
  * see mirrors.ts) and is handed to the socket family by family without copying, in corked writevs.
  * With `Accept-Encoding: gzip` the same is sent as cached deflate pieces in one gzip member.
  *
+ * Most scrapes read nothing from the catalog: the cache follows the catalog's changes, and a scrape
+ * only checks that nothing changed since (snapshot.ts, watch.ts). When a scrape must read:
+ *
  * Scrape budget: Prometheus sends `X-Prometheus-Scrape-Timeout-Seconds`; the catalog read may use
  * that minus STREAM_RESERVE_MS (DEFAULT_SCRAPE_TIMEOUT_S without the header). A read that takes
  * longer is not waited for: the answer carries the last good snapshot and catalog_up 0 (see
@@ -295,7 +298,7 @@ function mirrorPart(buckets: readonly Bucket[], format: Format, gzip: boolean): 
 async function stream(req: IncomingMessage, res: ServerResponse, options: MetricsRouteOptions): Promise<void> {
   const format = negotiateFormat(req.headers.accept);
   const gzip = acceptsGzip(req.headers['accept-encoding'] as string | undefined);
-  // The daemon's own families are collected while the catalog read waits on Postgres.
+  // The daemon's own families are collected while the catalog is asked.
   const [scrape, own] = await Promise.all([
     options.snapshots.forScrape(readBudgetMs(req.headers['x-prometheus-scrape-timeout-seconds'])),
     renderRegistry(options.registry, format),

@@ -6,7 +6,9 @@
  * Reads follow the catalog's changes, not the scrapes (with `watchUrl`; see watch.ts). The daemon
  * LISTENs for the notification every write to `mirrors` sends and re-reads the changed mirrors
  * when told: at once, or, when the last read started less than REFRESH_GAP_MS ago, at the end of
- * that gap, so a catalog written without pause is read about once a second, not once per batch.
+ * that gap. A catalog written without pause is read once a second, not once per batch: Prometheus
+ * scrapes every 15 s or more, and a read's fixed cost (the feed's scan of every row header, ~7 ms
+ * of PostgreSQL at 100,000 mirrors) is paid per read, not per change.
  * A scrape then asks the listening connection for one `select 1` (the barrier):
  *
  *   - no change reported: the cache is the catalog as of the barrier, exactly; the scrape hands it
@@ -16,6 +18,10 @@
  *     time, while the read for the changes runs or waits out its gap;
  *   - otherwise (an older cache, a failed read, no listening connection): the scrape reads the
  *     catalog itself, as every scrape did before, under the rules below.
+ *
+ * Changes are followed while the daemon is scraped (within FOLLOW_UNSCRAPED_MS): reading them
+ * for nobody would cost the batch writer, beside which reads run, for nothing (measured: with a
+ * read a second, the p99 from publish to commit at 1,000 updates/s rose by ~10 ms here).
  *
  * So a scrape of a quiet catalog costs a round trip, a catalog written a moment ago is read for
  * the scrape (or by the time it comes), and one written continuously is shown at most about two
@@ -48,12 +54,23 @@ import { CatalogWatch } from './watch.js';
 /** Server-side bound on one catalog read; a scrape gives up waiting much earlier (its own timeout). */
 export const SNAPSHOT_STATEMENT_TIMEOUT_MS = 30_000;
 export const SNAPSHOT_CONNECT_TIMEOUT_MS = 5_000;
-/** Mirrors rendered between two yields to the event loop, so a cold cache never blocks it for long. */
-export const RENDER_CHUNK_MIRRORS = 250;
+/**
+ * Rendering yields to the event loop once a slice of RENDER_SLICE_MS has passed, checked every
+ * RENDER_CHECK_MIRRORS mirrors: reads now run beside the batch writer, and a batch that commits
+ * while a read renders waits for the slice to end. (With a yield every 250 mirrors, ~10 ms here,
+ * the p99 from publish to commit at 1,000 updates/s rose from ~21 to ~35-39 ms.)
+ */
+export const RENDER_SLICE_MS = 2;
+export const RENDER_CHECK_MIRRORS = 16;
 export const READ_BACKOFF_FIRST_MS = 250;
 export const READ_BACKOFF_MAX_MS = 5_000;
 /** Least time from one read's start to the next's, while changes keep coming (see above). */
 export const REFRESH_GAP_MS = 1_000;
+/**
+ * Changes are followed while someone scrapes: a daemon not scraped for this long (Prometheus'
+ * default interval is 1 min) stops reading on changes, and its next scrape reads for itself.
+ */
+export const FOLLOW_UNSCRAPED_MS = 5 * 60_000;
 /** How far behind the catalog a scrape may be answered without reading it (see above). */
 export const STALE_SERVE_MS = 2 * REFRESH_GAP_MS;
 /** Longest a scrape waits on the barrier before it gives up on the listening connection. */
@@ -149,6 +166,8 @@ export class MirrorSnapshots {
   /** performance.now() at the start of the last read, for REFRESH_GAP_MS. */
   private lastReadStart = -Infinity;
   private refreshTimer: NodeJS.Timeout | undefined;
+  /** performance.now() of the last scrape, for FOLLOW_UNSCRAPED_MS. */
+  private lastScrapeAt = -Infinity;
   private closed = false;
 
   constructor(private readonly options: MirrorSnapshotsOptions) {
@@ -159,8 +178,10 @@ export class MirrorSnapshots {
         schema: options.schema,
         logger: options.logger,
         outage: options.outage,
-        onChange: () => this.changed(),
-        onListen: () => this.changed(),
+        onChange: () => this.changed(false),
+        // What changed while nobody listened was not reported: read now, scraped or not (at
+        // start, so that the first scrape finds the cache warm).
+        onListen: () => this.changed(true),
       });
     }
   }
@@ -184,7 +205,9 @@ export class MirrorSnapshots {
 
   /** The latest snapshot, from the cache when it is current (see above), else read now, waiting at most `budgetMs`. */
   async forScrape(budgetMs: number): Promise<ScrapeSnapshot> {
-    const cached = await this.fromCache(budgetMs);
+    const followed = this.following();
+    this.lastScrapeAt = performance.now();
+    const cached = await this.fromCache(budgetMs, followed);
     if (cached !== undefined) return cached;
     const started = performance.now();
     if (this.flight === undefined && started < this.retryAt) {
@@ -215,7 +238,8 @@ export class MirrorSnapshots {
   }
 
   /** The cache, if the barrier allows it to answer this scrape (see above). */
-  private async fromCache(budgetMs: number): Promise<ScrapeSnapshot | undefined> {
+  /** `followed`: changes were being read as they came (see FOLLOW_UNSCRAPED_MS) before this scrape. */
+  private async fromCache(budgetMs: number, followed: boolean): Promise<ScrapeSnapshot | undefined> {
     const last = this.last;
     if (this.watch?.listening !== true || last === undefined || this.lastReadFailed) return undefined;
     const askedAt = Date.now();
@@ -231,20 +255,33 @@ export class MirrorSnapshots {
       // Nothing written since the cache was read: it is the catalog as of the barrier. The time is
       // kept, so an answer from this cache in an outage says how old it is.
       this.last = { ...last, takenAtSeconds: askedAt / 1000 };
-    } else if (askedAt - this.last!.takenAtSeconds * 1000 > STALE_SERVE_MS) return undefined;
+    } else {
+      // Changes came: the read for them runs, or waits out its gap, and the cache serves meanwhile
+      // if it is recent enough. Changes nobody was reading (no scrape for a while) are read now.
+      if (!followed) return undefined;
+      this.scheduleRefresh();
+      const reading = this.flight !== undefined || this.refreshTimer !== undefined;
+      if (!reading || askedAt - this.last!.takenAtSeconds * 1000 > STALE_SERVE_MS) return undefined;
+    }
     this.noteUp();
     return { snapshot: this.last, catalogUp: true, readSeconds };
   }
 
   /** A change was reported (or listening started): read it now, or once the gap since the last read has passed. */
-  private changed(): void {
+  private changed(listening: boolean): void {
     this.changes++;
-    this.scheduleRefresh();
+    this.scheduleRefresh(listening);
   }
 
-  private scheduleRefresh(): void {
+  private following(): boolean {
+    return performance.now() - this.lastScrapeAt <= FOLLOW_UNSCRAPED_MS;
+  }
+
+  /** `always`: also when nobody scraped for FOLLOW_UNSCRAPED_MS. */
+  private scheduleRefresh(always = false): void {
     // A read in flight schedules the next when it settles, if changes came meanwhile.
     if (this.closed || this.refreshTimer !== undefined || this.flight !== undefined) return;
+    if (!always && !this.following()) return;
     const wait = Math.max(
       this.lastReadStart + (this.options.refreshGapMs ?? REFRESH_GAP_MS) - performance.now(),
       performance.now() < this.retryAt ? this.retryAt - performance.now() : 0,
@@ -299,9 +336,15 @@ export class MirrorSnapshots {
     this.feedFrom = undefined; // until this read is applied in full
     const read = (feedFrom === undefined ? undefined : await this.readFeed(feedFrom, shard)) ?? (await this.readFull(shard));
     const readSeconds = (performance.now() - started) / 1000;
+    let slice = performance.now();
+    const yieldTo = async (): Promise<void> => {
+      if (performance.now() - slice < RENDER_SLICE_MS) return;
+      await yieldToEventLoop();
+      slice = performance.now();
+    };
     const buckets = read.changes !== undefined
-      ? await this.cache.patch(read.changes, () => yieldToEventLoop(), RENDER_CHUNK_MIRRORS)
-      : await this.cache.update(read.rows, () => yieldToEventLoop(), RENDER_CHUNK_MIRRORS);
+      ? await this.cache.patch(read.changes, yieldTo, RENDER_CHECK_MIRRORS)
+      : await this.cache.update(read.rows, yieldTo, RENDER_CHECK_MIRRORS);
     this.feedFrom = read.horizon;
     this.lastRendered = this.cache.rendered;
     this.lastReadKind = read.changes !== undefined ? 'feed' : 'full';

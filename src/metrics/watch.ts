@@ -108,6 +108,7 @@ export class CatalogWatch {
       else if (probe !== undefined && msg.payload === probe.payload) probe.heard();
     });
     client.on('error', (err) => this.lost(client, err));
+    client.on('end', () => this.lost(client, new Error('the listening connection closed')));
     try {
       await client.connect();
       await client.query(`listen ${MIRRORS_CHANNEL}`);

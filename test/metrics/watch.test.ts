@@ -2,7 +2,7 @@
  * /metrics reads that follow the catalog's changes (snapshot.ts, watch.ts, migration 0006): a
  * scrape of an unchanged catalog reads nothing, yet every answer holds every change committed
  * before its `takenAtSeconds`, however soon after the commit the scrape comes; changes are read
- * without a scrape asking; a catalog written without pause is read about once per gap, not once
+ * without a scrape asking, while the daemon is scraped at all; a catalog written without pause is read about once per gap, not once
  * per write, and shown at most STALE_SERVE_MS behind; a lost listening connection is replaced and
  * nothing written meanwhile is missed.
  */
@@ -141,6 +141,25 @@ describe('/metrics reads that follow the catalog', () => {
     // Read before this scrape: it only checks the barrier.
     expect(lagOf(await scrape(), 'm003')).toBe(7.5);
     expect(watched.reads).toBe(reads + 1);
+  });
+
+  it('follows changes only while scraped: an unscraped daemon reads at start, then not until a scrape', async () => {
+    const unscraped = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger, watchUrl: db.url, refreshGapMs: 0 });
+    unscraped.start();
+    try {
+      await waitFor('the read on listening', async () => unscraped.reads === 1 && unscraped.listening);
+      await setLag('m006', 1.5);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(unscraped.reads).toBe(1);
+      // The first scrape finds changes nobody read, and reads them for itself...
+      expect(lagOf((await unscraped.forScrape(10_000)).snapshot, 'm006')).toBe(1.5);
+      expect(unscraped.reads).toBe(2);
+      // ...and from then on changes are read as they come.
+      await setLag('m006', 2.5);
+      await waitFor('the change read without a scrape', async () => unscraped.reads === 3, 5_000, 5);
+    } finally {
+      await unscraped.close();
+    }
   });
 
   it('reads a catalog written without pause once per gap, and shows it at most STALE_SERVE_MS behind', async () => {
