@@ -20,6 +20,14 @@
  * the median over scrapes (a scheduler stall on this shared machine hits one round, not the
  * median) and the idle loop's in the same run (a HEAD /metrics resets it, 300 ms of nothing, then
  * a GET of an unchanged fleet). BENCH_SCRAPES sets the rounds (default 15).
+ *
+ * A scrape no longer reads the catalog when nothing changed since the daemon's last read (it reads
+ * when the catalog notifies a change, see src/metrics/snapshot.ts), so speed alone would flatter
+ * it: each row also says what the scrapes served. "Held the round's change": the share of plain
+ * scrapes whose text held a series the round's change had just written; "data age": how far the
+ * data lagged the scrape (its start against `mirrorstate_snapshot_timestamp_seconds`); "change
+ * visible after": with the catalog quiet for a while, how long from a change's commit until a
+ * scrape shows it.
  */
 import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -62,13 +70,16 @@ export async function fill(pool: pg.Pool, from: number, to: number): Promise<voi
   process.stderr.write('\n');
 }
 
-export async function churn(pool: pg.Pool, mirrors: number): Promise<void> {
-  await pool.query(
+/** Changes 1% of the mirrors; returns one changed series as a scrape shows it, to tell whether a scrape holds the change. */
+export async function churn(pool: pg.Pool, mirrors: number): Promise<string> {
+  const { rows } = await pool.query<{ mirror: string; rows_synced: string }>(
     `update mirrorstate.mirrors set lag_seconds = random() * 60, rows_synced = coalesce(rows_synced, 0) + 100,
        updated_at = clock_timestamp()
-     where mirror in (select 'mirror_' || lpad((1 + floor(random() * $1))::int::text, 6, '0') from generate_series(1, $2))`,
+     where mirror in (select 'mirror_' || lpad((1 + floor(random() * $1))::int::text, 6, '0') from generate_series(1, $2))
+     returning mirror, rows_synced::text`,
     [mirrors, Math.max(1, Math.round(mirrors * CHURN))],
   );
+  return `\npeerdb_mirror_rows_synced_total{mirror="${rows[0]!.mirror}"} ${rows[0]!.rows_synced}\n`;
 }
 
 function value(text: string, series: string): number {
@@ -141,6 +152,14 @@ interface Measured {
   maxBlock: number;
   idleBlock: number;
   rss: number;
+  /** Share of plain scrapes that held the change made just before them. */
+  fresh: number;
+  /** How far behind the scrape its per-mirror data was (scrape start − snapshot timestamp): median, max. */
+  age: number;
+  maxAge: number;
+  /** From a change's commit (the catalog quiet for over a second before) until a scrape shows it: median, max. */
+  visible: number;
+  maxVisible: number;
 }
 
 function head(url: string): Promise<void> {
@@ -163,13 +182,21 @@ interface Target {
   blocks: number[];
   body: Buffer;
   gzBody: Buffer;
+  fresh: boolean[];
+  ages: number[];
+  visible: number[];
 }
+
+/** Changes made while the catalog had been quiet for QUIET_MS, and timed until each daemon shows them. */
+const VISIBILITY_TRIALS = 5;
+const QUIET_MS = 1_200;
 
 /** The event-loop block, idle, RSS and series of one daemon once its rounds are done. */
 async function settle(t: Target, floorPlain: number[], floorGzip: number[]): Promise<Measured> {
   const text = (await get(`${t.url}/metrics`, false)).body.toString('utf8');
   t.blocks.push(value(text, 'nodejs_eventloop_lag_max_seconds') * 1000);
   const idle: number[] = [];
+  const sorted = [...t.ages].sort((a, b) => a - b);
   for (let i = 0; i < 5; i++) {
     await head(`${t.url}/metrics`);
     await new Promise((r) => setTimeout(r, 300));
@@ -190,7 +217,29 @@ async function settle(t: Target, floorPlain: number[], floorGzip: number[]): Pro
     maxBlock: Math.max(...t.blocks),
     idleBlock: median(idle),
     rss: value(text, 'process_resident_memory_bytes'),
+    fresh: t.fresh.filter(Boolean).length / t.fresh.length,
+    age: median(sorted),
+    maxAge: sorted.at(-1)!,
+    visible: median(t.visible),
+    maxVisible: Math.max(...t.visible),
   };
+}
+
+/**
+ * From a change's commit until the start of the first scrape that holds it, scraping back to back:
+ * 0 when the first scrape after the commit holds it, else at least one scrape's time. A scrape
+ * just before the change finds the cache current, as a scraper polling often would: this times
+ * the daemon reading the change when told. (A scrape more than 2 s after the cache was last
+ * current reads for itself and holds the change at once.)
+ */
+async function timeToVisible(url: string, pool: pg.Pool, mirrors: number): Promise<number> {
+  await get(`${url}/metrics`, false);
+  const change = await churn(pool, mirrors);
+  const committed = performance.now();
+  for (;;) {
+    const started = performance.now();
+    if ((await get(`${url}/metrics`, false)).body.includes(change)) return started - committed;
+  }
 }
 
 /**
@@ -202,7 +251,10 @@ async function measure(urls: { label: string; url: string }[], pool: pg.Pool, mi
   const targets: Target[] = [];
   for (const { label, url } of urls) {
     const cold = await get(`${url}/metrics`, false);
-    targets.push({ label, url, cold, plain: [], gzip: [], blocks: [], body: cold.body, gzBody: (await get(`${url}/metrics`, true)).body });
+    targets.push({
+      label, url, cold, plain: [], gzip: [], blocks: [], body: cold.body, gzBody: (await get(`${url}/metrics`, true)).body,
+      fresh: [], ages: [], visible: [],
+    });
   }
   const mine = targets[targets.length - 1]!;
   const floor = await startFloor(mine.body, false);
@@ -211,8 +263,9 @@ async function measure(urls: { label: string; url: string }[], pool: pg.Pool, mi
   const floorGzip: number[] = [];
   /** Half a round: 1% of the fleet changes, then every daemon and the floor in turn, in one encoding. */
   const scrapeAll = async (round: number, gzip: boolean) => {
-    await churn(pool, mirrors);
+    const change = await churn(pool, mirrors);
     for (const t of rotate([...targets, undefined], round)) {
+      const askedAt = Date.now();
       const got = await get(t === undefined ? (gzip ? gzFloor : floor).url : `${t.url}/metrics`, gzip);
       if (t === undefined) (gzip ? floorGzip : floorPlain).push(got.ms);
       else if (gzip) {
@@ -221,7 +274,10 @@ async function measure(urls: { label: string; url: string }[], pool: pg.Pool, mi
       } else {
         t.plain.push(got.ms);
         t.body = got.body;
-        t.blocks.push(value(got.body.toString('utf8'), 'nodejs_eventloop_lag_max_seconds') * 1000);
+        const text = got.body.toString('utf8');
+        t.blocks.push(value(text, 'nodejs_eventloop_lag_max_seconds') * 1000);
+        t.fresh.push(text.includes(change));
+        t.ages.push(askedAt - value(text, 'mirrorstate_snapshot_timestamp_seconds') * 1000);
       }
     }
   };
@@ -236,6 +292,14 @@ async function measure(urls: { label: string; url: string }[], pool: pg.Pool, mi
     floor.stop();
     gzFloor.stop();
   }
+  for (let i = 0; i < VISIBILITY_TRIALS; i++) {
+    for (const t of rotate(targets, i)) {
+      await new Promise((r) => setTimeout(r, QUIET_MS));
+      t.visible.push(await timeToVisible(t.url, pool, mirrors));
+    }
+    process.stderr.write(`\r  ${mirrors.toLocaleString('en')} mirrors: change visible after, trial ${i + 1}/${VISIBILITY_TRIALS}   `);
+  }
+  process.stderr.write('\n');
   const measured: Measured[] = [];
   for (const t of targets) measured.push(await settle(t, floorPlain, floorGzip));
   return measured;
@@ -307,13 +371,14 @@ async function run(): Promise<void> {
   }
 
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
-  console.log('| daemon | mirrors | series | body | first scrape | plain p50 | static floor p50 | ratio (median of rounds) | gzip body | gzip p50 | static gzip floor p50 | gzip vs plain floor | loop block p50 (max) | idle loop | daemon RSS after |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('| daemon | mirrors | series | body | first scrape | plain p50 | static floor p50 | ratio (median of rounds) | gzip body | gzip p50 | static gzip floor p50 | gzip vs plain floor | loop block p50 (max) | idle loop | daemon RSS after | held the round\'s change | data age p50 (max) | change visible after p50 (max) |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const rows = results.flatMap((r, i) => [...(baselines[i] ? [{ ...baselines[i]!, who: 'baseline' }] : []), { ...r, who: 'this' }]);
   for (const { mirrors, m, who } of rows) {
     console.log(
       `| ${who} | ${mirrors.toLocaleString('en')} | ${m.series.toLocaleString('en')} | ${(m.bytes / 1e6).toFixed(1)} MB | ${ms(m.cold)} | ${ms(m.plain)} | ${ms(m.floorPlain)} | ` +
-        `${m.ratio.toFixed(2)}× | ${(m.gzipBytes / 1e6).toFixed(2)} MB | ${ms(m.gzip)} | ${ms(m.floorGzip)} | ${m.gzipRatio.toFixed(2)}× | ${ms(m.block)} (${ms(m.maxBlock)}) | ${ms(m.idleBlock)} | ${mib(m.rss)} |`,
+        `${m.ratio.toFixed(2)}× | ${(m.gzipBytes / 1e6).toFixed(2)} MB | ${ms(m.gzip)} | ${ms(m.floorGzip)} | ${m.gzipRatio.toFixed(2)}× | ${ms(m.block)} (${ms(m.maxBlock)}) | ${ms(m.idleBlock)} | ${mib(m.rss)} | ` +
+        `${(m.fresh * 100).toFixed(0)}% | ${ms(m.age)} (${ms(m.maxAge)}) | ${ms(m.visible)} (${ms(m.maxVisible)}) |`,
     );
   }
   if (results.length > 1) {
@@ -328,6 +393,8 @@ async function run(): Promise<void> {
   console.log(
     `\nScrapes: HTTP round trips of the real daemon process from this process (raw bytes, nothing decoded), catalog read included, ${CHURN * 100}% of mirrors changed before each round; ${SCRAPES} rounds, each scraping every daemon and the floor back to back.` +
       '\nStatic floor: a bare node:http server in its own process handing out the same bytes (plain, or the same gzip bytes), same client, in the same rounds. Ratios are medians of the rounds\' ratios.' +
+      '\nHeld the round\'s change: plain scrapes whose text held a series the round\'s change wrote. Data age: scrape start − mirrorstate_snapshot_timestamp_seconds (negative: read after the request arrived).' +
+      `\nChange visible after: ${VISIBILITY_TRIALS} changes, each after ${QUIET_MS} ms without one and right after a scrape, from the commit to the start of the first scrape that shows it, scraping back to back (0: the first scrape after the commit did).` +
       '\nLoop block: the daemon\'s nodejs_eventloop_lag_max_seconds per scrape after the first, median (max); idle: the same over 300 ms without work. RSS: process_resident_memory_bytes after the scrapes.' +
       `\nTargets (issue 10): 10,000 plain ≤ 1.2× floor, block ≤ 20 ms, RSS ≤ 150 MB; 100,000 ≤ 10× of 10,000 in time and RSS, first scrape ≤ 10 s; each of 4 shards ≤ 0.3× unsharded.` +
       `\nMachine: load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${availableParallelism()} CPUs.`,
