@@ -5,17 +5,20 @@
  *
  * Reads follow the catalog's changes, not the scrapes (with `watchUrl`; see watch.ts). The daemon
  * LISTENs for the notification every write to `mirrors` sends and re-reads the changed mirrors
- * when told: at once, or, when the last read started less than REFRESH_GAP_MS ago, at the end of
- * that gap. A catalog written without pause is read once a second, not once per batch: Prometheus
- * scrapes every 15 s or more, and a read's fixed cost (the feed's scan of every row header, ~7 ms
- * of PostgreSQL at 100,000 mirrors) is paid per read, not per change.
+ * when told: at once, or, when the last read started less than a gap ago, at the end of the gap.
+ * The gap is a quarter of the time between scrapes (the shortest of the last few), from
+ * REFRESH_GAP_MIN_MS to REFRESH_GAP_MAX_MS: a catalog written without pause is read every 3.75 s
+ * for a Prometheus scraping every 15 s, once a second for faster scrapers, never once per batch. A
+ * read has a fixed cost (the feed's scan of every row header, ~7 ms of PostgreSQL at 100,000
+ * mirrors) and runs beside the batch writer, so reading more often than scrapes can show buys
+ * nothing.
  * A scrape then asks the listening connection for one `select 1` (the barrier):
  *
  *   - no change reported: the cache is the catalog as of the barrier, exactly; the scrape hands it
  *     out and `mirrorstate_snapshot_timestamp_seconds` says the barrier's time;
- *   - changes reported, and the cache was current at most STALE_SERVE_MS ago (it was read, or a
- *     barrier found it current, that recently): the scrape hands out the cache as it is, with that
- *     time, while the read for the changes runs or waits out its gap;
+ *   - changes reported, and the cache was current at most two gaps ago (STALE_SERVE_MS at least;
+ *     it was read, or a barrier found it current, that recently): the scrape hands out the cache
+ *     as it is, with that time, while the read for the changes runs or waits out its gap;
  *   - otherwise (an older cache, a failed read, no listening connection): the scrape reads the
  *     catalog itself, as every scrape did before, under the rules below.
  *
@@ -24,9 +27,9 @@
  * read a second, the p99 from publish to commit at 1,000 updates/s rose by ~10 ms here).
  *
  * So a scrape of a quiet catalog costs a round trip, a catalog written a moment ago is read for
- * the scrape (or by the time it comes), and one written continuously is shown at most about two
- * seconds behind, with the time it shows. Two Prometheus servers scraping cost no more reads than
- * one.
+ * the scrape (or by the time it comes), and one written continuously is shown at most two gaps
+ * behind (7.5 s at a 15 s scrape interval, 2 s for scrapes a few seconds apart), with the time it
+ * shows. Two Prometheus servers scraping cost no more reads than one.
  *
  * Outage rule: a scrape whose catalog read fails, or does not finish within the scrape's budget,
  * is answered with the last good snapshot's per-mirror series (so dashboards do not blank) and
@@ -57,22 +60,26 @@ export const SNAPSHOT_CONNECT_TIMEOUT_MS = 5_000;
 /**
  * Rendering yields to the event loop once a slice of RENDER_SLICE_MS has passed, checked every
  * RENDER_CHECK_MIRRORS mirrors: reads now run beside the batch writer, and a batch that commits
- * while a read renders waits for the slice to end. (With a yield every 250 mirrors, ~10 ms here,
- * the p99 from publish to commit at 1,000 updates/s rose from ~21 to ~35-39 ms.)
+ * while a read renders waits for the slice to end. (A yield every 250 mirrors blocked the loop for
+ * ~10 ms here; a read of 630 changed mirrors now blocks it for 2-4 ms, most of it node-pg parsing
+ * the rows.)
  */
 export const RENDER_SLICE_MS = 2;
 export const RENDER_CHECK_MIRRORS = 16;
 export const READ_BACKOFF_FIRST_MS = 250;
 export const READ_BACKOFF_MAX_MS = 5_000;
-/** Least time from one read's start to the next's, while changes keep coming (see above). */
-export const REFRESH_GAP_MS = 1_000;
+/** Bounds of the time from one read's start to the next's while changes keep coming (see above). */
+export const REFRESH_GAP_MIN_MS = 1_000;
+export const REFRESH_GAP_MAX_MS = 15_000;
+/** Scrape intervals remembered for the gap: the shortest of them counts (a second scraper, a restart). */
+export const SCRAPE_INTERVALS_KEPT = 4;
 /**
  * Changes are followed while someone scrapes: a daemon not scraped for this long (Prometheus'
  * default interval is 1 min) stops reading on changes, and its next scrape reads for itself.
  */
 export const FOLLOW_UNSCRAPED_MS = 5 * 60_000;
-/** How far behind the catalog a scrape may be answered without reading it (see above). */
-export const STALE_SERVE_MS = 2 * REFRESH_GAP_MS;
+/** How far behind the catalog a scrape may always be answered without reading it: two gaps, at least this (see above). */
+export const STALE_SERVE_MS = 2 * REFRESH_GAP_MIN_MS;
 /** Longest a scrape waits on the barrier before it gives up on the listening connection. */
 export const BARRIER_TIMEOUT_MS = 1_000;
 
@@ -137,8 +144,10 @@ export interface MirrorSnapshotsOptions {
   outage?: Outage;
   /** The catalog database to LISTEN on, for reads that follow its changes (see above); without it every scrape reads. */
   watchUrl?: string;
-  /** REFRESH_GAP_MS, for tests. */
+  /** A fixed gap between reads, for tests. */
   refreshGapMs?: number;
+  /** REFRESH_GAP_MIN_MS and REFRESH_GAP_MAX_MS, for tests. */
+  refreshGapBoundsMs?: readonly [number, number];
 }
 
 export class MirrorSnapshots {
@@ -166,8 +175,9 @@ export class MirrorSnapshots {
   /** performance.now() at the start of the last read, for REFRESH_GAP_MS. */
   private lastReadStart = -Infinity;
   private refreshTimer: NodeJS.Timeout | undefined;
-  /** performance.now() of the last scrape, for FOLLOW_UNSCRAPED_MS. */
+  /** performance.now() of the last scrape, for FOLLOW_UNSCRAPED_MS, and the last intervals between scrapes. */
   private lastScrapeAt = -Infinity;
+  private readonly scrapeIntervals: number[] = [];
   private closed = false;
 
   constructor(private readonly options: MirrorSnapshotsOptions) {
@@ -206,7 +216,12 @@ export class MirrorSnapshots {
   /** The latest snapshot, from the cache when it is current (see above), else read now, waiting at most `budgetMs`. */
   async forScrape(budgetMs: number): Promise<ScrapeSnapshot> {
     const followed = this.following();
-    this.lastScrapeAt = performance.now();
+    const now = performance.now();
+    if (this.lastScrapeAt > -Infinity) {
+      this.scrapeIntervals.push(now - this.lastScrapeAt);
+      if (this.scrapeIntervals.length > SCRAPE_INTERVALS_KEPT) this.scrapeIntervals.shift();
+    }
+    this.lastScrapeAt = now;
     const cached = await this.fromCache(budgetMs, followed);
     if (cached !== undefined) return cached;
     const started = performance.now();
@@ -261,7 +276,8 @@ export class MirrorSnapshots {
       if (!followed) return undefined;
       this.scheduleRefresh();
       const reading = this.flight !== undefined || this.refreshTimer !== undefined;
-      if (!reading || askedAt - this.last!.takenAtSeconds * 1000 > STALE_SERVE_MS) return undefined;
+      const staleServeMs = Math.max(STALE_SERVE_MS, 2 * this.refreshGapMs());
+      if (!reading || askedAt - this.last!.takenAtSeconds * 1000 > staleServeMs) return undefined;
     }
     this.noteUp();
     return { snapshot: this.last, catalogUp: true, readSeconds };
@@ -271,6 +287,14 @@ export class MirrorSnapshots {
   private changed(listening: boolean): void {
     this.changes++;
     this.scheduleRefresh(listening);
+  }
+
+  /** A quarter of the shortest recent interval between scrapes, within bounds (see above). */
+  private refreshGapMs(): number {
+    if (this.options.refreshGapMs !== undefined) return this.options.refreshGapMs;
+    const [min, max] = this.options.refreshGapBoundsMs ?? [REFRESH_GAP_MIN_MS, REFRESH_GAP_MAX_MS];
+    const interval = this.scrapeIntervals.length === 0 ? 0 : Math.min(...this.scrapeIntervals);
+    return Math.min(max, Math.max(min, interval / 4));
   }
 
   private following(): boolean {
@@ -283,7 +307,7 @@ export class MirrorSnapshots {
     if (this.closed || this.refreshTimer !== undefined || this.flight !== undefined) return;
     if (!always && !this.following()) return;
     const wait = Math.max(
-      this.lastReadStart + (this.options.refreshGapMs ?? REFRESH_GAP_MS) - performance.now(),
+      this.lastReadStart + this.refreshGapMs() - performance.now(),
       performance.now() < this.retryAt ? this.retryAt - performance.now() : 0,
     );
     if (wait > 0) {

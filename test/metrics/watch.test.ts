@@ -2,9 +2,10 @@
  * /metrics reads that follow the catalog's changes (snapshot.ts, watch.ts, migration 0006): a
  * scrape of an unchanged catalog reads nothing, yet every answer holds every change committed
  * before its `takenAtSeconds`, however soon after the commit the scrape comes; changes are read
- * without a scrape asking, while the daemon is scraped at all; a catalog written without pause is read about once per gap, not once
- * per write, and shown at most STALE_SERVE_MS behind; a lost listening connection is replaced and
- * nothing written meanwhile is missed.
+ * without a scrape asking, while the daemon is scraped at all; a catalog written without pause is
+ * read about once per gap (a quarter of the time between scrapes), not once per write, and shown
+ * at most STALE_SERVE_MS behind; a lost listening connection is replaced and nothing written
+ * meanwhile is missed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
@@ -192,6 +193,45 @@ describe('/metrics reads that follow the catalog', () => {
     // One read per gap (the first at once), and perhaps one more as the writes end.
     expect(watched.reads - reads).toBeLessThanOrEqual(Math.ceil(elapsed / GAP_MS) + 2);
     await waitFor('the last write read', async () => lagOf(await scrape(), 'm004') === written);
+  });
+
+  it('reads a catalog written without pause no more often than a quarter of the time between scrapes', async () => {
+    const bounds = [50, 5_000] as const;
+    const slow = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger, watchUrl: db.url, refreshGapBoundsMs: bounds });
+    const fast = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger, watchUrl: db.url, refreshGapBoundsMs: bounds });
+    slow.start();
+    fast.start();
+    let writing = true;
+    try {
+      await waitFor('both listening', async () => slow.listening && fast.listening && slow.reads === 1 && fast.reads === 1);
+      // Scraped every 800 ms (a gap of 200 ms) and every 100 ms (the 50 ms bound).
+      const scraper = (snapshots: MirrorSnapshots, everyMs: number) => (async () => {
+        while (writing) {
+          await snapshots.forScrape(10_000);
+          await new Promise((resolve) => setTimeout(resolve, everyMs));
+        }
+      })();
+      const scrapers = [scraper(slow, 800), scraper(fast, 100)];
+      await new Promise((resolve) => setTimeout(resolve, 1_700)); // two slow intervals known
+      const [slowBefore, fastBefore, started] = [slow.reads, fast.reads, Date.now()];
+      let written = 0;
+      while (Date.now() - started < 3_200) {
+        await setLag('m007', ++written);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const elapsed = Date.now() - started;
+      writing = false;
+      await Promise.all(scrapers);
+      const slowReads = slow.reads - slowBefore;
+      const fastReads = fast.reads - fastBefore;
+      expect(written).toBeGreaterThan(100);
+      expect(slowReads).toBeLessThanOrEqual(Math.ceil(elapsed / 200) + 2);
+      expect(fastReads).toBeGreaterThan(2 * slowReads);
+    } finally {
+      writing = false;
+      await slow.close();
+      await fast.close();
+    }
   });
 
   it('replaces a lost listening connection and misses nothing written meanwhile', async () => {
