@@ -3,8 +3,8 @@
  *
  * Shutdown order (SIGTERM/SIGINT): stop the PeerDB poller (its poll in flight ends, its lock is
  * released), stop taking jobs and let the batches in hand commit, stop the trimmer, the queue-jobs
- * poller and the queue analyzer, stop pg-boss, stop HTTP, close the snapshot and catalog pools,
- * stop the embedded PostgreSQL, then the outage probes.
+ * poller and the queue analyzer, stop pg-boss, stop HTTP, close the metrics' listening connection
+ * and the snapshot and catalog pools, stop the outage probes, then the embedded PostgreSQL.
  */
 import type { PgBoss } from 'pg-boss';
 import { appliedVersion, latestVersion, migrate } from './catalog/migrate.js';
@@ -241,9 +241,10 @@ export class Daemon {
     await this.snapshots?.close();
     await this.snapshotPool?.end();
     await this.pool?.end();
-    await this.databases?.embedded?.stop();
+    // Before the embedded server stops: it ends what pg-boss has not closed yet, and that is no outage.
     this.catalogOutage?.stop();
     this.queueOutage?.stop();
+    await this.databases?.embedded?.stop();
     log.info('stopped');
   }
 }

@@ -39,6 +39,9 @@ export class Outage {
 
   /** Takes a connection loss (true) or declines anything else (false: the caller logs it). */
   report(err: unknown): boolean {
+    // Stopped: the daemon is shutting down, and a server it stops itself (the embedded one) ends
+    // the connections still open. That is no outage.
+    if (this.stopped) return isConnectionLoss(err) || isClientSideError(err);
     // pg-boss emits copies of its errors ({...err}): a "connection terminated" loses its type on the
     // way, so while the database is known down, any error the server did not send is taken as one.
     if (!isConnectionLoss(err) && !(this.down && isClientSideError(err))) return false;
@@ -74,7 +77,7 @@ export class Outage {
     this.since = undefined;
   }
 
-  /** Idempotent. */
+  /** Idempotent. Connection losses reported afterwards are taken without a word (see report). */
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
