@@ -15,17 +15,17 @@ export const REPORTED_QUEUES = [UPDATES_QUEUE, DEAD_LETTER_QUEUE] as const;
 export const CATALOG_UP: Family = {
   name: 'mirrorstate_catalog_up',
   type: 'gauge',
-  help: '1 if the catalog read for this scrape succeeded, 0 if it failed or ran out of time (the per-mirror series are then those of the last good snapshot).',
+  help: '1 if this scrape reached the catalog (its check that nothing changed, or its read) and the data it serves was read without error; 0 if a read failed or ran out of time (the per-mirror series are then those of the last good snapshot).',
 };
 export const SNAPSHOT_TIMESTAMP: Family = {
   name: 'mirrorstate_snapshot_timestamp_seconds',
   type: 'gauge',
-  help: 'When the per-mirror data in this scrape was read from the catalog, in Unix seconds (0: never).',
+  help: 'The catalog state the per-mirror data in this scrape shows, in Unix seconds: every change committed before it is in it (0: never read).',
 };
 export const SCRAPE_DURATION: Family = {
   name: 'mirrorstate_scrape_duration_seconds',
   type: 'gauge',
-  help: 'Time this scrape spent reading the catalog.',
+  help: 'Time this scrape spent on the catalog: its check that nothing changed, or the read it waited for.',
 };
 
 export type UpdateResult = 'applied' | 'stale' | 'duplicate' | 'rejected';

@@ -109,7 +109,7 @@ export interface ScrapeSnapshot {
   /** Undefined until a first catalog read succeeded. */
   snapshot: Snapshot | undefined;
   catalogUp: boolean;
-  /** Time this scrape spent on the catalog read (waiting for a shared one included), in seconds. */
+  /** Time this scrape spent on the catalog (the barrier, or the read it waited for), in seconds. */
   readSeconds: number;
 }
 
