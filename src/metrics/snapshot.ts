@@ -172,7 +172,7 @@ export class MirrorSnapshots {
   private changes = 0;
   private changesRead = -1;
   private lastReadFailed = false;
-  /** performance.now() at the start of the last read, for REFRESH_GAP_MS. */
+  /** performance.now() at the start of the last read, for the gap between reads. */
   private lastReadStart = -Infinity;
   private refreshTimer: NodeJS.Timeout | undefined;
   /** performance.now() of the last scrape, for FOLLOW_UNSCRAPED_MS, and the last intervals between scrapes. */
@@ -252,8 +252,10 @@ export class MirrorSnapshots {
     }
   }
 
-  /** The cache, if the barrier allows it to answer this scrape (see above). */
-  /** `followed`: changes were being read as they came (see FOLLOW_UNSCRAPED_MS) before this scrape. */
+  /**
+   * The cache, if the barrier allows it to answer this scrape (see above). `followed`: changes
+   * were being read as they came (see FOLLOW_UNSCRAPED_MS) before this scrape.
+   */
   private async fromCache(budgetMs: number, followed: boolean): Promise<ScrapeSnapshot | undefined> {
     const last = this.last;
     if (this.watch?.listening !== true || last === undefined || this.lastReadFailed) return undefined;
