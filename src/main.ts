@@ -7,6 +7,7 @@
  * and the snapshot and catalog pools, stop the outage probes, then the embedded PostgreSQL.
  */
 import type { PgBoss } from 'pg-boss';
+import { withTimeout } from './async.js';
 import { appliedVersion, latestVersion, migrate } from './catalog/migrate.js';
 import { type Config, queueSharesCatalog } from './config.js';
 import { createPool, type Pool } from './db.js';
@@ -30,14 +31,6 @@ import { PeerdbPoller } from './source/peerdb/poller.js';
 
 /** Kubernetes' default probe timeout is 1 s; answer well inside it. */
 const READINESS_TIMEOUT_MS = 800;
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 export interface Databases {
   catalogUrl: string;

@@ -14,9 +14,9 @@
  * snapshot.ts), which beats a failed scrape that would blank every per-mirror series at once.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import zlib from 'node:zlib';
 import type { Registry } from 'prom-client';
+import { sliceYielder } from '../async.js';
 import type { HttpServer } from '../http/server.js';
 import { CATALOG_UP, SCRAPE_DURATION, SNAPSHOT_TIMESTAMP } from './daemon.js';
 import { CONTENT_TYPES, type Family, familyHeader, type Format, negotiateFormat, renderRegistry } from './exposition.js';
@@ -173,14 +173,11 @@ function headerPiece(family: Family, format: Format): { text: Buffer; gzip: Gzip
  * through the thread pool).
  */
 async function compressBuckets(buckets: readonly Bucket[]): Promise<void> {
-  let sliceStart = performance.now();
+  const slice = sliceYielder(COMPRESS_SLICE_MS);
   for (const bucket of buckets) {
     if (!bucket.gzip.includes(undefined)) continue;
     compressBucket(bucket);
-    if (performance.now() - sliceStart >= COMPRESS_SLICE_MS) {
-      await yieldToEventLoop();
-      sliceStart = performance.now();
-    }
+    await slice();
   }
 }
 

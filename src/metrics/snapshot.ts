@@ -41,8 +41,8 @@
  * the backoff (doubling from 250 ms to 5 s) has passed; then one read tries again. The catalog's
  * outage is logged once, by the Outage it is reported to.
  */
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import pg from 'pg';
+import { sliceYielder } from '../async.js';
 import type { Logger } from '../log.js';
 import { inTransaction } from '../db.js';
 import { type Bucket, MirrorTextCache } from './mirrors.js';
@@ -362,12 +362,7 @@ export class MirrorSnapshots {
     this.feedFrom = undefined; // until this read is applied in full
     const read = (feedFrom === undefined ? undefined : await this.readFeed(feedFrom, shard)) ?? (await this.readFull(shard));
     const readSeconds = (performance.now() - started) / 1000;
-    let slice = performance.now();
-    const yieldTo = async (): Promise<void> => {
-      if (performance.now() - slice < RENDER_SLICE_MS) return;
-      await yieldToEventLoop();
-      slice = performance.now();
-    };
+    const yieldTo = sliceYielder(RENDER_SLICE_MS);
     const buckets = read.changes !== undefined
       ? await this.cache.patch(read.changes, yieldTo, RENDER_CHECK_MIRRORS)
       : await this.cache.update(read.rows, yieldTo, RENDER_CHECK_MIRRORS);

@@ -17,6 +17,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { withTimeout } from '../async.js';
 import type { Logger } from '../log.js';
 import type { Outage } from '../outage.js';
 
@@ -67,19 +68,11 @@ export class CatalogWatch {
   async barrier(timeoutMs: number): Promise<void> {
     const client = this.client;
     if (client === undefined) throw new Error('not listening to the catalog');
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        client.query('select 1'),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`the catalog did not answer within ${timeoutMs} ms`)), timeoutMs);
-        }),
-      ]);
+      await withTimeout(client.query('select 1'), timeoutMs);
     } catch (err) {
       this.lost(client, err);
       throw err;
-    } finally {
-      clearTimeout(timer);
     }
   }
 
