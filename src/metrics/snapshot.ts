@@ -144,9 +144,7 @@ export interface MirrorSnapshotsOptions {
   outage?: Outage;
   /** The catalog database to LISTEN on, for reads that follow its changes (see above); without it every scrape reads. */
   watchUrl?: string;
-  /** A fixed gap between reads, for tests. */
-  refreshGapMs?: number;
-  /** REFRESH_GAP_MIN_MS and REFRESH_GAP_MAX_MS, for tests. */
+  /** REFRESH_GAP_MIN_MS and REFRESH_GAP_MAX_MS, for tests ([g, g]: a fixed gap of g). */
   refreshGapBoundsMs?: readonly [number, number];
 }
 
@@ -293,7 +291,6 @@ export class MirrorSnapshots {
 
   /** A quarter of the shortest recent interval between scrapes, within bounds (see above). */
   private refreshGapMs(): number {
-    if (this.options.refreshGapMs !== undefined) return this.options.refreshGapMs;
     const [min, max] = this.options.refreshGapBoundsMs ?? [REFRESH_GAP_MIN_MS, REFRESH_GAP_MAX_MS];
     const interval = this.scrapeIntervals.length === 0 ? 0 : Math.min(...this.scrapeIntervals);
     return Math.min(max, Math.max(min, interval / 4));
@@ -308,10 +305,8 @@ export class MirrorSnapshots {
     // A read in flight schedules the next when it settles, if changes came meanwhile.
     if (this.closed || this.refreshTimer !== undefined || this.flight !== undefined) return;
     if (!always && !this.following()) return;
-    const wait = Math.max(
-      this.lastReadStart + this.refreshGapMs() - performance.now(),
-      performance.now() < this.retryAt ? this.retryAt - performance.now() : 0,
-    );
+    // After the gap, and not before a backoff ends.
+    const wait = Math.max(this.lastReadStart + this.refreshGapMs(), this.retryAt) - performance.now();
     if (wait > 0) {
       this.refreshTimer = setTimeout(() => {
         this.refreshTimer = undefined;

@@ -67,7 +67,7 @@ beforeAll(async () => {
     );
   }
   snapshotPool = createSnapshotPool(db.url, logger);
-  watched = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger, watchUrl: db.url, refreshGapMs: GAP_MS });
+  watched = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger, watchUrl: db.url, refreshGapBoundsMs: [GAP_MS, GAP_MS] });
   watched.start();
   // The first read follows the start of listening, before any scrape asks.
   await waitFor('the first read', async () => watched.reads === 1);
@@ -104,7 +104,7 @@ describe('/metrics reads that follow the catalog', () => {
     // The property the barrier gives: without it, a scrape that comes before the commit's
     // notification is handled would date the cache from before the commit after it. No gap here,
     // so each write is read at once and the next starts from a current cache.
-    const eager = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger, watchUrl: db.url, refreshGapMs: 0 });
+    const eager = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger, watchUrl: db.url, refreshGapBoundsMs: [0, 0] });
     eager.start();
     try {
       await waitFor('listening', async () => eager.listening);
@@ -145,7 +145,7 @@ describe('/metrics reads that follow the catalog', () => {
   });
 
   it('follows changes only while scraped: an unscraped daemon reads at start, then not until a scrape', async () => {
-    const unscraped = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger, watchUrl: db.url, refreshGapMs: 0 });
+    const unscraped = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger, watchUrl: db.url, refreshGapBoundsMs: [0, 0] });
     unscraped.start();
     try {
       await waitFor('the read on listening', async () => unscraped.reads === 1 && unscraped.listening);
