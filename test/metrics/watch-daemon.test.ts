@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { valueOf } from '../helpers/scrape.js';
 import { putMirror } from './fixtures.js';
 
 let db: TestDatabase;
@@ -31,11 +32,6 @@ async function scrape(): Promise<{ askedAt: number; text: string }> {
   const askedAt = Date.now();
   const text = await (await fetch(`${daemon.url}/metrics`)).text();
   return { askedAt, text };
-}
-
-function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
 beforeAll(async () => {
@@ -65,9 +61,9 @@ it('answers scrapes of a quiet catalog without reading it, and reads a change on
   for (let i = 0; i < 5; i++) {
     await new Promise((resolve) => setTimeout(resolve, 100));
     const { askedAt, text } = await scrape();
-    expect(sample(text, 'mirrorstate_catalog_up')).toBe(1);
+    expect(valueOf(text, 'mirrorstate_catalog_up')).toBe(1);
     // Dated at the scrape: the cache was proven current when it came.
-    expect(sample(text, 'mirrorstate_snapshot_timestamp_seconds')! * 1000).toBeGreaterThanOrEqual(askedAt);
+    expect(valueOf(text, 'mirrorstate_snapshot_timestamp_seconds')! * 1000).toBeGreaterThanOrEqual(askedAt);
     expect(text).toContain('peerdb_mirror_lag_seconds{mirror="beta"} 1\n');
   }
   const after = await metricsBackends();
