@@ -5,7 +5,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, type Config, helpText, loadConfig, SETTINGS } from './config.js';
-import { createPool } from './db.js';
+import { createPool } from './db/pool.js';
 import { createDlqPool, DLQ_FLAGS, DLQ_USAGE, DlqUsageError, parseDlqRequest, runDlq, type DlqValues } from './dlq.js';
 import { EmbeddedStartError } from './embedded.js';
 import { createLogger, type Logger } from './log.js';

@@ -16,7 +16,7 @@ import type { ParseArgsConfig } from 'node:util';
 import type { PgBoss } from 'pg-boss';
 import { clientExecutor, type Executor } from './catalog/sql.js';
 import { parseDuration } from './config.js';
-import { createPool, inTransaction, type Pool } from './db.js';
+import { createPool, inTransaction, type Pool } from './db/pool.js';
 import type { Logger } from './log.js';
 import { DEAD_LETTER_QUEUE, UPDATES_QUEUE } from './queue/boss.js';
 import {

@@ -10,7 +10,7 @@ import type { PgBoss } from 'pg-boss';
 import { withTimeout } from './async.js';
 import { appliedVersion, latestVersion, migrate } from './catalog/migrate.js';
 import { type Config, queueSharesCatalog } from './config.js';
-import { createPool, type Pool } from './db.js';
+import { createPool, type Pool } from './db/pool.js';
 import { type EmbeddedDatabase, runningEmbeddedUrl, startEmbeddedPostgres } from './embedded.js';
 import { registerApiRoutes } from './http/api.js';
 import { registerHealthRoutes } from './http/health.js';
@@ -20,7 +20,7 @@ import { HttpServer } from './http/server.js';
 import { type Logger, redactUrl } from './log.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics/daemon.js';
 import { QueueJobsPoller } from './metrics/queueJobs.js';
-import { Outage } from './outage.js';
+import { Outage } from './db/outage.js';
 import { QueueAnalyzer } from './queue/analyzer.js';
 import { registerMetricsRoute } from './metrics/route.js';
 import { createSnapshotPool, MirrorSnapshots } from './metrics/snapshot.js';
@@ -99,7 +99,7 @@ export class Daemon {
       },
       'starting',
     );
-    // A restart of a database is logged once per outage, however many parts meet it (outage.ts).
+    // A restart of a database is logged once per outage, however many parts meet it (db/outage.ts).
     const shared = catalogUrl === queueUrl;
     const catalogOutage = new Outage({ name: shared ? 'database' : 'catalog database', probe: () => this.pool!.query('select 1'), logger: log });
     const queueOutage = shared

@@ -8,7 +8,7 @@
  * (its clock decides the future limit), so this check is a courtesy to the producer, not the gate.
  *
  * This module must stay free of side effects on import: it is what `import 'mirrorstate'` loads
- * into a producer's process (in particular it must not import ../db.ts, which changes how node-pg
+ * into a producer's process (in particular it must not import ./db/pool.ts, which changes how node-pg
  * parses int8 for the whole process).
  */
 import { type Db, PgBoss } from 'pg-boss';

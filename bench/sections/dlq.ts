@@ -5,7 +5,7 @@
  * updates queue meanwhile, so this is the redrive alone.
  */
 import type { PgBoss } from 'pg-boss';
-import { createPool } from '../../src/db.js';
+import { createPool } from '../../src/db/pool.js';
 import { REDRIVE_BATCH, redriveSelection } from '../../src/dlq.js';
 import { createLogger } from '../../src/log.js';
 import { createBoss, DEAD_LETTER_QUEUE, ensureQueues } from '../../src/queue/boss.js';

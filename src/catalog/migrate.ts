@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Pool } from '../db.js';
+import type { Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import { quoteIdent } from './sql.js';
 

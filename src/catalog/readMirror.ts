@@ -3,10 +3,10 @@
  * length and oldestAt (the mirror row) always describe exactly the events returned with them
  * (when the events are not cut by the limit), however the trimmer and the writer interleave.
  */
-import { inTransaction, type Pool } from '../db.js';
+import { inTransaction, type Pool } from '../db/pool.js';
 import {
   DETAIL_TRANSITIONS, detailStatements, type MirrorDetail, SNAPSHOT_BEGIN, toJournalEvent, toMirrorState, toTransition,
-} from './readRows.js';
+} from './views.js';
 
 export interface ReadMirrorOptions {
   /** Newest journal events to return (0–1000). */

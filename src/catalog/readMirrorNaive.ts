@@ -4,8 +4,8 @@
  * mirror row (journal metadata) and the journal rows may come from different moments (read skew).
  * Never serve it.
  */
-import type { Pool } from '../db.js';
-import { DETAIL_TRANSITIONS, detailStatements, type MirrorDetail, toJournalEvent, toMirrorState, toTransition } from './readRows.js';
+import type { Pool } from '../db/pool.js';
+import { DETAIL_TRANSITIONS, detailStatements, type MirrorDetail, toJournalEvent, toMirrorState, toTransition } from './views.js';
 import type { ReadMirrorOptions } from './readMirror.js';
 
 export async function readMirrorNaive(

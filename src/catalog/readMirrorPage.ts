@@ -15,9 +15,9 @@
  * see `npm run bench page`). A maintained counter table would be cheaper to read, but every batch
  * would then update the same few rows, serialising the writers on them; not worth it for a page.
  */
-import { inTransaction, type Pool } from '../db.js';
+import { inTransaction, type Pool } from '../db/pool.js';
 import type { Status } from '../update.js';
-import { MIRROR_COLUMNS, type MirrorState, SNAPSHOT_BEGIN, toMirrorState } from './readRows.js';
+import { MIRROR_COLUMNS, type MirrorState, SNAPSHOT_BEGIN, toMirrorState } from './views.js';
 import { tables } from './sql.js';
 
 export const DEFAULT_PAGE_MIRRORS = 100;

@@ -1,6 +1,6 @@
 /** Every mirror's current state, in mirror order (`collate "C"`), from one snapshot. */
-import { inTransaction, type Pool } from '../db.js';
-import { MIRROR_COLUMNS, type MirrorState, SNAPSHOT_BEGIN, toMirrorState } from './readRows.js';
+import { inTransaction, type Pool } from '../db/pool.js';
+import { MIRROR_COLUMNS, type MirrorState, SNAPSHOT_BEGIN, toMirrorState } from './views.js';
 import { tables } from './sql.js';
 
 /** Mirrors per page of readMirrorPages: about 0.5 MB of JSON, a few ms of the event loop. */

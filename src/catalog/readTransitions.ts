@@ -4,8 +4,8 @@
  * with `before = next` visits every transition committed before the walk began exactly once, even
  * while new ones are written.
  */
-import { inTransaction, type Pool } from '../db.js';
-import { SNAPSHOT_BEGIN, toTransition, TRANSITION_COLUMNS, type TransitionView } from './readRows.js';
+import { inTransaction, type Pool } from '../db/pool.js';
+import { SNAPSHOT_BEGIN, toTransition, TRANSITION_COLUMNS, type TransitionView } from './views.js';
 import { tables } from './sql.js';
 
 export interface TransitionsPage {

@@ -1,5 +1,5 @@
 /** What every catalog statement needs: somewhere to run, and the schema-qualified table names. */
-import type { PoolClient } from '../db.js';
+import type { PoolClient } from '../db/pool.js';
 
 /**
  * pg-boss's transaction handle (`IDatabase`) and a pooled client both fit this, so one batch
@@ -46,79 +46,3 @@ export function tables(schema: string): Tables {
 export function UTC_MICROS(column: string): string {
   return `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 }
-
-/**
- * SQLSTATEs after which the same batch may well succeed if simply tried again: the transaction
- * is rolled back and the jobs are failed back to pg-boss, which retries them.
- */
-const RETRYABLE_SQLSTATES: Record<string, string> = {
-  '40001': 'serialization_failure: a concurrent transaction won',
-  '40P01': 'deadlock_detected: should not happen under the lock protocol, but is safe to retry',
-  '55P03': 'lock_not_available',
-  '57014': 'query_canceled: statement or transaction timeout',
-  '57P01': 'admin_shutdown: the server is restarting',
-  '57P02': 'crash_shutdown',
-  '57P03': 'cannot_connect_now: the server is starting',
-  '25P02': 'in_failed_sql_transaction: follows an earlier error in the same transaction',
-};
-
-/**
- * SQLSTATE classes that blame the data rather than the moment: retrying the same batch fails the
- * same way, so the consumer isolates the update at fault and dead-letters it instead.
- */
-const POISON_SQLSTATE_CLASSES: Record<string, string> = {
-  '22': 'data exception (a value the column cannot hold)',
-  '23': 'integrity constraint violation',
-  '54': 'program limit exceeded (a value too large to index or store)',
-};
-
-export function sqlState(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-}
-
-export function isRetryable(err: unknown): boolean {
-  const code = sqlState(err);
-  // No SQLSTATE: a connection error (ECONNRESET, timeout) rather than a verdict on the data.
-  if (code === undefined) return true;
-  return code in RETRYABLE_SQLSTATES || code.startsWith('08') || code.startsWith('53');
-}
-
-export function isPoison(err: unknown): boolean {
-  const code = sqlState(err);
-  return code !== undefined && code.slice(0, 2) in POISON_SQLSTATE_CLASSES;
-}
-
-/**
- * SQLSTATEs that say the connection failed, not the statement: the server restarts, is gone or
- * does not take connections yet. Whoever meets one reports a database outage (logged once, see
- * outage.ts) and retries with backoff instead of logging every attempt.
- */
-const CONNECTION_LOSS_SQLSTATES: Record<string, string> = {
-  '57P01': 'admin_shutdown: the server is shutting down (a restart, a fast stop)',
-  '57P02': 'crash_shutdown: another backend crashed and the server resets',
-  '57P03': 'cannot_connect_now: the server is starting up or shutting down',
-  '53300': 'too_many_connections: full for now, typically just after a restart',
-};
-const CONNECTION_LOSS_SQLSTATE_CLASSES: Record<string, string> = {
-  '08': 'connection exception',
-};
-/** Bugs, never outages, even though they carry no SQLSTATE. */
-const PROGRAMMING_ERRORS = [TypeError, RangeError, ReferenceError, SyntaxError];
-
-export function isConnectionLoss(err: unknown): boolean {
-  const code = sqlState(err);
-  if (code !== undefined) return code in CONNECTION_LOSS_SQLSTATES || code.slice(0, 2) in CONNECTION_LOSS_SQLSTATE_CLASSES;
-  // No SQLSTATE: the server never answered. Socket errors carry an errno code (ECONNREFUSED,
-  // ECONNRESET), also in the copies pg-boss emits; node-pg raises connect timeouts and "connection
-  // terminated" as plain Errors. Everything the server itself says has a SQLSTATE.
-  if (isErrnoCode((err as { code?: unknown } | null)?.code)) return true;
-  return err instanceof Error && !PROGRAMMING_ERRORS.some((type) => err instanceof type);
-}
-
-/** Without a SQLSTATE and not a bug: while a database is known to be down, an echo of that. */
-export function isClientSideError(err: unknown): boolean {
-  return sqlState(err) === undefined && !PROGRAMMING_ERRORS.some((type) => err instanceof type);
-}
-
-const isErrnoCode = (code: unknown): boolean => typeof code === 'string' && /^E[A-Z0-9_]+$/.test(code);

@@ -23,7 +23,7 @@
  * Concurrent trimmers (two replicas, or `mirrorstate trim` next to a daemon) queue up on a session
  * advisory lock, so chunks of two trims never interleave on the same rows.
  */
-import { inTransaction, type Pool, type PoolClient } from '../db.js';
+import { inTransaction, type Pool, type PoolClient } from '../db/pool.js';
 import { clientExecutor, type Executor, tables } from './sql.js';
 
 /** Rows deleted per chunk (per transaction). */

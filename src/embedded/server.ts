@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { sqlState } from '../catalog/sql.js';
+import { sqlState } from '../db/sqlstate.js';
 import type { Logger } from '../log.js';
 import { EmbeddedStartError } from './error.js';
 import type { Binaries, RunAs } from './placement.js';

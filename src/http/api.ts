@@ -1,14 +1,14 @@
 /**
  * The read API (CONTRACT §4): GET /api/v1/mirrors, /api/v1/mirrors/{mirror} and
  * /api/v1/mirrors/{mirror}/transitions. `{mirror}` is URL-encoded (a `/` in a name arrives as %2F).
- * Every answer comes from one statement or one snapshot transaction (see catalog/readRows.ts).
+ * Every answer comes from one statement or one snapshot transaction (see catalog/views.ts).
  * Bad parameters answer 400 naming the parameter: `{ "error": "…", "parameter": "events" }`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Pool } from '../db.js';
+import type { Pool } from '../db/pool.js';
 import { readMirror } from '../catalog/readMirror.js';
 import { readMirrorPages } from '../catalog/readMirrors.js';
-import { DEFAULT_EVENTS, DEFAULT_TRANSITIONS_PAGE, MAX_EVENTS, MAX_TRANSITIONS_PAGE } from '../catalog/readRows.js';
+import { DEFAULT_EVENTS, DEFAULT_TRANSITIONS_PAGE, MAX_EVENTS, MAX_TRANSITIONS_PAGE } from '../catalog/views.js';
 import { readTransitions } from '../catalog/readTransitions.js';
 import { type HttpServer, sendError, sendJson } from './server.js';
 

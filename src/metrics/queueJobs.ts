@@ -11,7 +11,7 @@ import type { Gauge } from 'prom-client';
 import { quoteIdent } from '../catalog/sql.js';
 import type { Logger } from '../log.js';
 import { JOB_STATES, REPORTED_QUEUES } from './daemon.js';
-import type { Outage } from '../outage.js';
+import type { Outage } from '../db/outage.js';
 
 export const QUEUE_JOBS_INTERVAL_MS = 5_000;
 

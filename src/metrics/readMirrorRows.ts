@@ -24,7 +24,7 @@
  * as its exact text).
  */
 import { createHash } from 'node:crypto';
-import type { Pool, PoolClient } from '../db.js';
+import type { Pool, PoolClient } from '../db/pool.js';
 import { tables } from '../catalog/sql.js';
 import type { Shard } from './shard.js';
 

@@ -37,21 +37,21 @@
  * snapshot is. A read that outlives its scrape keeps running and serves the next scrape.
  *
  * Backoff rule: after a read failed because the connection did (a restart: SQLSTATE table in
- * catalog/sql.ts), scrapes are answered from the last snapshot without touching the catalog until
+ * db/sqlstate.ts), scrapes are answered from the last snapshot without touching the catalog until
  * the backoff (doubling from 250 ms to 5 s) has passed; then one read tries again. The catalog's
  * outage is logged once, by the Outage it is reported to.
  */
 import pg from 'pg';
 import { sliceYielder } from '../async.js';
 import type { Logger } from '../log.js';
-import { inTransaction } from '../db.js';
+import { inTransaction } from '../db/pool.js';
 import { type Bucket, MirrorTextCache } from './mirrors.js';
 import {
   type MirrorChange, type MirrorRow, readFeedPosition, readMirrorFeed, readMirrorRows, readMirrorVersions,
 } from './readMirrorRows.js';
 import { NO_SHARDING, type Shard } from './shard.js';
-import { isConnectionLoss } from '../catalog/sql.js';
-import type { Outage } from '../outage.js';
+import { isConnectionLoss } from '../db/sqlstate.js';
+import type { Outage } from '../db/outage.js';
 import { CatalogWatch } from './watch.js';
 
 /** Server-side bound on one catalog read; a scrape gives up waiting much earlier (its own timeout). */

@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { withTimeout } from '../async.js';
 import type { Logger } from '../log.js';
-import type { Outage } from '../outage.js';
+import type { Outage } from '../db/outage.js';
 
 /** The channel migration 0006's trigger notifies. */
 export const MIRRORS_CHANNEL = 'mirrorstate_mirrors';

@@ -13,7 +13,7 @@
  */
 import { PgBoss } from 'pg-boss';
 import type { Logger } from '../log.js';
-import type { Outage } from '../outage.js';
+import type { Outage } from '../db/outage.js';
 
 export const UPDATES_QUEUE = 'mirrorstate-updates';
 export const DEAD_LETTER_QUEUE = 'mirrorstate-updates-dlq';

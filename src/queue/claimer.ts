@@ -14,7 +14,7 @@
  * aborted transaction, so its jobs are claimable again at once (no heartbeat to wait out), and one
  * that hangs is ended by the pool's idle_in_transaction_session_timeout (boss.ts).
  *
- * Failures: a batch the catalog refuses for its data (catalog/sql.ts isPoison) is claimed again at
+ * Failures: a batch the catalog refuses for its data (db/sqlstate.ts isPoison) is claimed again at
  * once and written update by update under savepoints (Consumer.writeIsolated). Anything else rolls
  * back and the loop backs off (capped at 10 s); the jobs were never marked, so they simply wait in
  * the queue, and pg-boss's retry limit, which counts failures of its own fetches, never gives up on
@@ -29,9 +29,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';
-import { type Executor, isPoison, quoteIdent } from '../catalog/sql.js';
+import { type Executor, quoteIdent } from '../catalog/sql.js';
+import { isPoison } from '../db/sqlstate.js';
 import type { Logger } from '../log.js';
-import type { Outage } from '../outage.js';
+import type { Outage } from '../db/outage.js';
 import { MAX_UPDATES_PER_MESSAGE } from '../update.js';
 import { UPDATES_QUEUE } from './boss.js';
 

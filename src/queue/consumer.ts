@@ -12,7 +12,7 @@
  *   letters carry ids derived from (job, index), so a redelivered dead letter is not inserted twice.
  * - Invalid updates never fail a batch: each becomes one dead-letter job, and the valid updates of
  *   the same job still apply.
- * - An update the catalog itself refuses (a SQLSTATE that blames the data, see catalog/sql.ts) fails
+ * - An update the catalog itself refuses (a SQLSTATE that blames the data, see db/sqlstate.ts) fails
  *   its batch once. The batch then comes back (claimed again at once, or handed back by pg-boss with
  *   retryCount > 0) and is written under savepoints, bisected by mirror until the refused update is
  *   alone; it is dead-lettered and the rest is written. Savepoints cost two round trips, so first
@@ -23,11 +23,12 @@
 import { createHash } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';
 import { applyBatch, compareVersions, type BatchOutcome } from '../catalog/applyBatch.js';
-import { clientExecutor, type Executor, isPoison, sqlState } from '../catalog/sql.js';
-import { inTransaction, type Pool } from '../db.js';
+import { clientExecutor, type Executor } from '../catalog/sql.js';
+import { isPoison, sqlState } from '../db/sqlstate.js';
+import { inTransaction, type Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import type { DaemonMetrics } from '../metrics/daemon.js';
-import type { Outage } from '../outage.js';
+import type { Outage } from '../db/outage.js';
 import { describeErrors, type FieldError, parseMessage, type StateUpdate } from '../update.js';
 import { DEAD_LETTER_QUEUE, HEARTBEAT_REFRESH_SECONDS, UPDATES_QUEUE } from './boss.js';
 import { Claimer, type QueuedJob } from './claimer.js';

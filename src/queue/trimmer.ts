@@ -11,9 +11,9 @@
  */
 import type { PgBoss } from 'pg-boss';
 import { trim, type RetentionSettings } from '../catalog/trim.js';
-import type { Pool } from '../db.js';
+import type { Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
-import type { Outage } from '../outage.js';
+import type { Outage } from '../db/outage.js';
 import type { DaemonMetrics } from '../metrics/daemon.js';
 import { TRIM_QUEUE } from './boss.js';
 

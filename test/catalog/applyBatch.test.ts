@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { applyBatch } from '../../src/catalog/applyBatch.js';
 import { migrate } from '../../src/catalog/migrate.js';
 import { clientExecutor } from '../../src/catalog/sql.js';
-import { inTransaction } from '../../src/db.js';
+import { inTransaction } from '../../src/db/pool.js';
 import { createLogger } from '../../src/log.js';
 import { parseUpdate, type StateUpdate } from '../../src/update.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { migrate } from '../../src/catalog/migrate.js';
-import { inTransaction } from '../../src/db.js';
+import { inTransaction } from '../../src/db/pool.js';
 import { createLogger } from '../../src/log.js';
 import { MIRROR_FAMILIES } from '../../src/metrics/mirrors.js';
 import { readMirrorFeed } from '../../src/metrics/readMirrorRows.js';

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { request } from 'node:http';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MirrorDetail, MirrorState, TransitionView } from '../../src/catalog/readRows.js';
+import type { MirrorDetail, MirrorState, TransitionView } from '../../src/catalog/views.js';
 import type { TransitionsPage } from '../../src/catalog/readTransitions.js';
 import { CLI, type DaemonProcess, startDaemon } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';

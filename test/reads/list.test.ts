@@ -5,7 +5,7 @@
  */
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MirrorState } from '../../src/catalog/readRows.js';
+import type { MirrorState } from '../../src/catalog/views.js';
 import { readMirrors } from '../../src/catalog/readMirrors.js';
 import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';

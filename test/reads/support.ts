@@ -1,9 +1,9 @@
 /** Shared by the test/reads files: a migrated catalog, writes through applyBatch, invariant checks. */
 import { applyBatch } from '../../src/catalog/applyBatch.js';
 import { migrate } from '../../src/catalog/migrate.js';
-import type { MirrorDetail } from '../../src/catalog/readRows.js';
+import type { MirrorDetail } from '../../src/catalog/views.js';
 import { clientExecutor } from '../../src/catalog/sql.js';
-import { inTransaction, type Pool } from '../../src/db.js';
+import { inTransaction, type Pool } from '../../src/db/pool.js';
 import { createLogger } from '../../src/log.js';
 import { parseUpdate, type StateUpdate } from '../../src/update.js';
 

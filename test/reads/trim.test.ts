@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trim, type TrimOptions } from '../../src/catalog/trim.js';
-import { sqlState } from '../../src/catalog/sql.js';
+import { sqlState } from '../../src/db/sqlstate.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { ago, invariantViolations, migrateCatalog, SCHEMA, write } from './support.js';
 

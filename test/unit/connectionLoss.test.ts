@@ -1,6 +1,6 @@
 /** Which errors are a database outage (retry with backoff, log once) and which are not: by SQLSTATE, never by message. */
 import { expect, it } from 'vitest';
-import { isConnectionLoss } from '../../src/catalog/sql.js';
+import { isConnectionLoss } from '../../src/db/sqlstate.js';
 
 const withCode = (code: string, message = 'whatever the server says'): Error => Object.assign(new Error(message), { code });
 

@@ -3,7 +3,7 @@
  * newest journal events, rendered from one readMirror snapshot, so the counts in the headings
  * describe the rows below them.
  */
-import type { JournalEvent, MirrorDetail, MirrorState, TransitionView } from '../../catalog/readRows.js';
+import type { JournalEvent, MirrorDetail, MirrorState, TransitionView } from '../../catalog/views.js';
 import { formatBytes, formatCount, formatDuration, formatUtc } from './format.js';
 import { type Html, html, htmlEach, type HtmlValue } from './html.js';
 import { none, orNone, page, statusBadge, timeAgo } from './layout.js';

@@ -4,7 +4,7 @@
  * of rows between which the event loop gets to run (htmlEach).
  */
 import type { MirrorPage, MirrorPageQuery } from '../../catalog/readMirrorPage.js';
-import type { MirrorState } from '../../catalog/readRows.js';
+import type { MirrorState } from '../../catalog/views.js';
 import { STATUSES } from '../../update.js';
 import { formatBytes, formatCount, formatDuration } from './format.js';
 import { type Html, html, htmlEach } from './html.js';

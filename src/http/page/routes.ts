@@ -11,7 +11,7 @@
  *   /mirrors/?name=NAME  the same page by query, for the names `.` and `..` (see links.ts)
  */
 import type { ServerResponse } from 'node:http';
-import type { Pool } from '../../db.js';
+import type { Pool } from '../../db/pool.js';
 import type { Logger } from '../../log.js';
 import { readMirror } from '../../catalog/readMirror.js';
 import { DEFAULT_PAGE_MIRRORS, MAX_PAGE_MIRRORS, readMirrorPage } from '../../catalog/readMirrorPage.js';

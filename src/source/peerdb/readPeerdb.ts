@@ -158,7 +158,7 @@ export interface PeerdbSnapshot {
 
 // Every bigint read here is cast to float8 (exact below 2^53, which ids, byte counts and row totals
 // stay under): node-pg returns int8 as a string unless a process-wide parser says otherwise, and
-// this read must not depend on which modules the process happened to load (src/db.ts sets one).
+// this read must not depend on which modules the process happened to load (src/db/pool.ts sets one).
 const TS = (column: string) => `to_char(${column}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 /** A `timestamp` as PostgreSQL prints it with DateStyle ISO (`2026-11-21 10:00:40.5`) → the

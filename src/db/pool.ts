@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 import type { Outage } from './outage.js';
 
 // timestamptz columns are read as text where precision matters (see catalog/); everywhere else a

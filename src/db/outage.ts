@@ -2,14 +2,14 @@
  * One database's outages, as the daemon's parts meet them. A restart of PostgreSQL under load
  * makes every part fail at once and again at each retry — pg-boss's workers, supervisor and
  * monitor, the pools' idle clients, the scrape path, the queue-jobs poller — and logging each would
- * be a flood. Instead each part reports what it meets here: a connection loss (catalog/sql.ts
+ * be a flood. Instead each part reports what it meets here: a connection loss (sqlstate.ts
  * decides by SQLSTATE) starts an outage, logged once as a warning; further reports are debug. A
  * probe with capped exponential backoff then finds the server back and logs that once, with how
  * long it was gone. Errors that are not connection losses are not ours: report() says so and the
  * part logs them as before.
  */
-import { isClientSideError, isConnectionLoss } from './catalog/sql.js';
-import type { Logger } from './log.js';
+import { isClientSideError, isConnectionLoss } from './sqlstate.js';
+import type { Logger } from '../log.js';
 
 export const PROBE_FIRST_DELAY_MS = 100;
 export const PROBE_MAX_DELAY_MS = 2_000;
