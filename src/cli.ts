@@ -4,7 +4,7 @@
  * variable with a flag of the same meaning (see config.ts); `--help` lists them with defaults.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, type Config, helpText, loadConfig, SETTINGS } from './config.js';
+import { ConfigError, type Config, helpText, loadConfig, settingFlags } from './config.js';
 import { createPool } from './db/pool.js';
 import { createDlqPool, DLQ_FLAGS, DLQ_USAGE, DlqUsageError, parseDlqRequest, runDlq, type DlqValues } from './dlq.js';
 import { EmbeddedStartError } from './embedded.js';
@@ -58,10 +58,10 @@ ${helpText()}
 class UsageError extends Error {}
 
 function parse(argv: string[]) {
-  const settingFlags = Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: 'string' as const }]));
+  const flagOptions = Object.fromEntries(settingFlags().map((flag) => [flag, { type: 'string' as const }]));
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { ...settingFlags, ...PUBLISH_FLAGS, ...DLQ_FLAGS, help: { type: 'boolean', short: 'h' } },
+    options: { ...flagOptions, ...PUBLISH_FLAGS, ...DLQ_FLAGS, help: { type: 'boolean', short: 'h' } },
     allowPositionals: true,
     strict: true,
   });
@@ -71,7 +71,7 @@ function parse(argv: string[]) {
   const dlqFlag = Object.keys(DLQ_FLAGS).find((f) => (values as Record<string, unknown>)[f] !== undefined);
   if (dlqFlag !== undefined && command !== 'dlq') throw new UsageError(`--${dlqFlag} belongs to the dlq command`);
   const flags: Record<string, string | undefined> = {};
-  for (const s of SETTINGS) flags[s.flag] = (values as Record<string, unknown>)[s.flag] as string | undefined;
+  for (const flag of settingFlags()) flags[flag] = (values as Record<string, unknown>)[flag] as string | undefined;
   return { command, args: rest, values, flags, help: values.help === true };
 }
 

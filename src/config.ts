@@ -3,6 +3,7 @@
  * flag of the same meaning; a flag wins over the variable. All bad settings are reported at once,
  * each naming the variable and the flag, so an operator fixes them in one go.
  */
+import { readFileSync } from 'node:fs';
 import { NO_SHARDING, parseShard, type Shard } from './metrics/shard.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -46,6 +47,11 @@ interface Setting<K extends keyof Config = keyof Config> {
   defaultText: string;
   default: Config[K];
   parse: Parser<Config[K]>;
+  /**
+   * A secret: also read from a file named by `<env>_FILE` / `--<flag>-file` (a mounted Kubernetes
+   * secret), one trailing newline dropped. Giving both forms is an error.
+   */
+  secret?: boolean;
 }
 
 const DURATION = /^(\d+)(ms|s|m|h|d)?$/;
@@ -103,11 +109,11 @@ function setting<K extends keyof Config>(s: Setting<K>): Setting<K> {
 export const SETTINGS: readonly Setting[] = [
   setting({
     key: 'databaseUrl', env: 'DATABASE_URL', flag: 'database-url', default: undefined, defaultText: 'embedded PostgreSQL',
-    description: 'catalog (and queue) database', parse: postgresUrl,
+    description: 'catalog (and queue) database', parse: postgresUrl, secret: true,
   }),
   setting({
     key: 'queueDatabaseUrl', env: 'MIRRORSTATE_QUEUE_DATABASE_URL', flag: 'queue-database-url', default: undefined,
-    defaultText: 'DATABASE_URL', description: 'queue database, when separate from the catalog', parse: postgresUrl,
+    defaultText: 'DATABASE_URL', description: 'queue database, when separate from the catalog', parse: postgresUrl, secret: true,
   }),
   setting({
     key: 'schema', env: 'MIRRORSTATE_SCHEMA', flag: 'schema', default: 'mirrorstate', defaultText: 'mirrorstate',
@@ -151,7 +157,7 @@ export const SETTINGS: readonly Setting[] = [
   }),
   setting({
     key: 'ingestToken', env: 'MIRRORSTATE_INGEST_TOKEN', flag: 'ingest-token', default: undefined,
-    defaultText: 'none: ingest off', description: 'bearer token for POST /api/v1/updates', parse: text,
+    defaultText: 'none: ingest off', description: 'bearer token for POST /api/v1/updates', parse: text, secret: true,
   }),
   setting({
     key: 'logLevel', env: 'MIRRORSTATE_LOG_LEVEL', flag: 'log-level', default: 'info', defaultText: 'info',
@@ -172,7 +178,7 @@ export const SETTINGS: readonly Setting[] = [
   }),
   setting({
     key: 'peerdbUrl', env: 'MIRRORSTATE_PEERDB_URL', flag: 'peerdb-url', default: undefined, defaultText: 'none: off',
-    description: "PeerDB's catalog database: turns the PeerDB source on (read only; a SELECT-only role is enough)", parse: postgresUrl,
+    description: "PeerDB's catalog database: turns the PeerDB source on (read only; a SELECT-only role is enough)", parse: postgresUrl, secret: true,
   }),
   setting({
     key: 'peerdbPollIntervalMs', env: 'MIRRORSTATE_PEERDB_POLL_INTERVAL', flag: 'peerdb-poll-interval', default: 5000,
@@ -198,16 +204,15 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
   const problems: string[] = [];
   const config: Record<string, unknown> = {};
   for (const s of SETTINGS) {
-    const fromFlag = flags[s.flag];
-    const raw = fromFlag ?? env[s.env];
-    if (raw === undefined || (fromFlag === undefined && raw === '')) {
+    const raw = rawValue(s, env, flags, problems);
+    if (raw === undefined) {
       config[s.key] = s.default;
       continue;
     }
-    const parsed = s.parse(raw);
+    const parsed = s.parse(raw.value);
     if (typeof parsed === 'object' && parsed !== null && 'error' in parsed) {
       // Parsers never echo URLs or tokens back, so a problem line is safe to print.
-      problems.push(`${s.env} / --${s.flag} ${parsed.error}`);
+      problems.push(`${raw.source} ${parsed.error}`);
     } else config[s.key] = parsed;
   }
   if (config.schema === config.bossSchema && config.queueDatabaseUrl === undefined) {
@@ -217,11 +222,52 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
   return Object.freeze(config as unknown as Config);
 }
 
+/** The file form of a secret setting. */
+export function fileForm(s: Setting): { env: string; flag: string } {
+  return { env: `${s.env}_FILE`, flag: `${s.flag}-file` };
+}
+
+/** Every flag the settings take, file forms included. */
+export function settingFlags(): string[] {
+  return SETTINGS.flatMap((s) => (s.secret ? [s.flag, fileForm(s).flag] : [s.flag]));
+}
+
+/**
+ * The setting's raw text and where it came from (for messages), or undefined when not given. A flag
+ * wins over its variable; an empty variable counts as not given. A secret's file form is read here:
+ * its problems name the setting and the path, never the content.
+ */
+function rawValue(
+  s: Setting, env: NodeJS.ProcessEnv, flags: Record<string, string | undefined>, problems: string[],
+): { value: string; source: string } | undefined {
+  const given = (flag: string, variable: string) => flags[flag] ?? (env[variable] === '' ? undefined : env[variable]);
+  const direct = given(s.flag, s.env);
+  const file = s.secret ? fileForm(s) : undefined;
+  const filePath = file ? given(file.flag, file.env) : undefined;
+  if (file && direct !== undefined && filePath !== undefined) {
+    problems.push(`${s.env} / --${s.flag} and ${file.env} / --${file.flag} are both set: give the secret one way only`);
+    return undefined;
+  }
+  if (file && filePath !== undefined) {
+    const source = `${file.env} / --${file.flag} (${filePath})`;
+    try {
+      return { value: readFileSync(filePath, 'utf8').replace(/\r?\n$/, ''), source };
+    } catch (err) {
+      problems.push(`${source} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      return undefined;
+    }
+  }
+  return direct === undefined ? undefined : { value: direct, source: `${s.env} / --${s.flag}` };
+}
+
 export function helpText(): string {
-  const width = Math.max(...SETTINGS.map((s) => s.flag.length)) + 4;
-  return SETTINGS.map(
-    (s) => `  --${s.flag.padEnd(width)}${s.env}\n  ${''.padEnd(width + 2)}${s.description} (default: ${s.defaultText})`,
-  ).join('\n');
+  const width = Math.max(...SETTINGS.map((s) => s.flag.length + (s.secret ? 5 : 0))) + 4;
+  return SETTINGS.map((s) => {
+    const line = `  --${s.flag.padEnd(width)}${s.env}\n  ${''.padEnd(width + 2)}${s.description} (default: ${s.defaultText})`;
+    if (!s.secret) return line;
+    const file = fileForm(s);
+    return `${line}\n  --${file.flag.padEnd(width)}${file.env}\n  ${''.padEnd(width + 2)}the same, read from this file (one trailing newline dropped)`;
+  }).join('\n');
 }
 
 /** Whether catalog and queue share a database, so a batch and its job completion commit together. */
