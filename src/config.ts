@@ -4,7 +4,7 @@
  * each naming the variable and the flag, so an operator fixes them in one go.
  */
 import { readFileSync } from 'node:fs';
-import { NO_SHARDING, parseShard, type Shard } from './metrics/shard.js';
+import { AUTO_SHARD, autoShardIndex, NO_SHARDING, parseShard, type Shard } from './metrics/shard.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -32,8 +32,12 @@ export interface Config {
   /** Undefined: the PeerDB source is off. */
   peerdbUrl: string | undefined;
   peerdbPollIntervalMs: number;
-  /** This replica's share of the per-mirror series (metrics/shard.ts). */
+  /** This replica's share of the per-mirror series (metrics/shard.ts); `auto` resolved at load. */
   metricsShard: Shard;
+  /** n for MIRRORSTATE_METRICS_SHARD=auto; undefined otherwise. */
+  metricsTotalShards: number | undefined;
+  /** The pod's ordinal for MIRRORSTATE_METRICS_SHARD=auto, when the downward API passes it. */
+  podIndex: number | undefined;
 }
 
 type Parser<T> = (raw: string) => T | { error: string };
@@ -186,7 +190,18 @@ export const SETTINGS: readonly Setting[] = [
   }),
   setting({
     key: 'metricsShard', env: 'MIRRORSTATE_METRICS_SHARD', flag: 'metrics-shard', default: NO_SHARDING, defaultText: '0/1',
-    description: 'i/n: export the per-mirror series of shard i of n only (README: Sharding /metrics)', parse: parseShard,
+    description: 'i/n: export the per-mirror series of shard i of n only; auto: i is the StatefulSet pod\'s ordinal (docs/metrics.md: Sharding)',
+    parse: parseShard,
+  }),
+  setting({
+    key: 'metricsTotalShards', env: 'MIRRORSTATE_METRICS_TOTAL_SHARDS', flag: 'metrics-total-shards', default: undefined,
+    defaultText: 'none', description: 'n for MIRRORSTATE_METRICS_SHARD=auto: the StatefulSet\'s replicas', parse: integer(1, 1024),
+  }),
+  setting({
+    key: 'podIndex', env: 'MIRRORSTATE_POD_INDEX', flag: 'pod-index', default: undefined,
+    defaultText: 'the trailing -<i> of POD_NAME or HOSTNAME',
+    description: 'this pod\'s ordinal for MIRRORSTATE_METRICS_SHARD=auto (the apps.kubernetes.io/pod-index label, by the downward API)',
+    parse: integer(0, 1023),
   }),
 ];
 
@@ -218,6 +233,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
   if (config.schema === config.bossSchema && config.queueDatabaseUrl === undefined) {
     problems.push('MIRRORSTATE_SCHEMA and MIRRORSTATE_BOSS_SCHEMA must differ: the catalog and pg-boss each own their schema');
   }
+  resolveAutoShard(config as Partial<Config>, env, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config as unknown as Config);
 }
@@ -258,6 +274,31 @@ function rawValue(
     }
   }
   return direct === undefined ? undefined : { value: direct, source: `${s.env} / --${s.flag}` };
+}
+
+/** MIRRORSTATE_METRICS_SHARD=auto → i/n, or a problem naming what is missing. */
+function resolveAutoShard(config: Partial<Config>, env: NodeJS.ProcessEnv, problems: string[]): void {
+  const total = config.metricsTotalShards;
+  if (config.metricsShard !== AUTO_SHARD) {
+    if (total !== undefined) {
+      problems.push('MIRRORSTATE_METRICS_TOTAL_SHARDS / --metrics-total-shards applies only with MIRRORSTATE_METRICS_SHARD=auto');
+    }
+    return;
+  }
+  if (total === undefined) {
+    problems.push("MIRRORSTATE_METRICS_SHARD=auto needs MIRRORSTATE_METRICS_TOTAL_SHARDS / --metrics-total-shards (the StatefulSet's replicas)");
+    return;
+  }
+  const own = autoShardIndex(env, config.podIndex);
+  if (own === undefined) {
+    problems.push(
+      `MIRRORSTATE_METRICS_SHARD=auto cannot tell this pod's ordinal: set MIRRORSTATE_POD_INDEX / --pod-index (the apps.kubernetes.io/pod-index label), or POD_NAME to a StatefulSet pod name ending in -<i> (POD_NAME=${JSON.stringify(env.POD_NAME ?? '')}, HOSTNAME=${JSON.stringify(env.HOSTNAME ?? '')})`,
+    );
+  } else if (own.index >= total) {
+    problems.push(`MIRRORSTATE_METRICS_SHARD=auto: ordinal ${own.index} (from ${own.from}) is not below MIRRORSTATE_METRICS_TOTAL_SHARDS=${total}: set it to the StatefulSet's replicas`);
+  } else {
+    config.metricsShard = { index: own.index, count: total };
+  }
 }
 
 export function helpText(): string {

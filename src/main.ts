@@ -85,7 +85,7 @@ export class Daemon {
     logger: Logger,
   ) {
     this.log = logger;
-    this.metrics = createDaemonMetrics({ peerdb: config.peerdbUrl !== undefined });
+    this.metrics = createDaemonMetrics({ peerdb: config.peerdbUrl !== undefined, shard: config.metricsShard });
   }
 
   async start(): Promise<void> {

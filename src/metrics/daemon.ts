@@ -5,8 +5,10 @@
  * the route renders them per response instead of sharing a prom-client gauge.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { buildInfo } from '../buildInfo.js';
 import { DEAD_LETTER_QUEUE, UPDATES_QUEUE } from '../queue/boss.js';
 import type { Family } from './exposition.js';
+import { NO_SHARDING, type Shard } from './shard.js';
 
 /** pg-boss 12's job states, every one reported (0 when empty) so queries never meet a gap. */
 export const JOB_STATES = ['created', 'retry', 'active', 'completed', 'cancelled', 'failed'] as const;
@@ -93,9 +95,35 @@ function createPeerdbMetrics(registry: Registry): PeerdbMetrics {
   };
 }
 
-export function createDaemonMetrics(options: { peerdb?: boolean } = {}): DaemonMetrics {
+/**
+ * Set once at start and never changed: which build runs, and which shard of how many this replica
+ * serves. The shard alerts (grafana/config.yml) compare the ordinals the replicas of a job report
+ * with the total each of them was given, as kube-state-metrics' mixin does.
+ */
+function registerIdentity(registry: Registry, shard: Shard): void {
+  const info = buildInfo();
+  new Gauge({
+    name: 'mirrorstate_build_info',
+    help: 'Always 1; labels name the build: version (package.json), revision (the commit it was built from), nodejs (the runtime).',
+    labelNames: ['version', 'revision', 'nodejs'] as const,
+    registers: [registry],
+  }).set(info, 1);
+  new Gauge({
+    name: 'mirrorstate_shard_ordinal',
+    help: "This replica's shard i of MIRRORSTATE_METRICS_SHARD=i/n (0 when not sharded): it exports the per-mirror series of shard i only.",
+    registers: [registry],
+  }).set(shard.index);
+  new Gauge({
+    name: 'mirrorstate_total_shards',
+    help: 'The n of MIRRORSTATE_METRICS_SHARD=i/n (1 when not sharded): how many replicas split the per-mirror series.',
+    registers: [registry],
+  }).set(shard.count);
+}
+
+export function createDaemonMetrics(options: { peerdb?: boolean; shard?: Shard } = {}): DaemonMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  registerIdentity(registry, options.shard ?? NO_SHARDING);
   const updates = new Counter({
     name: 'mirrorstate_updates_total',
     help: 'State updates taken from the queue, by result: applied, stale, duplicate, rejected.',

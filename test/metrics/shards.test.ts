@@ -2,17 +2,24 @@
  * Metrics sharding and gzip, from outside: three daemon processes on one catalog, shards 0/3, 1/3
  * and 2/3, scraped over HTTP as Prometheus would. Together they export every live mirror exactly
  * once (complete and disjoint), each mirror on the shard the documented hash names, and each
- * exports its own families. A gzip answer decodes to exactly the plain answer, in both formats.
+ * exports its own families. Three more started as a StatefulSet starts its pods (shard `auto`, the
+ * pod names mirrorstate-0..2) split the fleet the same way. A gzip answer decodes to exactly the
+ * plain answer, in both formats.
  */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { crc32, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { parseShard, shardOf } from '../../src/metrics/shard.js';
-import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
+import { CLI, type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { putMirror } from './fixtures.js';
 
 const SHARDS = 3;
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+/** What `npm run build` recorded (scripts/build-info.mjs): this checkout's commit. */
+const REVISION = (JSON.parse(readFileSync(new URL('../../dist/build-info.json', import.meta.url), 'utf8')) as { revision: string }).revision;
 const MIRRORS = [
   ...Array.from({ length: 60 }, (_, i) => `mirror_${String(i).padStart(6, '0')}`),
   'orders_cdc', 'zählwerk "q"', 'back\\slash', 'émoji 🚀 with spaces',
@@ -73,26 +80,80 @@ describe('MIRRORSTATE_METRICS_SHARD', () => {
   });
 
   it('splits the fleet over the replicas: complete, disjoint, by the documented hash, daemon families on each', async () => {
-    const live = MIRRORS.filter((m) => m !== 'mirror_000007');
-    let texts: string[] = [];
-    await waitFor('every shard lists its mirrors', async () => {
-      texts = await Promise.all(daemons.map(async (d) => (await get(d.url)).body.toString('utf8')));
-      return texts.reduce((n, t) => n + mirrorsIn(t).size, 0) >= live.length;
-    });
-    const seen = new Map<string, number>();
-    for (const [shard, text] of texts.entries()) {
-      for (const mirror of mirrorsIn(text)) {
-        expect(seen.has(mirror), `${mirror} on two shards`).toBe(false);
-        seen.set(mirror, shard);
-        expect(shardOf(mirror, SHARDS), mirror).toBe(shard);
-      }
-      expect(text).toMatch(/^mirrorstate_catalog_up 1$/m);
-      expect(text).toMatch(/^mirrorstate_updates_total\{result="applied"\} /m);
-      expect(text).toMatch(/^process_resident_memory_bytes /m);
+    await expectCompleteAndDisjoint(daemons);
+  });
+});
+
+/** Scrapes every replica until together they list the live fleet, then checks how they split it. */
+async function expectCompleteAndDisjoint(replicas: DaemonProcess[]): Promise<void> {
+  const live = MIRRORS.filter((m) => m !== 'mirror_000007');
+  let texts: string[] = [];
+  await waitFor('every shard lists its mirrors', async () => {
+    texts = await Promise.all(replicas.map(async (d) => (await get(d.url)).body.toString('utf8')));
+    return texts.reduce((n, t) => n + mirrorsIn(t).size, 0) >= live.length;
+  });
+  const seen = new Map<string, number>();
+  for (const [shard, text] of texts.entries()) {
+    for (const mirror of mirrorsIn(text)) {
+      expect(seen.has(mirror), `${mirror} on two shards`).toBe(false);
+      seen.set(mirror, shard);
+      expect(shardOf(mirror, SHARDS), mirror).toBe(shard);
     }
-    expect([...seen.keys()].sort()).toEqual([...live].sort());
-    // Every shard holds some of the fleet, or the test would not tell a filter from none.
-    expect(texts.map((t) => mirrorsIn(t).size).every((n) => n > 0 && n < live.length)).toBe(true);
+    expect(text).toMatch(/^mirrorstate_catalog_up 1$/m);
+    expect(text).toMatch(/^mirrorstate_updates_total\{result="applied"\} /m);
+    expect(text).toMatch(/^process_resident_memory_bytes /m);
+    // Each replica says which shard it serves, for the shard alerts (docs/operating.md).
+    expect(text).toMatch(new RegExp(`^mirrorstate_shard_ordinal ${shard}$`, 'm'));
+    expect(text).toMatch(new RegExp(`^mirrorstate_total_shards ${SHARDS}$`, 'm'));
+    expect(text).toContain(`mirrorstate_build_info{version="${VERSION}",revision="${REVISION}",nodejs="${process.version}"} 1\n`);
+  }
+  expect([...seen.keys()].sort()).toEqual([...live].sort());
+  // Every shard holds some of the fleet, or the test would not tell a filter from none.
+  expect(texts.map((t) => mirrorsIn(t).size).every((n) => n > 0 && n < live.length)).toBe(true);
+}
+
+describe('MIRRORSTATE_METRICS_SHARD=auto', () => {
+  const auto = { MIRRORSTATE_METRICS_SHARD: 'auto', MIRRORSTATE_METRICS_TOTAL_SHARDS: '3' };
+
+  it.each([
+    ['a StatefulSet pod name in HOSTNAME', { HOSTNAME: 'mirrorstate-2' }, { index: 2, count: 3 }],
+    ['POD_NAME over HOSTNAME', { POD_NAME: 'mirrorstate-1', HOSTNAME: 'mirrorstate-2' }, { index: 1, count: 3 }],
+    ['the pod-index label over the name', { MIRRORSTATE_POD_INDEX: '0', POD_NAME: 'mirrorstate-1' }, { index: 0, count: 3 }],
+    ['a name with dashes and digits', { POD_NAME: 'mirrorstate-eu-2-0' }, { index: 0, count: 3 }],
+  ])('takes the ordinal from %s', (_what, env, shard) => {
+    expect(loadConfig({ ...auto, ...env }).metricsShard).toEqual(shard);
+  });
+
+  it.each([
+    ['no ordinal anywhere', { ...auto }, /MIRRORSTATE_METRICS_SHARD=auto cannot tell this pod's ordinal: set MIRRORSTATE_POD_INDEX/],
+    ['a pod name without one', { ...auto, POD_NAME: 'mirrorstate-7f9c8d-xk2p9x', HOSTNAME: 'mirrorstate-1' }, /cannot tell this pod's ordinal.*POD_NAME="mirrorstate-7f9c8d-xk2p9x"/],
+    ['an ordinal beyond the total', { ...auto, HOSTNAME: 'mirrorstate-3' }, /ordinal 3 \(from HOSTNAME=mirrorstate-3\) is not below MIRRORSTATE_METRICS_TOTAL_SHARDS=3/],
+    ['no total', { MIRRORSTATE_METRICS_SHARD: 'auto', HOSTNAME: 'mirrorstate-0' }, /auto needs MIRRORSTATE_METRICS_TOTAL_SHARDS/],
+    ['a total without auto', { MIRRORSTATE_METRICS_SHARD: '1/3', MIRRORSTATE_METRICS_TOTAL_SHARDS: '3' }, /MIRRORSTATE_METRICS_TOTAL_SHARDS \/ --metrics-total-shards applies only with MIRRORSTATE_METRICS_SHARD=auto/],
+  ])('refuses %s, naming the setting', (_what, env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('stops the daemon before it starts when the ordinal cannot be told', () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...auto, DATABASE_URL: db.url, HOSTNAME: 'mirrorstate' };
+    delete env.POD_NAME;
+    const r = spawnSync(process.execPath, [CLI, 'run'], { env, encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("MIRRORSTATE_METRICS_SHARD=auto cannot tell this pod's ordinal");
+    expect(r.stdout).not.toContain('mirrorstate running');
+  });
+
+  it("splits the fleet over a StatefulSet's pods mirrorstate-0..2: complete and disjoint", async () => {
+    const pods: DaemonProcess[] = [];
+    try {
+      // Started in the StatefulSet's order; each has the host name Kubernetes gives it and nothing else.
+      for (let i = 0; i < SHARDS; i++) {
+        pods.push(await startDaemon({ databaseUrl: db.url, env: { ...auto, HOSTNAME: `mirrorstate-${i}`, POD_NAME: '' } }));
+      }
+      await expectCompleteAndDisjoint(pods);
+    } finally {
+      await Promise.all(pods.map((d) => d.stop()));
+    }
   });
 });
 
