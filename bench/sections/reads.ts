@@ -11,7 +11,7 @@
 import pg from 'pg';
 import { migrate } from '../../src/catalog/migrate.js';
 import { readMirror } from '../../src/catalog/readMirror.js';
-import { readMirrorNaive } from '../../src/catalog/readMirrorNaive.js';
+import { readMirrorNaive } from '../../test/helpers/readMirrorNaive.js';
 import { createLogger } from '../../src/log.js';
 import { admin, databaseUrl } from '../../test/helpers/db.js';
 import type { BenchSection } from '../index.js';

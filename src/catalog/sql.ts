@@ -40,8 +40,10 @@ export function tables(schema: string): Tables {
 }
 
 /**
- * A timestamptz column as RFC 3339 UTC text with microseconds (`2026-11-21T10:00:00.123456Z`). node-pg
- * would turn it into a millisecond Date; this keeps the precision every version comparison needs.
+ * A timestamptz column as RFC 3339 UTC text with microseconds (`2026-11-21T10:00:00.123456Z`), in any
+ * session time zone. node-pg would turn it into a millisecond Date; this keeps the precision every
+ * version comparison needs. A `timestamp` column (no zone) that holds UTC, as PeerDB's do, comes out
+ * the same in a session whose TimeZone is UTC (the PeerDB read sets it).
  */
 export function UTC_MICROS(column: string): string {
   return `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { applyBatch } from '../../src/catalog/applyBatch.js';
 import { migrate } from '../../src/catalog/migrate.js';
-import { clientExecutor } from '../../src/catalog/sql.js';
+import { clientExecutor, UTC_MICROS } from '../../src/catalog/sql.js';
 import { inTransaction } from '../../src/db/pool.js';
 import { createLogger } from '../../src/log.js';
 import { parseUpdate, type StateUpdate } from '../../src/update.js';
@@ -17,17 +17,16 @@ function u(fields: Record<string, unknown>): StateUpdate {
   return r.value;
 }
 const write = (batch: StateUpdate[]) => inTransaction(db.pool, 'begin', (c) => applyBatch(clientExecutor(c), SCHEMA, batch));
-const UTC = (c: string) => `to_char(${c} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 async function mirror(name = 'm') {
   const { rows } = await db.pool.query(
-    `select status, ${UTC('observed_at')} as observed_at, seq, ${UTC('status_since')} as status_since, workflow_id, rows_synced,
-            lag_seconds, slot_lag_bytes, error_class, error_message, ${UTC('dropped_at')} as dropped_at, transitions_total, journal_length,
-            ${UTC('journal_oldest_at')} as journal_oldest_at
+    `select status, ${UTC_MICROS('observed_at')} as observed_at, seq, ${UTC_MICROS('status_since')} as status_since, workflow_id, rows_synced,
+            lag_seconds, slot_lag_bytes, error_class, error_message, ${UTC_MICROS('dropped_at')} as dropped_at, transitions_total, journal_length,
+            ${UTC_MICROS('journal_oldest_at')} as journal_oldest_at
        from ${SCHEMA}.mirrors where mirror = $1`, [name]);
   return rows[0];
 }
 async function transitions(name = 'm') {
-  const { rows } = await db.pool.query(`select from_status, to_status, ${UTC('at')} as at from ${SCHEMA}.transitions where mirror = $1 order by id`, [name]);
+  const { rows } = await db.pool.query(`select from_status, to_status, ${UTC_MICROS('at')} as at from ${SCHEMA}.transitions where mirror = $1 order by id`, [name]);
   return rows.map((r) => `${r.from_status ?? '∅'}→${r.to_status}@${r.at.slice(11)}`);
 }
 

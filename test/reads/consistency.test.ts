@@ -8,7 +8,7 @@
 import http from 'node:http';
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readMirrorNaive } from '../../src/catalog/readMirrorNaive.js';
+import { readMirrorNaive } from '../helpers/readMirrorNaive.js';
 import type { MirrorDetail } from '../../src/catalog/views.js';
 import { trim } from '../../src/catalog/trim.js';
 import { createLogger } from '../../src/log.js';

@@ -80,6 +80,12 @@ describe('the import graph of src/', () => {
     expect(circles(graph)).toEqual([['a.ts', 'b.ts', 'c.ts', 'a.ts']]);
   });
 
+  it('stays inside src/: nothing shipped imports test or bench code', () => {
+    const outside = [...importGraph(SRC)].flatMap(([file, targets]) =>
+      targets.filter((target) => target.startsWith('..')).map((target) => `${file} -> ${target}`));
+    expect(outside).toEqual([]);
+  });
+
   it('has no circles', () => {
     expect(circles(importGraph(SRC)).map((circle) => circle.join(' -> '))).toEqual([]);
   });

@@ -16,6 +16,7 @@
  * Rows synced likewise: see rowsSynced.ts.
  */
 import type pg from 'pg';
+import { UTC_MICROS } from '../../catalog/sql.js';
 import { readRowsSynced, type RowsMemory, type RowTotals } from './rowsSynced.js';
 
 /** Session settings of the PeerDB connection: PeerDB's `timestamp` columns hold UTC (its workers
@@ -159,10 +160,9 @@ export interface PeerdbSnapshot {
 // Every bigint read here is cast to float8 (exact below 2^53, which ids, byte counts and row totals
 // stay under): node-pg returns int8 as a string unless a process-wide parser says otherwise, and
 // this read must not depend on which modules the process happened to load (src/db/pool.ts sets one).
-const TS = (column: string) => `to_char(${column}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 /** A `timestamp` as PostgreSQL prints it with DateStyle ISO (`2026-11-21 10:00:40.5`) → the
- * RFC 3339 UTC form with microseconds that TS gives (`2026-11-21T10:00:40.500000Z`). */
+ * RFC 3339 UTC form with microseconds that UTC_MICROS gives (`2026-11-21T10:00:40.500000Z`). */
 export function rfc3339(iso: string): string {
   const dot = iso.indexOf('.', 19);
   const fraction = dot < 0 ? '' : iso.slice(dot + 1);
@@ -230,7 +230,7 @@ export async function readPeerdb(client: pg.ClientBase, shape: PeerdbShape, tail
 }
 
 /** The clock and the peers (a handful of rows), the first read of every poll. */
-const HEAD = `select ${TS('now()')} as now, coalesce((select json_agg(json_build_array(id, name, type)) from peers), '[]') as peers`;
+const HEAD = `select ${UTC_MICROS('now()')} as now, coalesce((select json_agg(json_build_array(id, name, type)) from peers), '[]') as peers`;
 type Head = { now: string; peers: [number, string, number][] };
 
 async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tails: Tails | null, head: Head): Promise<PeerdbSnapshot> {
@@ -291,7 +291,7 @@ async function readSlots(client: pg.ClientBase, flows: FlowRow[], tails: Tails |
     // index_slot_name (V12): the samples of one slot, newest taken per slot; peer_slot_size_pkey
     // for where the tail starts.
     const { rows } = await client.query<Row>(
-      `select s.slot_name as key, x.id, x.slot_size as bytes, ${TS('x.updated_at')} as at
+      `select s.slot_name as key, x.id, x.slot_size as bytes, ${UTC_MICROS('x.updated_at')} as at
          from unnest($1::text[]) as s(slot_name)
         cross join lateral (
           select id, (slot_size * ${MIB}::bigint)::float8 as slot_size, updated_at from peerdb_stats.peer_slot_size p
@@ -303,7 +303,7 @@ async function readSlots(client: pg.ClientBase, flows: FlowRow[], tails: Tails |
   }
   // peer_slot_size_pkey: only the samples appended since the last poll, and the holes below it.
   const { rows } = await client.query<Row>(
-    `select slot_name as key, id, (slot_size * ${MIB}::bigint)::float8 as bytes, ${TS('updated_at')} as at
+    `select slot_name as key, id, (slot_size * ${MIB}::bigint)::float8 as bytes, ${UTC_MICROS('updated_at')} as at
        from peerdb_stats.peer_slot_size where id > $1::int or id = any($2::int[]) order by id`,
     [tails.slotAfterId, tails.slotHoles],
   );
@@ -333,7 +333,7 @@ async function readErrors(
     }
     // idx_flow_errors_flow_name (V17): one flow's log rows, the newest `error` taken per flow.
     const { rows } = await client.query<Row>(
-      `select n.flow_name as key, e.id::float8 as id, e.error_message as message, ${TS('e.error_timestamp')} as at
+      `select n.flow_name as key, e.id::float8 as id, e.error_message as message, ${UTC_MICROS('e.error_timestamp')} as at
          from unnest($1::text[]) as n(flow_name)
         cross join lateral (
           select id, error_message, error_timestamp from peerdb_stats.flow_errors e
@@ -346,7 +346,7 @@ async function readErrors(
   }
   // flow_errors_pkey: only the rows logged since the last poll, and the holes below it.
   const { rows } = await client.query<Row & { type: string }>(
-    `select flow_name as key, id::float8 as id, error_message as message, ${TS('error_timestamp')} as at, error_type as type
+    `select flow_name as key, id::float8 as id, error_message as message, ${UTC_MICROS('error_timestamp')} as at, error_type as type
        from peerdb_stats.flow_errors where id > $1::bigint or id = any($2::bigint[]) order by id`,
     [tails.errorAfterId, tails.errorHoles],
   );

@@ -28,6 +28,7 @@
  *   publishes anyway; idle polls never do it.
  */
 import type pg from 'pg';
+import { UTC_MICROS } from '../../catalog/sql.js';
 
 /** See the file comment: a counts transaction open longer than this is caught by reconciliation. */
 export const COUNTS_MARGIN_MS = 120_000;
@@ -37,8 +38,6 @@ export const PARTITION_LOOKBACK_IDS = 1000;
 /** Both tables are re-read whole, slice by slice, once every this many polls. */
 export const RECONCILE_POLLS = 120;
 const MIN_PARTITION_SLICE = 100;
-
-const TS = (column: string) => `to_char(${column}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 interface Counted {
   rows: number;
@@ -105,11 +104,11 @@ async function readWhole(client: pg.ClientBase): Promise<RowsMemory> {
   // The first poll of a leader: both tables whole (cdc_table_aggregate_counts holds one running
   // total per table of each flow; qrep_partitions one row per partition, no usable index).
   const { rows: counts } = await client.query<CountRow>(
-    `select flow_name as flow, destination_table_name as tbl, total_count::float8 as rows, ${TS('last_updated_at')} as at
+    `select flow_name as flow, destination_table_name as tbl, total_count::float8 as rows, ${UTC_MICROS('last_updated_at')} as at
        from peerdb_stats.cdc_table_aggregate_counts`,
   );
   const { rows: parts } = await client.query<PartitionRow>(
-    `select id, parent_mirror_name as mirror, coalesce(rows_synced, 0)::float8 as rows, ${TS('end_time')} as at
+    `select id, parent_mirror_name as mirror, coalesce(rows_synced, 0)::float8 as rows, ${UTC_MICROS('end_time')} as at
        from peerdb_stats.qrep_partitions where parent_mirror_name is not null`,
   );
   const memory: RowsMemory = {
@@ -138,7 +137,7 @@ async function readChanges(client: pg.ClientBase, flows: readonly { name: string
   const names = flows.filter((f) => bucketOf(f.name) === bucket).map((f) => f.name);
   const since = new Date(Date.parse(memory.readAt) - COUNTS_MARGIN_MS).toISOString();
   const { rows: countRows } = await client.query<CountRow>(
-    `select flow_name as flow, destination_table_name as tbl, total_count::float8 as rows, ${TS('last_updated_at')} as at
+    `select flow_name as flow, destination_table_name as tbl, total_count::float8 as rows, ${UTC_MICROS('last_updated_at')} as at
        from peerdb_stats.cdc_table_aggregate_counts
       where last_updated_at >= $1::timestamp or flow_name = any($2::text[])`,
     [since, names],
@@ -158,7 +157,7 @@ async function readChanges(client: pg.ClientBase, flows: readonly { name: string
   const from = memory.partitionCursor > memory.partitionTopId ? 0 : memory.partitionCursor;
   const newAfter = memory.partitionTopId;
   const { rows: partRows } = await client.query<PartitionRow>(
-    `select id, parent_mirror_name as mirror, coalesce(rows_synced, 0)::float8 as rows, ${TS('end_time')} as at
+    `select id, parent_mirror_name as mirror, coalesce(rows_synced, 0)::float8 as rows, ${UTC_MICROS('end_time')} as at
        from peerdb_stats.qrep_partitions
       where (id > $1::int or id = any($2::int[]) or (id >= $3::int and id < $4::int)) and parent_mirror_name is not null`,
     [newAfter, open, from, from + partSlice],

@@ -4,9 +4,9 @@
  * mirror row (journal metadata) and the journal rows may come from different moments (read skew).
  * Never serve it.
  */
-import type { Pool } from '../db/pool.js';
-import { DETAIL_TRANSITIONS, detailStatements, type MirrorDetail, toJournalEvent, toMirrorState, toTransition } from './views.js';
-import type { ReadMirrorOptions } from './readMirror.js';
+import type { Pool } from '../../src/db/pool.js';
+import { DETAIL_TRANSITIONS, detailStatements, type MirrorDetail, toJournalEvent, toMirrorState, toTransition } from '../../src/catalog/views.js';
+import type { ReadMirrorOptions } from '../../src/catalog/readMirror.js';
 
 export async function readMirrorNaive(
   pool: Pool, schema: string, mirror: string, options: ReadMirrorOptions & { pauseMs?: number },
