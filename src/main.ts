@@ -8,10 +8,10 @@
  */
 import type { PgBoss } from 'pg-boss';
 import { withTimeout } from './async.js';
-import { appliedVersion, latestVersion, migrate } from './catalog/migrate.js';
+import { appliedVersion, latestVersion } from './catalog/migrate.js';
 import { type Config, queueSharesCatalog } from './config.js';
 import { createPool, type Pool } from './db/pool.js';
-import { type EmbeddedDatabase, runningEmbeddedUrl, startEmbeddedPostgres } from './embedded.js';
+import { type Databases, migrateAll, resolveDatabases } from './databases.js';
 import { registerApiRoutes } from './http/api.js';
 import { registerHealthRoutes } from './http/health.js';
 import { registerIngestRoute } from './http/ingest.js';
@@ -24,41 +24,13 @@ import { Outage } from './db/outage.js';
 import { QueueAnalyzer } from './queue/analyzer.js';
 import { registerMetricsRoute } from './metrics/route.js';
 import { createSnapshotPool, MirrorSnapshots } from './metrics/snapshot.js';
-import { createBoss, ensureQueues } from './queue/boss.js';
+import { createBoss } from './queue/boss.js';
 import { Consumer } from './queue/consumer.js';
 import { Trimmer } from './queue/trimmer.js';
 import { PeerdbPoller } from './source/peerdb/poller.js';
 
 /** Kubernetes' default probe timeout is 1 s; answer well inside it. */
 const READINESS_TIMEOUT_MS = 800;
-
-export interface Databases {
-  catalogUrl: string;
-  queueUrl: string;
-  embedded: EmbeddedDatabase | undefined;
-}
-
-/**
- * The catalog URL from config; else the embedded PostgreSQL a daemon already runs (when `shareRunning`,
- * for the one-shot commands); else an embedded PostgreSQL started for this process.
- */
-export async function resolveDatabases(config: Config, logger: Logger, shareRunning = false): Promise<Databases> {
-  let embedded: EmbeddedDatabase | undefined;
-  let catalogUrl = config.databaseUrl ?? (shareRunning ? runningEmbeddedUrl(config.dataDir) : undefined);
-  if (catalogUrl === undefined) {
-    embedded = await startEmbeddedPostgres(config.dataDir, logger);
-    catalogUrl = embedded.url;
-    // The embedded server's fixed local credentials are no secret: printing them is the point.
-    process.stdout.write(`mirrorstate: embedded PostgreSQL running, DATABASE_URL=${catalogUrl}\n`);
-  }
-  return { catalogUrl, queueUrl: config.queueDatabaseUrl ?? catalogUrl, embedded };
-}
-
-/** Catalog migrations, pg-boss's own schema, and the queues: what `mirrorstate migrate` does. */
-export async function migrateAll(config: Config, pool: Pool, boss: PgBoss, logger: Logger): Promise<void> {
-  await migrate(pool, config.schema, logger.child({ component: 'migrate' }));
-  await ensureQueues(boss);
-}
 
 export class Daemon {
   private readonly log: Logger;

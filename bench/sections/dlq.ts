@@ -6,7 +6,7 @@
  */
 import type { PgBoss } from 'pg-boss';
 import { createPool } from '../../src/db/pool.js';
-import { REDRIVE_BATCH, redriveSelection } from '../../src/dlq.js';
+import { REDRIVE_BATCH, redriveSelection } from '../../src/cli/dlq.js';
 import { createLogger } from '../../src/log.js';
 import { createBoss, DEAD_LETTER_QUEUE, ensureQueues } from '../../src/queue/boss.js';
 import { createTestDatabase } from '../../test/helpers/db.js';

@@ -6,7 +6,7 @@
  *
  * Side by side means in the same rounds: each round changes 1% of the mirrors, as a live fleet
  * would, then scrapes every daemon (this build, and the baseline's when BENCH_BASELINE_CLI names
- * another build's dist/cli.js) and the floor back to back, in an order that alternates from round
+ * another build's CLI entry, dist/cli/index.js or an older build's dist/cli.js) and the floor back to back, in an order that alternates from round
  * to round. A ratio is the median of the rounds' ratios, so a drift of this shared machine's load
  * between phases does not enter it (a floor measured after the daemon's scrapes once read 1.03×
  * in one run and 1.4× in the next for the same build). The shards likewise: each round scrapes

@@ -30,7 +30,7 @@ const MIRRORS = 1000;
 const UPDATES = Number(process.env.BENCH_WRITE_UPDATES ?? 20_000);
 const NAIVE_UPDATES = 2_000;
 const ROUNDS = Number(process.env.BENCH_WRITE_ROUNDS ?? 3);
-/** Another build's dist/cli.js (e.g. main's), its daemon rows measured in the same rounds. */
+/** Another build's CLI entry (dist/cli/index.js; dist/cli.js in older builds), e.g. main's, its daemon rows measured in the same rounds. */
 const BASELINE_CLI = process.env.BENCH_BASELINE_CLI;
 const FRESHNESS_RATE = 1000;
 const FRESHNESS_SECONDS = 10;

@@ -58,7 +58,7 @@ it("the README's quick start works in a fresh clone in a private directory", asy
   expect(output).toMatch(/embedded PostgreSQL running, DATABASE_URL=postgres:\/\/\S+@127\.0\.0\.1:\d+\/mirrorstate/);
 
   // The README's command, from the clone, finding the daemon's embedded server on its own.
-  await exec('node', ['dist/cli.js', 'publish', '--mirror', 'orders_cdc', '--status', 'running', '--rows-synced', '1200'], { cwd: clone, env });
+  await exec('node', ['dist/cli/index.js', 'publish', '--mirror', 'orders_cdc', '--status', 'running', '--rows-synced', '1200'], { cwd: clone, env });
   let metrics = '';
   await waitFor('the update on /metrics', async () => {
     metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();

@@ -1,12 +1,12 @@
 /**
- * Starts the built daemon (`dist/cli.js`) as a process, the way an operator would, on a free port
+ * Starts the built daemon (`dist/cli/index.js`) as a process, the way an operator would, on a free port
  * it reports in its log, and talks to it over HTTP.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
-export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
 
 export interface DaemonProcess {
   proc: ChildProcess;
@@ -24,7 +24,7 @@ export interface DaemonOptions {
   cwd?: string;
   env?: Record<string, string>;
   args?: string[];
-  /** Another build's dist/cli.js (the bench's same-run baseline); default this checkout's. */
+  /** Another build's dist/cli/index.js (the bench's same-run baseline); default this checkout's. */
   cli?: string;
 }
 

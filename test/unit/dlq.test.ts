@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DlqUsageError, parseDlqRequest, printable, safeJson, type DlqValues } from '../../src/dlq.js';
+import { DlqUsageError, parseDlqRequest, printable, safeJson, type DlqValues } from '../../src/cli/dlq.js';
 
 const ID = '6f1c2a3b-0000-4000-8000-000000000001';
 

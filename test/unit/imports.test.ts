@@ -89,4 +89,13 @@ describe('the import graph of src/', () => {
   it('has no circles', () => {
     expect(circles(importGraph(SRC)).map((circle) => circle.join(' -> '))).toEqual([]);
   });
+
+  it('has the command line on top: nothing imports cli/, and only cli/ imports the daemon (main.ts)', () => {
+    const graph = importGraph(SRC);
+    const importers = (target: (file: string) => boolean) =>
+      [...graph].filter(([file, targets]) => !file.startsWith('cli/') && targets.some(target)).map(([file]) => file);
+    expect(importers((t) => t.startsWith('cli/'))).toEqual([]);
+    expect(importers((t) => t === 'main.ts')).toEqual([]);
+    expect(graph.get('cli/index.ts')).toContain('main.ts');
+  });
 });

@@ -3,10 +3,10 @@
  * and transitions. It reads exactly as the read API does (catalog/read*.ts): the table from one
  * statement, one mirror from one snapshot.
  */
-import type { Pool } from './db/pool.js';
-import { readMirror } from './catalog/readMirror.js';
-import { readMirrors } from './catalog/readMirrors.js';
-import { DETAIL_TRANSITIONS } from './catalog/views.js';
+import type { Pool } from '../db/pool.js';
+import { readMirror } from '../catalog/readMirror.js';
+import { readMirrors } from '../catalog/readMirrors.js';
+import { DETAIL_TRANSITIONS } from '../catalog/views.js';
 
 function table(rows: Record<string, unknown>[], columns: string[]): string {
   const cell = (v: unknown) => (v === null || v === undefined ? '-' : String(v));

@@ -4,17 +4,18 @@
  * variable with a flag of the same meaning (see config.ts); `--help` lists them with defaults.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, type Config, helpText, loadConfig, settingFlags } from './config.js';
-import { createPool } from './db/pool.js';
+import { ConfigError, type Config, helpText, loadConfig, settingFlags } from '../config.js';
+import { createPool } from '../db/pool.js';
 import { createDlqPool, DLQ_FLAGS, DLQ_USAGE, DlqUsageError, parseDlqRequest, runDlq, type DlqValues } from './dlq.js';
-import { EmbeddedStartError } from './embedded.js';
-import { createLogger, type Logger } from './log.js';
-import { Daemon, migrateAll, resolveDatabases } from './main.js';
-import { InvalidUpdateError, publishUpdates, type UpdateInput } from './publish.js';
-import { createBoss } from './queue/boss.js';
+import { EmbeddedStartError } from '../embedded.js';
+import { createLogger, type Logger } from '../log.js';
+import { migrateAll, resolveDatabases } from '../databases.js';
+import { Daemon } from '../main.js';
+import { InvalidUpdateError, publishUpdates, type UpdateInput } from '../publish.js';
+import { createBoss } from '../queue/boss.js';
 import { printStatus } from './status.js';
-import { trim } from './catalog/trim.js';
-import { peerdbSync } from './source/peerdb/command.js';
+import { trim } from '../catalog/trim.js';
+import { peerdbSync } from './peerdbSync.js';
 
 const COMMANDS = ['run', 'migrate', 'publish', 'status', 'trim', 'dlq', 'peerdb-sync'] as const;
 type Command = (typeof COMMANDS)[number];

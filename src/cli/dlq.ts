@@ -14,11 +14,11 @@
  */
 import type { ParseArgsConfig } from 'node:util';
 import type { PgBoss } from 'pg-boss';
-import { clientExecutor, type Executor } from './catalog/sql.js';
-import { parseDuration } from './config.js';
-import { createPool, inTransaction, type Pool } from './db/pool.js';
-import type { Logger } from './log.js';
-import { DEAD_LETTER_QUEUE, UPDATES_QUEUE } from './queue/boss.js';
+import { clientExecutor, type Executor } from '../catalog/sql.js';
+import { parseDuration } from '../config.js';
+import { createPool, inTransaction, type Pool } from '../db/pool.js';
+import type { Logger } from '../log.js';
+import { DEAD_LETTER_QUEUE, UPDATES_QUEUE } from '../queue/boss.js';
 import {
   countDeadLetters,
   type DeadLetterFilter,
@@ -29,7 +29,7 @@ import {
   takeDeadLetters,
   takeDeadLettersById,
   type TakenDeadLetter,
-} from './queue/deadLetters.js';
+} from '../queue/deadLetters.js';
 
 /** Letters per redrive transaction: one delete and one insert statement each. */
 export const REDRIVE_BATCH = 500;

@@ -4,11 +4,11 @@
  * daemon leads it refuses and says so: that daemon polls every interval anyway.
  */
 import type { PgBoss } from 'pg-boss';
-import { type Config, queueSharesCatalog } from '../../config.js';
-import { type Logger, redactUrl } from '../../log.js';
-import { tryLead } from './leader.js';
-import { connectPeerdb } from './poller.js';
-import { syncOnce } from './sync.js';
+import { type Config, queueSharesCatalog } from '../config.js';
+import { type Logger, redactUrl } from '../log.js';
+import { tryLead } from '../source/peerdb/leader.js';
+import { connectPeerdb } from '../source/peerdb/poller.js';
+import { syncOnce } from '../source/peerdb/sync.js';
 
 export interface PeerdbSyncOptions {
   config: Config;

@@ -1,0 +1,39 @@
+/**
+ * Where the catalog and the queue live, and bringing them to the current schema: shared by the
+ * daemon (main.ts) and the one-shot commands (cli/).
+ */
+import type { PgBoss } from 'pg-boss';
+import { migrate } from './catalog/migrate.js';
+import type { Config } from './config.js';
+import type { Pool } from './db/pool.js';
+import { type EmbeddedDatabase, runningEmbeddedUrl, startEmbeddedPostgres } from './embedded.js';
+import type { Logger } from './log.js';
+import { ensureQueues } from './queue/boss.js';
+
+export interface Databases {
+  catalogUrl: string;
+  queueUrl: string;
+  embedded: EmbeddedDatabase | undefined;
+}
+
+/**
+ * The catalog URL from config; else the embedded PostgreSQL a daemon already runs (when `shareRunning`,
+ * for the one-shot commands); else an embedded PostgreSQL started for this process.
+ */
+export async function resolveDatabases(config: Config, logger: Logger, shareRunning = false): Promise<Databases> {
+  let embedded: EmbeddedDatabase | undefined;
+  let catalogUrl = config.databaseUrl ?? (shareRunning ? runningEmbeddedUrl(config.dataDir) : undefined);
+  if (catalogUrl === undefined) {
+    embedded = await startEmbeddedPostgres(config.dataDir, logger);
+    catalogUrl = embedded.url;
+    // The embedded server's fixed local credentials are no secret: printing them is the point.
+    process.stdout.write(`mirrorstate: embedded PostgreSQL running, DATABASE_URL=${catalogUrl}\n`);
+  }
+  return { catalogUrl, queueUrl: config.queueDatabaseUrl ?? catalogUrl, embedded };
+}
+
+/** Catalog migrations, pg-boss's own schema, and the queues: what `mirrorstate migrate` does. */
+export async function migrateAll(config: Config, pool: Pool, boss: PgBoss, logger: Logger): Promise<void> {
+  await migrate(pool, config.schema, logger.child({ component: 'migrate' }));
+  await ensureQueues(boss);
+}
