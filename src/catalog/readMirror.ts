@@ -7,12 +7,15 @@ import { inTransaction, type Pool } from '../db/pool.js';
 import {
   DETAIL_TRANSITIONS, detailStatements, type MirrorDetail, SNAPSHOT_BEGIN, toJournalEvent, toMirrorState, toTransition,
 } from './views.js';
+import { readTimelines, type TimelineWindow } from './readTimelines.js';
 
 export interface ReadMirrorOptions {
   /** Newest journal events to return (0–1000). */
   events: number;
   /** Newest transitions to return. */
   transitions?: number;
+  /** The mirror's status timeline over this window, read in the same snapshot. */
+  timeline?: TimelineWindow;
 }
 
 /** Undefined when no mirror has that name. */
@@ -23,8 +26,10 @@ export async function readMirror(pool: Pool, schema: string, mirror: string, opt
     if (!row) return undefined;
     const events = await client.query(sql.events, [mirror, options.events]);
     const transitions = await client.query(sql.transitions, [mirror, options.transitions ?? DETAIL_TRANSITIONS]);
+    const timeline = options.timeline ? (await readTimelines(client, schema, [mirror], options.timeline)).get(mirror) : undefined;
     const state = toMirrorState(row);
     return {
+      ...(options.timeline ? { timeline } : {}),
       mirror: state,
       journal: { length: state.journalLength, oldestAt: state.journalOldestAt, events: events.rows.map(toJournalEvent) },
       transitions: transitions.rows.map(toTransition),

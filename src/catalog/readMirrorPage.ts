@@ -18,6 +18,7 @@
 import { inTransaction, type Pool } from '../db/pool.js';
 import type { Status } from '../update.js';
 import { MIRROR_COLUMNS, type MirrorState, SNAPSHOT_BEGIN, toMirrorState } from './views.js';
+import { type MirrorTimeline, readTimelines, type TimelineWindow } from './readTimelines.js';
 import { tables } from './sql.js';
 
 export const DEFAULT_PAGE_MIRRORS = 100;
@@ -49,6 +50,8 @@ export interface MirrorPage {
   /** Whether mirrors exist before the first / after the last of this page (within the filter). */
   hasPrevious: boolean;
   hasNext: boolean;
+  /** When asked for: each mirror's status timeline over the window (absent: no transitions to its end). */
+  sparklines?: Map<string, MirrorTimeline>;
 }
 
 function pageStatements(schema: string) {
@@ -63,7 +66,11 @@ function pageStatements(schema: string) {
   };
 }
 
-export async function readMirrorPage(pool: Pool, schema: string, query: MirrorPageQuery): Promise<MirrorPage> {
+/**
+ * With `sparklines`, every mirror of the page also gets its timeline over that window, in one more
+ * statement for the whole page (readTimelines: index range scans of the page's mirrors only).
+ */
+export async function readMirrorPage(pool: Pool, schema: string, query: MirrorPageQuery, sparklines?: TimelineWindow): Promise<MirrorPage> {
   const sql = pageStatements(schema);
   const backwards = query.before !== undefined;
   const filter = [query.dropped === true, query.status ?? null];
@@ -74,7 +81,9 @@ export async function readMirrorPage(pool: Pool, schema: string, query: MirrorPa
     const more = rows.length > query.limit;
     const page = rows.slice(0, query.limit).map(toMirrorState);
     if (backwards) page.reverse();
+    const timelines = sparklines && page.length > 0 ? await readTimelines(client, schema, page.map((m) => m.mirror), sparklines) : undefined;
     return {
+      ...(sparklines ? { sparklines: timelines ?? new Map() } : {}),
       counts: counts.rows,
       mirrors: page,
       // Walking backwards we came from a page after this one; walking forwards from `after`, one before.

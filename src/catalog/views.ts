@@ -7,6 +7,7 @@
  * are always from the same moment even while the trimmer deletes. READ ONLY keeps it cheap; callers
  * keep it short, because an open snapshot holds back vacuum.
  */
+import type { MirrorTimeline } from './readTimelines.js';
 import { tables, UTC_MICROS } from './sql.js';
 
 export const SNAPSHOT_BEGIN = 'begin isolation level repeatable read read only';
@@ -71,6 +72,8 @@ export interface MirrorDetail {
   mirror: MirrorState;
   journal: { length: number; oldestAt: string | null; events: JournalEvent[] };
   transitions: TransitionView[];
+  /** When asked for: the status timeline (undefined when the mirror has no transition up to its end). */
+  timeline?: MirrorTimeline | undefined;
 }
 
 function errorView(errorClass: string | null, message: string | null): ErrorView | null {

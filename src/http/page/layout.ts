@@ -69,6 +69,16 @@ details pre { margin:6px 0 0; white-space:pre-wrap; word-break:break-all; max-wi
 .stale { color:#8a5300; font-size:12px; }
 .empty { padding:28px; text-align:center; color:var(--muted); }
 .notice h1 { font-size:20px; } .notice p { max-width:720px; }
+.timeline-card { padding:10px 14px 8px; } .timeline-head { margin:0 0 8px; }
+.windows { display:flex; gap:6px; } .windows a, .windows span { padding:2px 9px; border:1px solid var(--line); border-radius:6px; font-size:12.5px; }
+.windows span { background:#eef3ff; border-color:var(--accent); color:var(--fg); }
+svg.timeline, svg.spark { display:block; } svg.spark { display:inline-block; vertical-align:middle; border-radius:2px; }
+svg .seg { fill:var(--c, #cbd2d9); } svg .seg.merged { fill:#3e4c59; } svg .nodata { fill:#eef1f4; }
+.axis { display:flex; justify-content:space-between; color:var(--muted); font-size:12px; margin-top:3px; }
+.legend { display:flex; flex-wrap:wrap; gap:4px 16px; list-style:none; margin:8px 0 4px; padding:0; font-size:12.5px; }
+.swatch { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:5px; background:var(--c, #cbd2d9); vertical-align:-1px; }
+.swatch.merged { background:#3e4c59; }
+.merged-note { font-size:12.5px; margin:4px 0; } .periods { margin:4px 0 2px; } .periods ol { margin:6px 0 0; padding-left:22px; font-size:12.5px; max-height:260px; overflow:auto; }
 `);
 
 export interface PageFrame {

@@ -8,6 +8,26 @@ import { formatBytes, formatCount, formatDuration, formatUtc } from './format.js
 import { type Html, html, htmlEach, type HtmlValue } from './html.js';
 import { none, orNone, page, statusBadge, timeAgo } from './layout.js';
 import { mirrorApiHref } from './links.js';
+import { renderTimeline, TIMELINE_WINDOWS, type TimelineWindowName, timelineSegments } from './timeline.js';
+import type { TimelineWindow } from '../../catalog/readTimelines.js';
+
+export interface TimelineChoice {
+  name: TimelineWindowName;
+  window: TimelineWindow;
+  /** The page's own URL: the window links keep its other parameters. */
+  url: URL;
+}
+
+/** Links to the same page with each window; relative (`?…`), so they work under any path prefix. */
+function windowLinks(choice: TimelineChoice): Html {
+  const links = (Object.keys(TIMELINE_WINDOWS) as TimelineWindowName[]).map((name) => {
+    if (name === choice.name) return html`<span aria-current="true">${name}</span>`;
+    const query = new URLSearchParams(choice.url.searchParams);
+    query.set('window', name);
+    return html`<a href="?${query.toString()}" data-window="${name}">${name}</a>`;
+  });
+  return html`<strong>Status over the last ${choice.name}</strong><nav class="windows" aria-label="timeline window">${links}</nav>`;
+}
 
 function at(iso: string | null, nowMs: number): Html {
   if (iso === null) return none();
@@ -64,7 +84,7 @@ function table(head: Html, rows: Html | undefined, empty: string): Html {
 /** Each event shows its whole payload (up to ~10 kB with an error message): fewer per chunk. */
 const EVENTS_PER_CHUNK = 20;
 
-export async function renderMirrorDetail(detail: MirrorDetail, nowMs: number): Promise<Html> {
+export async function renderMirrorDetail(detail: MirrorDetail, nowMs: number, choice?: TimelineChoice): Promise<Html> {
   const m = detail.mirror;
   const api = mirrorApiHref(m.mirror);
   const { transitions, journal } = detail;
@@ -74,6 +94,8 @@ export async function renderMirrorDetail(detail: MirrorDetail, nowMs: number): P
 <h1><bdi class="mirror-name">${m.mirror}</bdi> ${statusBadge(m.status)}${m.dropped ? html` <span class="badge s-dropped">dropped</span>` : ''}</h1>
 <p class="muted">${m.status} for ${timeAgo(m.statusSince, nowMs)} · last update ${timeAgo(m.observedAt, nowMs)}${api ? html` · <a href="${api}">JSON</a>` : ''}</p>
 ${m.error ? html`<div class="errbox"><strong>error</strong> <span class="err">${m.error.class}</span><pre>${m.error.message}</pre></div>` : ''}
+${choice ? html`<h2>Timeline</h2>
+${await renderTimeline(timelineSegments(detail.timeline, choice.window), choice.name, windowLinks(choice))}` : ''}
 ${stateCards(m, nowMs)}
 <h2>Transitions <small>newest ${formatCount(detail.transitions.length)} of ${formatCount(m.transitionsTotal)}</small></h2>
 ${table(html`<th>At</th><th>Change</th><th class="num">Seq</th><th>Workflow</th><th>Error</th>`,

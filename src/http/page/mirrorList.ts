@@ -10,6 +10,8 @@ import { formatBytes, formatCount, formatDuration } from './format.js';
 import { type Html, html, htmlEach } from './html.js';
 import { none, page, statusBadge, timeAgo } from './layout.js';
 import { listHref, type ListParams, mirrorHref } from './links.js';
+import { renderSparkline, timelineSegments } from './timeline.js';
+import type { TimelineWindow } from '../../catalog/readTimelines.js';
 
 interface Totals {
   live: Map<string, number>;
@@ -61,13 +63,14 @@ function pager(data: MirrorPage, query: MirrorPageQuery): Html {
   return html`<div class="pager">${firstPage}${previous}${next}</div>`;
 }
 
-function row(m: MirrorState, nowMs: number): Html {
+function row(m: MirrorState, nowMs: number, spark: Html | undefined): Html {
   const peers = m.source || m.destination ? `${m.source ?? '?'} → ${m.destination ?? '?'}` : '';
   const sub = [m.flowType, peers].filter(Boolean).join(' · ');
   const slotLag = m.slotLagBytes;
   return html`<tr data-mirror="${m.mirror}" data-status="${m.status}">
 <td class="name"><a href="${mirrorHref(m.mirror)}"><bdi>${m.mirror}</bdi></a>${sub ? html`<div class="sub"><bdi>${sub}</bdi></div>` : ''}</td>
 <td>${statusBadge(m.status)}${m.dropped ? html` <span class="badge s-dropped" title="dropped ${m.droppedAt}">dropped</span>` : ''}</td>
+${spark === undefined ? '' : html`<td class="spark">${spark}</td>`}
 <td>${timeAgo(m.statusSince, nowMs)}</td>
 <td>${timeAgo(m.observedAt, nowMs)}</td>
 <td class="num">${m.rowsSynced === null ? none() : formatCount(m.rowsSynced)}</td>
@@ -77,7 +80,7 @@ function row(m: MirrorState, nowMs: number): Html {
 </tr>`;
 }
 
-export async function renderMirrorList(data: MirrorPage, query: MirrorPageQuery, nowMs: number): Promise<Html> {
+export async function renderMirrorList(data: MirrorPage, query: MirrorPageQuery, nowMs: number, sparkWindow?: TimelineWindow): Promise<Html> {
   const t = totals(data, query);
   const what = `${query.status ? `${query.status} ` : ''}mirror${t.matching === 1 ? '' : 's'}${query.dropped ? ', dropped ones included' : ''}`;
   const range = data.mirrors.length === t.matching
@@ -87,9 +90,10 @@ export async function renderMirrorList(data: MirrorPage, query: MirrorPageQuery,
     ? html`<div class="empty">${t.liveTotal + t.dropped === 0
       ? html`No mirrors yet. Publish an update, e.g. <code>mirrorstate publish --mirror orders_cdc --status running</code>.`
       : 'No mirrors on this page.'}</div>`
-    : html`<table class="mirrors"><thead><tr><th>Mirror</th><th>Status</th><th>Since</th><th>Last update</th>
+    : html`<table class="mirrors"><thead><tr><th>Mirror</th><th>Status</th>${data.sparklines ? html`<th>Last 24 h</th>` : ''}<th>Since</th><th>Last update</th>
 <th class="num">Rows synced</th><th class="num">Lag</th><th class="num">Slot lag</th><th>Error</th></tr></thead>
-<tbody>${await htmlEach(data.mirrors, (m) => row(m, nowMs))}</tbody></table>`;
+<tbody>${await htmlEach(data.mirrors, (m) => row(m, nowMs, data.sparklines && sparkWindow
+    ? renderSparkline(timelineSegments(data.sparklines.get(m.mirror), sparkWindow)) : undefined))}</tbody></table>`;
   const body = html`${chips(t, query)}
 <div class="bar"><span class="range">${range}</span>${pager(data, query)}</div>
 <div class="card">${table}</div>

@@ -7,7 +7,7 @@
  *
  * Query parameters (bad ones answer 400 naming the parameter):
  *   /                 ?status=running  ?dropped=true  ?limit=1–500 (100)  ?after=NAME | ?before=NAME
- *   /mirrors/{mirror} ?events=0–200 (20)  ?transitions=0–1000 (50)
+ *   /mirrors/{mirror} ?events=0–200 (20)  ?transitions=0–1000 (50)  ?window=24h|7d|30d|90d (7d, the timeline's)
  *   /mirrors/?name=NAME  the same page by query, for the names `.` and `..` (see links.ts)
  */
 import type { ServerResponse } from 'node:http';
@@ -21,6 +21,9 @@ import type { HttpServer } from '../server.js';
 import { type Html, html } from './html.js';
 import { notice, renderMirrorDetail, renderUnknownMirror } from './mirrorDetail.js';
 import { renderMirrorList } from './mirrorList.js';
+import {
+  DEFAULT_TIMELINE_WINDOW, SPARKLINE_WIDTH, SPARKLINE_WINDOW_SECONDS, TIMELINE_WIDTH, TIMELINE_WINDOWS, type TimelineWindowName, timelineWindow,
+} from './timeline.js';
 
 export const DEFAULT_PAGE_EVENTS = 20;
 /** Below the API's 1000: each event shows its whole payload, and payloads may be large. */
@@ -54,6 +57,13 @@ function sendHtml(res: ServerResponse, status: number, body: Html): void {
 
 function textParam(url: URL, name: string): string | undefined {
   return url.searchParams.get(name) ?? undefined;
+}
+
+function windowParam(url: URL): TimelineWindowName {
+  const raw = url.searchParams.get('window');
+  if (raw === null || raw === '') return DEFAULT_TIMELINE_WINDOW;
+  if (Object.hasOwn(TIMELINE_WINDOWS, raw)) return raw as TimelineWindowName;
+  throw new BadParameter('window', `window must be one of ${Object.keys(TIMELINE_WINDOWS).join(', ')}, got ${JSON.stringify(raw)}`);
 }
 
 export function registerStatusPage(server: HttpServer, { pool, schema, logger }: StatusPageOptions): void {
@@ -92,16 +102,19 @@ why; <a href="${root}readyz">/readyz</a> says whether the daemon is ready.</p>`,
       before,
       limit: integerParam(url, 'limit', 1, MAX_PAGE_MIRRORS, DEFAULT_PAGE_MIRRORS) as number,
     };
-    const data = await readMirrorPage(pool, schema, query);
-    return [200, await renderMirrorList(data, query, nowMs)];
+    const sparklines = timelineWindow(nowMs, SPARKLINE_WINDOW_SECONDS, SPARKLINE_WIDTH);
+    const data = await readMirrorPage(pool, schema, query, sparklines);
+    return [200, await renderMirrorList(data, query, nowMs, sparklines)];
   }));
 
   const mirrorPage = (res: ServerResponse, url: URL, name: () => string) => answer(res, '../', async (nowMs) => {
     const mirror = name();
     const events = integerParam(url, 'events', 0, MAX_PAGE_EVENTS, DEFAULT_PAGE_EVENTS) as number;
     const transitions = integerParam(url, 'transitions', 0, MAX_PAGE_TRANSITIONS, DEFAULT_PAGE_TRANSITIONS) as number;
-    const detail = await readMirror(pool, schema, mirror, { events, transitions });
-    return detail ? [200, await renderMirrorDetail(detail, nowMs)] : [404, renderUnknownMirror(mirror, nowMs)];
+    const window = windowParam(url);
+    const timeline = timelineWindow(nowMs, TIMELINE_WINDOWS[window], TIMELINE_WIDTH);
+    const detail = await readMirror(pool, schema, mirror, { events, transitions, timeline });
+    return detail ? [200, await renderMirrorDetail(detail, nowMs, { name: window, window: timeline, url })] : [404, renderUnknownMirror(mirror, nowMs)];
   });
 
   server.route('GET', /^\/mirrors\/([^/]+)$/, (_req, res, params, url) => mirrorPage(res, url, () => mirrorParam(params[0])));
