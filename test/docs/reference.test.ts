@@ -1,0 +1,121 @@
+/**
+ * The reference in docs/ (and the README's configuration table) says exactly what the code does:
+ * every metric family, setting, HTTP route and exit code the code has is documented, and nothing
+ * documented is missing from the code. Each failure names the file to edit and the names at fault.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SETTINGS } from '../../src/config.js';
+import { FAMILIES } from '../helpers/families.js';
+import { firstColumnNames, readDoc, ROOT, section } from '../helpers/markdown.js';
+
+/** What one side has and the other lacks, worded for the person who must fix it. */
+function differences(what: string, file: string, inCode: Iterable<string>, inDocs: Iterable<string>): string[] {
+  const code = new Set(inCode);
+  const docs = new Set(inDocs);
+  return [
+    ...[...code].filter((n) => !docs.has(n)).map((n) => `${what} ${n} is in the code but not documented in ${file}`),
+    ...[...docs].filter((n) => !code.has(n)).map((n) => `${what} ${n} is documented in ${file} but not in the code`),
+  ];
+}
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const full = path.join(dir, name);
+    if (statSync(full).isDirectory()) return sourceFiles(full);
+    return name.endsWith('.ts') ? [full] : [];
+  });
+}
+
+const SRC = path.join(ROOT, 'src');
+const source = sourceFiles(SRC).map((file) => ({ file: path.relative(ROOT, file), text: readFileSync(file, 'utf8') }));
+
+describe('docs/metrics.md', () => {
+  it('documents every metric family the daemon serves, and no other', () => {
+    // The first column of its tables: `peerdb_mirror_status{mirror,status}` and the like.
+    const documented = firstColumnNames(readDoc('docs/metrics.md'))
+      .map((name) => name.replace(/\{.*$/, ''))
+      .filter((name) => /^(peerdb|mirrorstate)_/.test(name));
+    expect(differences('metric family', 'docs/metrics.md', FAMILIES, documented)).toEqual([]);
+  });
+});
+
+/** Rows of the configuration table in `text`: variable, flag, default, as written. */
+function settingRows(text: string): { env: string; flag: string; defaultText: string }[] {
+  return [...text.matchAll(/^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|\s*`--([a-z0-9-]+)`\s*\|[^\n]*\|\s*([^|\n]*?)\s*\|\s*$/gm)].map((m) => ({
+    env: m[1]!, flag: m[2]!, defaultText: m[3]!.replaceAll('`', ''),
+  }));
+}
+
+describe('settings', () => {
+  const inCode = SETTINGS.map((s) => `${s.env} / --${s.flag} (default ${s.defaultText})`);
+  for (const [file, title] of [['docs/cli.md', 'Configuration'], ['README.md', 'Configuration']] as const) {
+    it(`are each in ${file}'s ${title} table with their flag and default, and nothing more`, () => {
+      const rows = settingRows(section(readDoc(file), title));
+      const documented = rows.map((r) => `${r.env} / --${r.flag} (default ${r.defaultText})`);
+      expect(differences('setting', file, inCode, documented)).toEqual([]);
+    });
+  }
+});
+
+/**
+ * The routes the server answers, read from the source: every `.route('METHOD', pattern, …)` call,
+ * the pattern a regular expression literal or a constant holding one.
+ */
+function codeRoutes(): { method: string; pattern: RegExp; where: string }[] {
+  const constants = new Map<string, string>();
+  for (const { text } of source) {
+    for (const m of text.matchAll(/const\s+([A-Z_][A-Z0-9_]*)\s*=\s*(\/\^[^\n]*?\$\/)\s*;/g)) constants.set(m[1]!, m[2]!);
+  }
+  const routes: { method: string; pattern: RegExp; where: string }[] = [];
+  for (const { file, text } of source) {
+    for (const m of text.matchAll(/\.route\(\s*'([A-Z]+)'\s*,\s*(\/\^[^\n]*?\$\/|[A-Z_][A-Z0-9_]*)\s*,/g)) {
+      const literal = m[2]!.startsWith('/') ? m[2]! : constants.get(m[2]!);
+      if (literal === undefined) throw new Error(`${file}: route pattern ${m[2]} is not a /^…$/ constant this test can read`);
+      routes.push({ method: m[1]!, pattern: new RegExp(literal.slice(1, -1)), where: file });
+    }
+  }
+  return routes;
+}
+
+/** `GET /api/v1/mirrors/{mirror}` → a path the route must answer: `{mirror}` filled in, query dropped. */
+function samplePath(route: string): string {
+  return route.replaceAll('{mirror}', 'orders_cdc').split('?', 1)[0]!;
+}
+
+describe('docs/http.md', () => {
+  it('lists every route the server answers, and no other', () => {
+    const routes = codeRoutes();
+    expect(routes.length).toBeGreaterThan(0);
+    const documented = firstColumnNames(section(readDoc('docs/http.md'), 'Routes')).map((cell) => {
+      const [method = '', route = ''] = cell.split(' ', 2);
+      return { method, route };
+    });
+    const problems = [
+      ...routes
+        .filter((r) => !documented.some((d) => d.method === r.method && r.pattern.test(samplePath(d.route))))
+        .map((r) => `route ${r.method} ${r.pattern.source} (${r.where}) is in the code but not documented in docs/http.md's Routes table`),
+      ...documented
+        .filter((d) => !routes.some((r) => d.method === r.method && r.pattern.test(samplePath(d.route))))
+        .map((d) => `route ${d.method} ${d.route} is documented in docs/http.md but no route in src/ answers it`),
+    ];
+    expect(problems).toEqual([]);
+  });
+});
+
+/** Where the command line lives: src/cli.ts and src/cli/, and the command files it calls. */
+const CLI_FILE = /^src\/(cli\.ts|cli\/|dlq\.ts$|status\.ts$|source\/peerdb\/command\.ts$)/;
+
+describe('docs/cli.md', () => {
+  it('lists every exit code the command line uses, and no other', () => {
+    const cli = source.filter((f) => CLI_FILE.test(f.file));
+    expect(cli.length).toBeGreaterThan(0);
+    // A command returns its exit code; the process ends with process.exit(n) or process.exitCode = n.
+    const used = cli.flatMap(({ text }) =>
+      [...text.matchAll(/(?:\breturn|process\.exit\(|process\.exitCode\s*=)\s*(\d+)\b/g)].map((m) => m[1]!),
+    );
+    const documented = [...section(readDoc('docs/cli.md'), 'Exit codes').matchAll(/^\|\s*(\d+)\s*\|/gm)].map((m) => m[1]!);
+    expect(differences('exit code', 'docs/cli.md', used, documented)).toEqual([]);
+  });
+});
