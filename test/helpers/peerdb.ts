@@ -23,7 +23,7 @@ export interface PeerdbCatalog {
   drop(): Promise<void>;
 }
 
-/** The GRANTs the README gives an operator, for `role` on database `name`. */
+/** The GRANTs docs/peerdb.md gives an operator, for `role` on database `name`. */
 export function readerGrants(name: string, role: string): string[] {
   return [
     `grant connect on database ${name} to ${role}`,

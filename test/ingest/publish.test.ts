@@ -105,7 +105,7 @@ describe('publishing inside the producer transaction', () => {
     await db.pool.query('create table producer_orders (id int primary key, mirror text not null)');
   });
 
-  /** What the README shows: the caller's transaction, as pg-boss's `db` option. */
+  /** What docs/message.md shows: the caller's transaction, as pg-boss's `db` option. */
   async function inProducerTransaction(id: number, mirror: string, outcome: 'commit' | 'rollback'): Promise<string[]> {
     const client = await db.pool.connect();
     try {

@@ -66,7 +66,7 @@ const mirrorsIn = (text: string) =>
 
 describe('MIRRORSTATE_METRICS_SHARD', () => {
   it('hashes names as documented', () => {
-    // README "Sharding /metrics" and shard.ts: first 4 bytes of sha256(UTF-8 name), big-endian, mod n.
+    // docs/metrics.md (Sharding) and shard.ts: first 4 bytes of sha256(UTF-8 name), big-endian, mod n.
     expect([shardOf('orders_cdc', 4), shardOf('orders_cdc', 3), shardOf('mirror_000001', 4), shardOf('zählwerk "q"', 4)]).toEqual([2, 2, 2, 1]);
     expect(shardOf('anything', 1)).toBe(0);
   });

@@ -2,7 +2,7 @@
  * The `class` of an error PeerDB logged (flow_errors.error_message), for `peerdb_mirror_error{class}`
  * and alert routing. PeerDB stores only the message text, so the class comes from matching it: the
  * first pattern that matches wins, top to bottom, and a message nothing matches is `unknown`.
- * Pure; the table is the documentation (README, "With PeerDB").
+ * Pure; the table is the documentation (docs/peerdb.md, Where each field comes from).
  */
 
 export interface ErrorPattern {

@@ -324,7 +324,7 @@ async function readErrors(
     const names = flows.map((f) => f.name);
     if (shape.qrepRuns) {
       // Snapshot children's flow names, from the runs PeerDB records for them (one row per run,
-      // not per batch; no index on parent_mirror_name exists, see README).
+      // not per batch; no index on parent_mirror_name exists, see docs/peerdb.md, Cost on PeerDB's catalog).
       const { rows } = await client.query<{ flow_name: string }>(
         `select distinct flow_name from peerdb_stats.qrep_runs
           where parent_mirror_name is not null and flow_name <> parent_mirror_name`,
