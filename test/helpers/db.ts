@@ -1,12 +1,16 @@
 /**
- * Each test file makes its own database on the machine's PostgreSQL (TEST_DATABASE_URL names the
- * server, default postgres://postgres@127.0.0.1:5432/postgres) and drops it when it is done, unless
- * a test failed and KEEP_FAILED_DATABASES is set, to leave evidence behind.
+ * Each test file makes its own database on the test server and drops it when it is done, unless a
+ * test failed and KEEP_FAILED_DATABASES is set, to leave evidence behind. Under vitest the server is
+ * the one test/setup/database.ts chose for the run (TEST_DATABASE_URL, else the machine's
+ * PostgreSQL at 127.0.0.1:5432, else the embedded one); outside it (the benchmarks, the
+ * screenshots) TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres.
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
-export const SERVER_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const SERVER_URL: string = process.env.VITEST
+  ? (await import('vitest')).inject('testServerUrl')
+  : (process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
 
 export interface TestDatabase {
   name: string;

@@ -37,13 +37,16 @@ export async function createPeerdbCatalog(prefix: string, options: { withoutStat
   await db.pool.query(readFileSync(FIXTURE, 'utf8'));
   if (options.withoutStatus) await db.pool.query('alter table flows drop column status');
   const role = `ms_peerdb_ro_${randomBytes(4).toString('hex')}`;
-  await admin(`create role ${role} login`);
+  // A password, for servers that ask for one (the embedded server does; a trust server ignores it).
+  const password = randomBytes(8).toString('hex');
+  await admin(`create role ${role} login password '${password}'`);
   // PUBLIC may connect and create temporary tables in a new database by default: take both away,
   // so the role can do nothing but what the grants below allow.
   await admin(`revoke all on database ${db.name} from public`);
   for (const sql of readerGrants(db.name, role)) await db.pool.query(sql);
   const url = new URL(databaseUrl(db.name));
   url.username = role;
+  url.password = password;
   return {
     db,
     readerUrl: url.toString(),

