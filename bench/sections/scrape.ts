@@ -8,8 +8,8 @@
  * would, then scrapes every daemon (this build, and the baseline's when BENCH_BASELINE_CLI names
  * another build's CLI entry, dist/cli/index.js or an older build's dist/cli.js) and the floor back to back, in an order that alternates from round
  * to round. A ratio is the median of the rounds' ratios, so a drift of this shared machine's load
- * between phases does not enter it (a floor measured after the daemon's scrapes once read 1.03×
- * in one run and 1.4× in the next for the same build). The shards likewise: each round scrapes
+ * between phases does not enter it (a floor measured in a phase of its own moved a build's ratio by a
+ * third from one run to the next: docs/performance.md, Figures behind the design). The shards likewise: each round scrapes
  * the unsharded daemon and the four shard daemons after the same change.
  *
  * The catalog is filled directly with SQL (generate_series) in a bench database of its own,

@@ -56,8 +56,8 @@ function progress(label: string, done: number, total: number): void {
 
 /**
  * Journal rows so far, polled every 20 ms during a drain: the identity's high-water mark (one index
- * probe, since reset restarts it) and an exact count only once that says the drain may be done. A
- * count(*) at 50 Hz would cost the measured daemon ~10% of a core.
+ * probe, since reset restarts it) and an exact count only once that says the drain may be done: a
+ * count(*) at 50 Hz would take a share of the CPU the measured daemon needs.
  */
 async function journalCount(pool: pg.Pool, expected: number): Promise<number> {
   const high = Number((await pool.query('select coalesce(max(id), 0) as n from mirrorstate.journal')).rows[0].n);
@@ -80,8 +80,8 @@ async function reset(pool: pg.Pool): Promise<void> {
  * Fills the queue, then ANALYZEs the job table: every drain starts with statistics that know the
  * backlog. Without it the planner, still believing the table as empty as the last reset left it,
  * reads and sorts the whole queue on each fetch or claim until something analyzes it, and a row's
- * figure depended on whether its drain outlasted that (measured at 100,000 jobs: bare pg-boss 7.0k
- * jobs/s on stale statistics, ~15k on current ones).
+ * figure depended on whether its drain outlasted that (docs/performance.md, Figures behind the
+ * design).
  */
 async function fillQueue(db: TestDatabase, producer: PgBoss, jobs: object[]): Promise<void> {
   for (let i = 0; i < jobs.length; i += 1000) {

@@ -86,9 +86,10 @@ function drained(res: ServerResponse, timeoutMs: number): Promise<void> {
 }
 
 /**
- * `{"mirrors":[…]}` streamed page by page from one snapshot (readMirrorPages): at 100,000 mirrors
- * one JSON.stringify of the whole list held the fleet and blocked the event loop for ~1 s; a page
- * is ~0.5 MB and a few ms, and a slow reader holds one page, not the fleet. A failure after the
+ * `{"mirrors":[…]}` streamed page by page from one snapshot (readMirrorPages): one JSON.stringify
+ * of the whole list would hold the whole fleet in memory and block the event loop for as long as a
+ * large fleet takes to serialize (docs/performance.md, Figures behind the design); a page is small,
+ * and a slow reader holds one page, not the fleet. A failure after the
  * first page can no longer change the status: the connection is cut, so the reader gets invalid
  * JSON rather than a short list that looks whole.
  */

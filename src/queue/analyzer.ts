@@ -4,10 +4,9 @@
  * Why: pg-boss's fetch (`state < 'active' order by priority, created_on limit N for update skip
  * locked`) is planned from the table's statistics. When they say the queue is small (a fresh table,
  * or a queue that was near empty at the last ANALYZE) and a backlog then forms, the planner reads
- * and sorts every queued row on each fetch instead of walking the index to the first N: measured at
- * a million queued jobs, 1,600 ms a fetch against 24 ms after an ANALYZE, and the drain fell from
- * thousands of jobs a second to ~300. Autovacuum fixes that eventually, but only when it is on (it
- * is off on some servers, this machine's included) and after its naptime.
+ * and sorts every queued row on each fetch instead of walking the index to the first N, and a deep
+ * queue drains many times slower (docs/performance.md, Figures behind the design). Autovacuum
+ * fixes that eventually, but only when it is on (it is off on some servers) and after its naptime.
  *
  * So every ANALYZE_CHECK_MS the daemon reads `n_mod_since_analyze` of the job table's partitions
  * and ANALYZEs the ones changed by more than autovacuum's own threshold (50 rows + 10%, but at
@@ -17,8 +16,8 @@
  *
  * Dead rows, the same way: every job leaves two (its fetch is an UPDATE, its settle a DELETE), and
  * fetch walks the queue's index from the oldest job, so the entries of jobs already taken pile up
- * in front of the live ones until a VACUUM removes them. Measured: 100,000 drained jobs left
- * unvacuumed moved freshness at 1,000 updates/s from 13.8 to 21.8 ms p50. A queue drained at
+ * in front of the live ones until a VACUUM removes them, and every claim pays for stepping over
+ * them (docs/performance.md, Figures behind the design). A queue drained at
  * thousands of jobs a second makes that many dead rows between two passes of autovacuum's one-minute
  * naptime, and with autovacuum off nothing ever removes them. A partition with more dead rows than
  * autovacuum's threshold (50 + 20% of live rows, but at least MIN_DEAD_ROWS) is vacuumed (and

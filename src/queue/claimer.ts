@@ -6,9 +6,9 @@
  * indexes), and the settle after the handler is a second write of every job. When the queue lives
  * in the catalog database neither is needed: `delete … for update skip locked … returning` in the
  * batch's transaction claims the jobs (other workers and replicas skip the locked rows) and settles
- * them in the one commit that writes the catalog. Measured for 20,000 jobs in batches of 500 on one
- * connection: fetch + complete 30k jobs/s, fetch + delete 42k/s, this claim 140k/s. Per batch that
- * is 5 round trips (begin, claim, lock, write, commit) in place of 7.
+ * them in the one commit that writes the catalog, several times cheaper than either pg-boss way
+ * (docs/performance.md, Figures behind the design). Per batch that is 5 round trips (begin,
+ * claim, lock, write, commit) in place of 7.
  *
  * Crash safety is the transaction's: a daemon that dies mid-batch leaves nothing behind but an
  * aborted transaction, so its jobs are claimable again at once (no heartbeat to wait out), and one
@@ -75,9 +75,8 @@ export const UPDATES_PER_CLAIM_FACTOR = 40;
  * Unbounded, 500 jobs of 1,000 updates would be one 500,000-update transaction: hundreds of MB in
  * this process and every mirror's lock held for many seconds. The bound is loose because bigger
  * batches write faster per update, and because two batches that touch the same mirrors run one
- * after the other anyway. Measured with 100-update jobs (write bench, one round each): 26.5k and
- * 30.7k updates/s at 20,000 and 100,000 updates with a bound of 5,000 updates, 28.4k and 32.8k
- * with 20,000; one unbounded batch of 50,000 updates (the previous build) gave 23.2k.
+ * after the other anyway (the write bench's figures for a few bounds: docs/performance.md, Figures
+ * behind the design).
  */
 export function claimLimit(batchSize: number, updatesPerJob: number): number {
   const target = batchSize * UPDATES_PER_CLAIM_FACTOR;

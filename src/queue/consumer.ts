@@ -137,8 +137,8 @@ export class Consumer {
    * Settles a written batch of the separate queue database, after the catalog commit, by deleting
    * its jobs through pg-boss's own deleteJob. Not left for pg-boss to mark completed: every update
    * lives on in the journal, so a completed copy would only be a second write per job (an UPDATE of
-   * the job row and all its indexes, about 2.5× a DELETE's cost, measured at 9.4 against 3.8 ms per
-   * 500 jobs), a dead row for vacuum and another DELETE an hour later when pg-boss purges it.
+   * the job row and all its indexes, dearer than the DELETE: docs/performance.md, Figures behind
+   * the design), a dead row for vacuum and another DELETE an hour later when pg-boss purges it.
    */
   private async settle(jobs: QueuedJob[]): Promise<void> {
     await this.options.boss.deleteJob(UPDATES_QUEUE, jobs.map((job) => job.id));
