@@ -1,7 +1,7 @@
 /**
- * The reference in docs/ (and the README's configuration table) says exactly what the code does:
- * every metric family, setting, HTTP route and exit code the code has is documented, and nothing
- * documented is missing from the code. Each failure names the file to edit and the names at fault.
+ * The reference in docs/ (and the README's configuration table and alert list) says exactly what
+ * the code does: every metric family, setting, HTTP route, exit code and alert rule the project has
+ * is documented, and nothing documented is missing from it. Each failure names the file to edit and the names at fault.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -11,12 +11,12 @@ import { FAMILIES } from '../helpers/families.js';
 import { firstColumnNames, readDoc, ROOT, section } from '../helpers/markdown.js';
 
 /** What one side has and the other lacks, worded for the person who must fix it. */
-function differences(what: string, file: string, inCode: Iterable<string>, inDocs: Iterable<string>): string[] {
-  const code = new Set(inCode);
+function differences(what: string, file: string, inCode: Iterable<string>, inDocs: Iterable<string>, code = 'the code'): string[] {
+  const inCodeSet = new Set(inCode);
   const docs = new Set(inDocs);
   return [
-    ...[...code].filter((n) => !docs.has(n)).map((n) => `${what} ${n} is in the code but not documented in ${file}`),
-    ...[...docs].filter((n) => !code.has(n)).map((n) => `${what} ${n} is documented in ${file} but not in the code`),
+    ...[...inCodeSet].filter((n) => !docs.has(n)).map((n) => `${what} ${n} is in ${code} but not documented in ${file}`),
+    ...[...docs].filter((n) => !inCodeSet.has(n)).map((n) => `${what} ${n} is documented in ${file} but not in ${code}`),
   ];
 }
 
@@ -117,5 +117,22 @@ describe('docs/cli.md', () => {
     );
     const documented = [...section(readDoc('docs/cli.md'), 'Exit codes').matchAll(/^\|\s*(\d+)\s*\|/gm)].map((m) => m[1]!);
     expect(differences('exit code', 'docs/cli.md', used, documented)).toEqual([]);
+  });
+});
+
+describe('alerts', () => {
+  const RULES = 'grafana/alerts/mirrorstate.rules.yml';
+  const rules = readFileSync(path.join(ROOT, RULES), 'utf8');
+  const alerts = [...rules.matchAll(/^\s*-\s*alert:\s*(\S+)\s*$/gm)].map((m) => m[1]!);
+
+  it('each have a runbook section in docs/operating.md, and no other runbook is there', () => {
+    expect(alerts.length).toBeGreaterThan(0);
+    const runbooks = [...section(readDoc('docs/operating.md'), 'Alert runbooks').matchAll(/^###\s+(\S+)\s*$/gm)].map((m) => m[1]!);
+    expect(differences('alert', 'docs/operating.md (Alert runbooks)', alerts, runbooks, RULES)).toEqual([]);
+  });
+
+  it("are each listed in README.md's Alerts section, and nothing more", () => {
+    const listed = [...section(readDoc('README.md'), 'Alerts').matchAll(/^-\s*\[`([^`]+)`\]/gm)].map((m) => m[1]!);
+    expect(differences('alert', 'README.md (Alerts)', alerts, listed, RULES)).toEqual([]);
   });
 });
