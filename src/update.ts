@@ -6,6 +6,7 @@
  * version `(observedAt, seq)` can be compared in JavaScript without losing the microseconds that a
  * `Date` would drop, and PostgreSQL parses it into the same `timestamptz` exactly.
  */
+import { type FieldCheck, MIRROR_FIELD_LIST, type MirrorFieldValues } from './catalog/mirrorFields.js';
 
 export const STATUSES = [
   'unknown',
@@ -42,21 +43,13 @@ export interface UpdateError {
   class: string;
 }
 
-export interface StateUpdate {
+/** A valid update; the values it reports about its mirror are declared in catalog/mirrorFields.ts. */
+export interface StateUpdate extends MirrorFieldValues {
   mirror: string;
   status: Status;
   /** Canonical UTC, microsecond precision: the value every ordering rule uses. */
   observedAt: string;
   seq: number;
-  workflowId: string | null;
-  runId: string | null;
-  flowType: string | null;
-  source: string | null;
-  destination: string | null;
-  rowsSynced: number | null;
-  lagSeconds: number | null;
-  /** WAL bytes the source's replication slot holds back (CDC from Postgres). */
-  slotLagBytes: number | null;
   error: UpdateError | null;
   dropped: boolean;
   /** The update exactly as received, unknown fields included: what the journal keeps. */
@@ -233,6 +226,24 @@ class Checker {
   }
 }
 
+/** How each kind of reported value is checked (catalog/mirrorFields.ts names the kind per field); null when absent or wrong. */
+const FIELD_CHECKS: Record<FieldCheck, (check: Checker, field: string, value: unknown) => string | number | null> = {
+  name: (check, field) => check.name(field, false),
+  count: (check, field) => check.integer(field),
+  flowType: (check, field, value) => {
+    if (value === undefined || value === null) return null;
+    if (typeof value !== 'string' || !FLOW_TYPE.test(value)) return check.fail(field, 'must match [a-z0-9_]{1,32}, e.g. cdc, qrep, xmin') ?? null;
+    return value;
+  },
+  seconds: (check, field, value) => {
+    if (value === undefined || value === null) return null;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+      return check.fail(field, `must be a finite number >= 0, got ${typeName(value)}`) ?? null;
+    }
+    return value;
+  },
+};
+
 function typeName(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -286,27 +297,8 @@ export function parseUpdate(
   }
 
   const seq = check.integer('seq') ?? 0;
-  const workflowId = check.name('workflowId', false);
-  const runId = check.name('runId', false);
-  const source = check.name('source', false);
-  const destination = check.name('destination', false);
-  const rowsSynced = check.integer('rowsSynced');
-  const slotLagBytes = check.integer('slotLagBytes');
-
-  let flowType: string | null = null;
-  if (check.present('flowType')) {
-    if (typeof input.flowType !== 'string' || !FLOW_TYPE.test(input.flowType)) {
-      check.fail('flowType', 'must match [a-z0-9_]{1,32}, e.g. cdc, qrep, xmin');
-    } else flowType = input.flowType;
-  }
-
-  let lagSeconds: number | null = null;
-  if (check.present('lagSeconds')) {
-    const lag = input.lagSeconds;
-    if (typeof lag !== 'number' || !Number.isFinite(lag) || lag < 0) {
-      check.fail('lagSeconds', `must be a finite number >= 0, got ${typeName(lag)}`);
-    } else lagSeconds = lag;
-  }
+  const reported: Record<string, string | number | null> = {};
+  for (const f of MIRROR_FIELD_LIST) reported[f.name] = FIELD_CHECKS[f.check](check, f.name, input[f.name]);
 
   let error: UpdateError | null = null;
   if (check.present('error')) {
@@ -344,14 +336,7 @@ export function parseUpdate(
       status,
       observedAt,
       seq,
-      workflowId,
-      runId,
-      flowType,
-      source,
-      destination,
-      rowsSynced,
-      lagSeconds,
-      slotLagBytes,
+      ...(reported as MirrorFieldValues),
       error,
       dropped,
       payload: input,

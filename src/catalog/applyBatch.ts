@@ -25,6 +25,7 @@
  * 1–5 ms, which is most of a small batch's time).
  */
 import type { StateUpdate, Status } from '../update.js';
+import { MIRROR_FIELD_LIST, MIRROR_FIELD_SELECT, type MirrorFieldColumns } from './mirrorFields.js';
 import { type Executor, tables, UTC_MICROS } from './sql.js';
 
 export interface BatchOutcome {
@@ -34,25 +35,18 @@ export interface BatchOutcome {
   transitions: number;
 }
 
-interface MirrorRow {
+/** A mirror's row as this file reads, folds and writes it: its columns, by their names. */
+type MirrorRow = {
   mirror: string;
   status: Status;
   status_since: string;
   observed_at: string;
   seq: number;
-  workflow_id: string | null;
-  run_id: string | null;
-  flow_type: string | null;
-  source_peer: string | null;
-  destination_peer: string | null;
-  rows_synced: number | null;
-  lag_seconds: number | null;
-  slot_lag_bytes: number | null;
   error_class: string | null;
   error_message: string | null;
   dropped_at: string | null;
   transitions_total: number;
-}
+} & MirrorFieldColumns;
 
 interface Transition {
   mirror: string;
@@ -80,17 +74,30 @@ export function idempotencyKey(u: { mirror: string; observedAt: string; seq: num
 }
 
 const ROW_COLUMNS = `mirror, status, ${UTC_MICROS('status_since')} as status_since, ${UTC_MICROS('observed_at')} as observed_at,
-  seq, workflow_id, run_id, flow_type, source_peer, destination_peer, rows_synced, lag_seconds, slot_lag_bytes,
-  error_class, error_message, ${UTC_MICROS('dropped_at')} as dropped_at, transitions_total`;
+  seq, ${MIRROR_FIELD_SELECT}, error_class, error_message, ${UTC_MICROS('dropped_at')} as dropped_at, transitions_total`;
+
+// The reported values (mirrorFields.ts) as parallel arrays: the fold walks them once per applied update.
+const FIELD_NAMES = MIRROR_FIELD_LIST.map((f) => f.name);
+const FIELD_COLUMNS = MIRROR_FIELD_LIST.map((f) => f.column);
+const FIELD_CLEARED = MIRROR_FIELD_LIST.map((f) => f.omitted === 'cleared');
+const NO_FIELDS = Object.fromEntries(FIELD_COLUMNS.map((column) => [column, null])) as MirrorFieldColumns;
 
 /** A mirror's row before its first update: every field but the version unknown. */
 function blankRow(mirror: string, u: StateUpdate): MirrorRow {
   return {
     mirror, status: u.status, status_since: u.observedAt, observed_at: u.observedAt, seq: u.seq,
-    workflow_id: null, run_id: null, flow_type: null, source_peer: null, destination_peer: null,
-    rows_synced: null, lag_seconds: null, slot_lag_bytes: null, error_class: null, error_message: null, dropped_at: null,
-    transitions_total: 0,
+    ...NO_FIELDS, error_class: null, error_message: null, dropped_at: null, transitions_total: 0,
   };
+}
+
+/** Sets the reported values of `u` on the row: what it omits is kept or cleared, as mirrorFields.ts declares. */
+function takeFields(row: MirrorRow, u: StateUpdate): void {
+  const from = u as unknown as Record<string, string | number | null>;
+  const to = row as unknown as Record<string, string | number | null>;
+  for (let k = 0; k < FIELD_NAMES.length; k++) {
+    const value = from[FIELD_NAMES[k]!]!;
+    if (value !== null || FIELD_CLEARED[k]) to[FIELD_COLUMNS[k]!] = value;
+  }
 }
 
 /**
@@ -117,14 +124,7 @@ function fold(row: MirrorRow | null, mirror: string, updates: StateUpdate[]) {
     if (changed) working.status_since = u.observedAt;
     working.observed_at = u.observedAt;
     working.seq = u.seq;
-    working.workflow_id = u.workflowId ?? working.workflow_id;
-    working.run_id = u.runId ?? working.run_id;
-    working.flow_type = u.flowType ?? working.flow_type;
-    working.source_peer = u.source ?? working.source_peer;
-    working.destination_peer = u.destination ?? working.destination_peer;
-    working.rows_synced = u.rowsSynced ?? working.rows_synced;
-    working.lag_seconds = u.lagSeconds ?? working.lag_seconds;
-    working.slot_lag_bytes = u.slotLagBytes ?? working.slot_lag_bytes;
+    takeFields(working, u);
     working.error_class = u.error?.class ?? null;
     working.error_message = u.error?.message ?? null;
     working.dropped_at = u.dropped ? u.observedAt : null;
@@ -178,16 +178,23 @@ function transitionsJson(transitions: Transition[]): string {
 
 function rowsJson(rows: Iterable<NextRow>): string {
   return JSON.stringify(
-    Array.from(rows, ({ row: r, changed }) => ({
-      mirror: r.mirror, status: r.status, status_since: r.status_since, observed_at: r.observed_at, seq: r.seq,
-      workflow_id: r.workflow_id ?? undefined, run_id: r.run_id ?? undefined, flow_type: r.flow_type ?? undefined,
-      source_peer: r.source_peer ?? undefined, destination_peer: r.destination_peer ?? undefined,
-      rows_synced: r.rows_synced ?? undefined, lag_seconds: r.lag_seconds ?? undefined, slot_lag_bytes: r.slot_lag_bytes ?? undefined,
-      error_class: r.error_class ?? undefined, error_message: r.error_message ?? undefined, dropped_at: r.dropped_at ?? undefined,
-      transitions_total: r.transitions_total, changed,
-    })),
+    Array.from(rows, ({ row: r, changed }) => {
+      const doc: Record<string, unknown> = { mirror: r.mirror, status: r.status, status_since: r.status_since, observed_at: r.observed_at, seq: r.seq };
+      const values = r as unknown as Record<string, unknown>;
+      for (const column of FIELD_COLUMNS) doc[column] = values[column] ?? undefined;
+      doc.error_class = r.error_class ?? undefined;
+      doc.error_message = r.error_message ?? undefined;
+      doc.dropped_at = r.dropped_at ?? undefined;
+      doc.transitions_total = r.transitions_total;
+      doc.changed = changed;
+      return doc;
+    }),
   );
 }
+
+// The last statement's row update, from the declared fields: the columns it sets and how it reads them.
+const SET_FIELDS = FIELD_COLUMNS.map((column) => `${column} = u.${column}`).join(', ');
+const ROW_DOCUMENT_FIELDS = MIRROR_FIELD_LIST.map((f) => `${f.column} ${f.sql}`).join(', ');
 
 export async function applyBatch(db: Executor, schema: string, batch: StateUpdate[]): Promise<BatchOutcome> {
   const t = tables(schema);
@@ -306,18 +313,15 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
      ), up as (
        update ${t.mirrors} as m set
          status = u.status, status_since = u.status_since, observed_at = u.observed_at, seq = u.seq,
-         workflow_id = u.workflow_id, run_id = u.run_id, flow_type = u.flow_type, source_peer = u.source_peer,
-         destination_peer = u.destination_peer, rows_synced = u.rows_synced, lag_seconds = u.lag_seconds,
-         slot_lag_bytes = u.slot_lag_bytes,
+         ${SET_FIELDS},
          error_class = u.error_class, error_message = u.error_message, dropped_at = u.dropped_at,
          transitions_total = u.transitions_total,
          journal_length = m.journal_length + coalesce(added.n, 0),
          journal_oldest_at = least(m.journal_oldest_at, added.oldest),
          updated_at = now()
        from json_to_recordset($3::json)
-         as u(mirror text, status text, status_since timestamptz, observed_at timestamptz, seq bigint, workflow_id text,
-              run_id text, flow_type text, source_peer text, destination_peer text, rows_synced bigint,
-              lag_seconds float8, slot_lag_bytes bigint, error_class text, error_message text, dropped_at timestamptz,
+         as u(mirror text, status text, status_since timestamptz, observed_at timestamptz, seq bigint,
+              ${ROW_DOCUMENT_FIELDS}, error_class text, error_message text, dropped_at timestamptz,
               transitions_total bigint, changed boolean)
        left join added on added.mirror = u.mirror
        where m.mirror = u.mirror and (u.changed or added.n is not null)

@@ -7,6 +7,7 @@
  * are always from the same moment even while the trimmer deletes. READ ONLY keeps it cheap; callers
  * keep it short, because an open snapshot holds back vacuum.
  */
+import { MIRROR_FIELD_LIST, MIRROR_FIELD_SELECT, type MirrorFieldValues } from './mirrorFields.js';
 import type { MirrorTimeline } from './readTimelines.js';
 import { tables, UTC_MICROS } from './sql.js';
 
@@ -23,20 +24,13 @@ export interface ErrorView {
   message: string;
 }
 
-export interface MirrorState {
+/** A mirror as the read API answers it; the reported values (mirrorFields.ts) between `seq` and `error`. */
+export interface MirrorState extends MirrorFieldValues {
   mirror: string;
   status: string;
   statusSince: string;
   observedAt: string;
   seq: number;
-  workflowId: string | null;
-  runId: string | null;
-  flowType: string | null;
-  source: string | null;
-  destination: string | null;
-  rowsSynced: number | null;
-  lagSeconds: number | null;
-  slotLagBytes: number | null;
   error: ErrorView | null;
   dropped: boolean;
   droppedAt: string | null;
@@ -81,36 +75,33 @@ function errorView(errorClass: string | null, message: string | null): ErrorView
 }
 
 export const MIRROR_COLUMNS = `mirror, status, ${UTC_MICROS('status_since')} as status_since,
-  ${UTC_MICROS('observed_at')} as observed_at, seq, workflow_id, run_id, flow_type, source_peer, destination_peer,
-  rows_synced, lag_seconds, slot_lag_bytes, error_class, error_message, ${UTC_MICROS('dropped_at')} as dropped_at, transitions_total,
+  ${UTC_MICROS('observed_at')} as observed_at, seq, ${MIRROR_FIELD_SELECT},
+  error_class, error_message, ${UTC_MICROS('dropped_at')} as dropped_at, transitions_total,
   journal_length, ${UTC_MICROS('journal_oldest_at')} as journal_oldest_at, ${UTC_MICROS('created_at')} as created_at,
   ${UTC_MICROS('updated_at')} as updated_at`;
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- rows come from the statements in this file */
 export function toMirrorState(r: any): MirrorState {
-  return {
+  const state: any = {
     mirror: r.mirror,
     status: r.status,
     statusSince: r.status_since,
     observedAt: r.observed_at,
     seq: Number(r.seq),
-    workflowId: r.workflow_id,
-    runId: r.run_id,
-    flowType: r.flow_type,
-    source: r.source_peer,
-    destination: r.destination_peer,
-    rowsSynced: r.rows_synced === null ? null : Number(r.rows_synced),
-    lagSeconds: r.lag_seconds,
-    slotLagBytes: r.slot_lag_bytes === null ? null : Number(r.slot_lag_bytes),
-    error: errorView(r.error_class, r.error_message),
-    dropped: r.dropped_at !== null,
-    droppedAt: r.dropped_at,
-    transitionsTotal: Number(r.transitions_total),
-    journalLength: r.journal_length,
-    journalOldestAt: r.journal_oldest_at,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
   };
+  for (const f of MIRROR_FIELD_LIST) {
+    const value = r[f.column];
+    state[f.name] = value !== null && f.sql === 'bigint' ? Number(value) : value;
+  }
+  state.error = errorView(r.error_class, r.error_message);
+  state.dropped = r.dropped_at !== null;
+  state.droppedAt = r.dropped_at;
+  state.transitionsTotal = Number(r.transitions_total);
+  state.journalLength = r.journal_length;
+  state.journalOldestAt = r.journal_oldest_at;
+  state.createdAt = r.created_at;
+  state.updatedAt = r.updated_at;
+  return state as MirrorState;
 }
 
 export const EVENT_COLUMNS = `id, ${UTC_MICROS('observed_at')} as observed_at, seq, status, applied, payload,

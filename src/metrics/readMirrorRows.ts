@@ -25,6 +25,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Pool, PoolClient } from '../db/pool.js';
+import { MIRROR_FIELD_LIST, type MirrorFieldMetricsColumns } from '../catalog/mirrorFields.js';
 import { tables } from '../catalog/sql.js';
 import type { Shard } from './shard.js';
 
@@ -33,21 +34,15 @@ export interface MirrorVersion {
   version: string;
 }
 
-export interface MirrorRow extends MirrorVersion {
+/** What the per-mirror families render: the reported values that /metrics reads (catalog/mirrorFields.ts) and these. */
+export type MirrorRow = MirrorVersion & MirrorFieldMetricsColumns & {
   status: string;
-  flow_type: string | null;
-  source_peer: string | null;
-  destination_peer: string | null;
-  workflow_id: string | null;
   /** Unix seconds with six fraction digits, as text. */
   status_since: string;
   observed_at: string;
   transitions_total: string;
-  rows_synced: string | null;
-  lag_seconds: number | null;
-  slot_lag_bytes: string | null;
   error_class: string | null;
-}
+};
 
 const VERSION = `xmin::text || '@' || extract(epoch from updated_at)::text`;
 
@@ -154,10 +149,16 @@ export async function readMirrorFeed(pool: Pool, schema: string, from: string, s
   return { horizon, removed, changes };
 }
 
-const ROW_COLUMNS = `mirror, ${VERSION} as version, status, flow_type, source_peer, destination_peer, workflow_id,
+/** A reported value as the families print it: bigints as their exact text, timestamps as epoch seconds. */
+function metricsColumn(f: (typeof MIRROR_FIELD_LIST)[number]): string {
+  if (f.sql === 'bigint') return `${f.column}::text as ${f.column}`;
+  if (f.sql === 'timestamptz') return `extract(epoch from ${f.column}) as ${f.column}`;
+  return f.column;
+}
+
+const ROW_COLUMNS = `mirror, ${VERSION} as version, status, ${MIRROR_FIELD_LIST.filter((f) => f.metrics).map(metricsColumn).join(', ')},
   extract(epoch from status_since) as status_since, extract(epoch from observed_at) as observed_at,
-  transitions_total::text as transitions_total, rows_synced::text as rows_synced, lag_seconds,
-  slot_lag_bytes::text as slot_lag_bytes, error_class`;
+  transitions_total::text as transitions_total, error_class`;
 
 /**
  * The gauge inputs of the named mirrors (dropped or missing ones are left out), in no particular
