@@ -4,6 +4,7 @@
  * each naming the variable and the flag, so an operator fixes them in one go.
  */
 import { readFileSync } from 'node:fs';
+import { DEFAULT_SESSION_LIMITS, type SessionLimits, tlsProblem } from './db/connection.js';
 import { AUTO_SHARD, autoShardIndex, NO_SHARDING, parseShard, type Shard } from './metrics/shard.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -38,6 +39,12 @@ export interface Config {
   metricsTotalShards: number | undefined;
   /** The pod's ordinal for MIRRORSTATE_METRICS_SHARD=auto, when the downward API passes it. */
   podIndex: number | undefined;
+  /** Session limits of every connection the daemon opens (connection.ts); 0 = none. */
+  dbStatementTimeoutMs: number;
+  dbIdleInTransactionTimeoutMs: number;
+  dbLockTimeoutMs: number;
+  /** statement_timeout while migrations run (they may rewrite a big catalog); 0 = none. */
+  migrationStatementTimeoutMs: number;
 }
 
 type Parser<T> = (raw: string) => T | { error: string };
@@ -92,7 +99,8 @@ function postgresUrl(raw: string): string | { error: string } {
     if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
       return { error: 'must be a postgres:// or postgresql:// URL' };
     }
-    return raw;
+    const tls = tlsProblem(raw);
+    return tls === undefined ? raw : { error: tls };
   } catch {
     return { error: 'must be a postgres:// URL' };
   }
@@ -202,6 +210,23 @@ export const SETTINGS: readonly Setting[] = [
     defaultText: 'the trailing -<i> of POD_NAME or HOSTNAME',
     description: 'this pod\'s ordinal for MIRRORSTATE_METRICS_SHARD=auto (the apps.kubernetes.io/pod-index label, by the downward API)',
     parse: integer(0, 1023),
+  }),
+  setting({
+    key: 'dbStatementTimeoutMs', env: 'MIRRORSTATE_DB_STATEMENT_TIMEOUT', flag: 'db-statement-timeout', default: DEFAULT_SESSION_LIMITS.statementTimeoutMs,
+    defaultText: '5m', description: 'statement_timeout of every database connection the daemon opens (0 = none)', parse: parseDuration,
+  }),
+  setting({
+    key: 'dbIdleInTransactionTimeoutMs', env: 'MIRRORSTATE_DB_IDLE_IN_TRANSACTION_TIMEOUT', flag: 'db-idle-in-transaction-timeout',
+    default: DEFAULT_SESSION_LIMITS.idleInTransactionTimeoutMs, defaultText: '1m', parse: parseDuration,
+    description: 'idle_in_transaction_session_timeout of every database connection: a transaction left open by a hung process is cut (0 = none)',
+  }),
+  setting({
+    key: 'dbLockTimeoutMs', env: 'MIRRORSTATE_DB_LOCK_TIMEOUT', flag: 'db-lock-timeout', default: DEFAULT_SESSION_LIMITS.lockTimeoutMs, defaultText: '0',
+    description: 'lock_timeout of every database connection (0 = none: a lock wait is bounded by the statement timeout)', parse: parseDuration,
+  }),
+  setting({
+    key: 'migrationStatementTimeoutMs', env: 'MIRRORSTATE_MIGRATION_STATEMENT_TIMEOUT', flag: 'migration-statement-timeout',
+    default: 0, defaultText: '0', description: 'statement_timeout while catalog migrations run (0 = none)', parse: parseDuration,
   }),
 ];
 
@@ -314,4 +339,13 @@ export function helpText(): string {
 /** Whether catalog and queue share a database, so a batch and its job completion commit together. */
 export function queueSharesCatalog(config: Config): boolean {
   return config.queueDatabaseUrl === undefined || config.queueDatabaseUrl === config.databaseUrl;
+}
+
+/** The session limits of every connection the daemon opens (db/connection.ts). */
+export function sessionLimits(config: Config): SessionLimits {
+  return {
+    statementTimeoutMs: config.dbStatementTimeoutMs,
+    idleInTransactionTimeoutMs: config.dbIdleInTransactionTimeoutMs,
+    lockTimeoutMs: config.dbLockTimeoutMs,
+  };
 }

@@ -5,6 +5,7 @@
 import type { PgBoss } from 'pg-boss';
 import { migrate } from './catalog/migrate.js';
 import type { Config } from './config.js';
+import { settleSslMode } from './db/connection.js';
 import type { Pool } from './db/pool.js';
 import { type EmbeddedDatabase, runningEmbeddedUrl, startEmbeddedPostgres } from './embedded.js';
 import type { Logger } from './log.js';
@@ -13,6 +14,8 @@ import { ensureQueues } from './queue/boss.js';
 export interface Databases {
   catalogUrl: string;
   queueUrl: string;
+  /** MIRRORSTATE_PEERDB_URL, when set. */
+  peerdbUrl: string | undefined;
   embedded: EmbeddedDatabase | undefined;
 }
 
@@ -29,11 +32,18 @@ export async function resolveDatabases(config: Config, logger: Logger, shareRunn
     // The embedded server's fixed local credentials are no secret: printing them is the point.
     process.stdout.write(`mirrorstate: embedded PostgreSQL running, DATABASE_URL=${catalogUrl}\n`);
   }
-  return { catalogUrl, queueUrl: config.queueDatabaseUrl ?? catalogUrl, embedded };
+  // sslmode allow and prefer are settled here, once for the process (db/connection.ts).
+  const queueUrl = config.queueDatabaseUrl ?? catalogUrl;
+  const [catalog, queue, peerdb] = await Promise.all([
+    settleSslMode(catalogUrl),
+    queueUrl === catalogUrl ? undefined : settleSslMode(queueUrl),
+    config.peerdbUrl === undefined ? undefined : settleSslMode(config.peerdbUrl),
+  ]);
+  return { catalogUrl: catalog, queueUrl: queue ?? catalog, peerdbUrl: peerdb, embedded };
 }
 
 /** Catalog migrations, pg-boss's own schema, and the queues: what `mirrorstate migrate` does. */
 export async function migrateAll(config: Config, pool: Pool, boss: PgBoss, logger: Logger): Promise<void> {
-  await migrate(pool, config.schema, logger.child({ component: 'migrate' }));
+  await migrate(pool, config.schema, logger.child({ component: 'migrate' }), undefined, config.migrationStatementTimeoutMs);
   await ensureQueues(boss);
 }

@@ -9,7 +9,7 @@
 import type { PgBoss } from 'pg-boss';
 import { withTimeout } from './async.js';
 import { appliedVersion, latestVersion } from './catalog/migrate.js';
-import { type Config, queueSharesCatalog } from './config.js';
+import { type Config, queueSharesCatalog, sessionLimits } from './config.js';
 import { createPool, type Pool } from './db/pool.js';
 import { type Databases, migrateAll, resolveDatabases } from './databases.js';
 import { registerApiRoutes } from './http/api.js';
@@ -64,6 +64,7 @@ export class Daemon {
     const { config, log } = this;
     this.databases = await resolveDatabases(config, log);
     const { catalogUrl, queueUrl } = this.databases;
+    const limits = sessionLimits(config);
     log.info(
       {
         catalog: redactUrl(catalogUrl), queue: redactUrl(queueUrl), schema: config.schema, bossSchema: config.bossSchema,
@@ -79,7 +80,7 @@ export class Daemon {
       : new Outage({ name: 'queue database', probe: () => this.boss!.getDb().executeSql('select 1'), logger: log });
     this.catalogOutage = catalogOutage;
     this.queueOutage = queueOutage;
-    this.pool = createPool(catalogUrl, config.poolSize, 'mirrorstate', log, catalogOutage);
+    this.pool = createPool(catalogUrl, config.poolSize, 'mirrorstate', log, catalogOutage, limits);
     // The queue pool serves one connection per batch in flight (the claim's transaction, or pg-boss's
     // fetches and heartbeats with a separate queue database): size it for the concurrency plus
     // pg-boss's own work.
@@ -90,6 +91,7 @@ export class Daemon {
       logger: log.child({ component: 'pg-boss' }),
       worker: true,
       outage: queueOutage,
+      limits,
     });
     await this.boss.start();
     await migrateAll(config, this.pool, this.boss, log);
@@ -126,9 +128,9 @@ export class Daemon {
     });
     await this.trimmer.start();
 
-    if (config.peerdbUrl !== undefined && this.metrics.peerdb) {
+    if (this.databases.peerdbUrl !== undefined && this.metrics.peerdb) {
       this.peerdb = new PeerdbPoller({
-        peerdbUrl: config.peerdbUrl, catalogUrl, schema: config.schema, boss: this.boss,
+        peerdbUrl: this.databases.peerdbUrl, catalogUrl, limits, schema: config.schema, boss: this.boss,
         queueSharesCatalog: queueSharesCatalog(config), intervalMs: config.peerdbPollIntervalMs, logger: log, metrics: this.metrics.peerdb,
         maxFutureMs: config.maxFutureMs,
       });
@@ -145,10 +147,10 @@ export class Daemon {
       outage: queueOutage,
     });
     await this.queueJobs.start();
-    this.snapshotPool = createSnapshotPool(catalogUrl, log, catalogOutage);
+    this.snapshotPool = createSnapshotPool(catalogUrl, log, catalogOutage, limits);
     const snapshots = new MirrorSnapshots({
       pool: this.snapshotPool, schema: config.schema, logger: log, shard: config.metricsShard, outage: catalogOutage,
-      watchUrl: catalogUrl,
+      watchUrl: catalogUrl, watchLimits: limits,
     });
     this.snapshots = snapshots;
     snapshots.start();

@@ -32,13 +32,18 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
     }));
 }
 
-/** Returns the migrations this call applied (none when another replica got there first). */
-export async function migrate(pool: Pool, schema: string, logger: Logger, dir?: string): Promise<Migration[]> {
+/**
+ * Returns the migrations this call applied (none when another replica got there first).
+ * `statementTimeoutMs` replaces the connection's statement timeout while they run (0 = none): the
+ * wait for another replica's lock and a migration rewriting a big catalog are not stuck statements.
+ */
+export async function migrate(pool: Pool, schema: string, logger: Logger, dir?: string, statementTimeoutMs = 0): Promise<Migration[]> {
   const migrations = loadMigrations(dir);
   const client = await pool.connect();
   const applied: Migration[] = [];
   const s = quoteIdent(schema);
   try {
+    await client.query(`select set_config('statement_timeout', $1::text, false)`, [String(statementTimeoutMs)]);
     await client.query(`select pg_advisory_lock(hashtextextended('mirrorstate.migrate:' || $1::text, 0))`, [schema]);
     await client.query(`create schema if not exists ${s}`);
     await client.query(
@@ -70,6 +75,8 @@ export async function migrate(pool: Pool, schema: string, logger: Logger, dir?: 
     return applied;
   } finally {
     await client.query(`select pg_advisory_unlock_all()`).catch(() => undefined);
+    // Back to the connection's own limit (its startup setting) before the pool hands it out again.
+    await client.query('reset statement_timeout').catch(() => undefined);
     client.release();
   }
 }

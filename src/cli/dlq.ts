@@ -16,6 +16,7 @@ import type { ParseArgsConfig } from 'node:util';
 import type { PgBoss } from 'pg-boss';
 import { clientExecutor, type Executor } from '../catalog/sql.js';
 import { parseDuration } from '../config.js';
+import type { SessionLimits } from '../db/connection.js';
 import { createPool, inTransaction, type Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import { DEAD_LETTER_QUEUE, UPDATES_QUEUE } from '../queue/boss.js';
@@ -350,6 +351,6 @@ export async function runDlq(ctx: DlqContext, request: DlqRequest): Promise<numb
 }
 
 /** A pool on the queue database for `runDlq`; the caller ends it. */
-export function createDlqPool(queueUrl: string, logger: Logger): Pool {
-  return createPool(queueUrl, 2, 'mirrorstate-dlq', logger);
+export function createDlqPool(queueUrl: string, logger: Logger, limits?: SessionLimits): Pool {
+  return createPool(queueUrl, 2, 'mirrorstate-dlq', logger, undefined, limits);
 }

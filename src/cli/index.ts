@@ -4,7 +4,7 @@
  * variable with a flag of the same meaning (see config.ts); `--help` lists them with defaults.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, type Config, helpText, loadConfig, settingFlags } from '../config.js';
+import { ConfigError, type Config, helpText, loadConfig, sessionLimits, settingFlags } from '../config.js';
 import { createPool } from '../db/pool.js';
 import { createDlqPool, DLQ_FLAGS, DLQ_USAGE, DlqUsageError, parseDlqRequest, runDlq, type DlqValues } from './dlq.js';
 import { EmbeddedStartError } from '../embedded.js';
@@ -121,7 +121,7 @@ async function withQueue<T>(config: Config, logger: Logger, fn: (ctx: Awaited<Re
 /** The catalog alone, for commands that never touch the queue (status, trim). */
 async function withCatalog<T>(config: Config, logger: Logger, fn: (pool: ReturnType<typeof createPool>) => Promise<T>) {
   const databases = await resolveDatabases(config, logger, true);
-  const pool = createPool(databases.catalogUrl, 2, 'mirrorstate-cli', logger);
+  const pool = createPool(databases.catalogUrl, 2, 'mirrorstate-cli', logger, undefined, sessionLimits(config));
   try {
     return await fn(pool);
   } finally {
@@ -132,8 +132,9 @@ async function withCatalog<T>(config: Config, logger: Logger, fn: (pool: ReturnT
 
 async function openAll(config: Config, logger: Logger) {
   const databases = await resolveDatabases(config, logger, true);
-  const pool = createPool(databases.catalogUrl, 2, 'mirrorstate-cli', logger);
-  const boss = createBoss({ connectionString: databases.queueUrl, schema: config.bossSchema, max: 2, logger, worker: false });
+  const limits = sessionLimits(config);
+  const pool = createPool(databases.catalogUrl, 2, 'mirrorstate-cli', logger, undefined, limits);
+  const boss = createBoss({ connectionString: databases.queueUrl, schema: config.bossSchema, max: 2, logger, worker: false, limits });
   await boss.start();
   return { databases, pool, boss };
 }
@@ -230,7 +231,7 @@ async function main(argv: string[]): Promise<number> {
         return 2;
       }
       return withQueue(config, logger, async ({ boss, databases }) => {
-        const pool = createDlqPool(databases.queueUrl, logger);
+        const pool = createDlqPool(databases.queueUrl, logger, sessionLimits(config));
         try {
           return await runDlq({ boss, pool, bossSchema: config.bossSchema, out: process.stdout, err: process.stderr }, request);
         } finally {
@@ -251,7 +252,7 @@ async function main(argv: string[]): Promise<number> {
         return 2;
       }
       return withQueue(config, logger, ({ databases, boss }) =>
-        peerdbSync({ config, peerdbUrl: config.peerdbUrl!, catalogUrl: databases.catalogUrl, boss, logger, out: process.stdout, err: process.stderr }),
+        peerdbSync({ config, peerdbUrl: databases.peerdbUrl!, catalogUrl: databases.catalogUrl, boss, logger, out: process.stdout, err: process.stderr }),
       );
   }
 }

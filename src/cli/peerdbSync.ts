@@ -4,7 +4,7 @@
  * daemon leads it refuses and says so: that daemon polls every interval anyway.
  */
 import type { PgBoss } from 'pg-boss';
-import { type Config, queueSharesCatalog } from '../config.js';
+import { type Config, queueSharesCatalog, sessionLimits } from '../config.js';
 import { type Logger, redactUrl } from '../log.js';
 import { tryLead } from '../source/peerdb/leader.js';
 import { connectPeerdb } from '../source/peerdb/poller.js';
@@ -22,7 +22,7 @@ export interface PeerdbSyncOptions {
 
 /** Returns the exit code: 0 done, 1 PeerDB's catalog could not be read, 3 another poller leads. */
 export async function peerdbSync(o: PeerdbSyncOptions): Promise<number> {
-  const leadership = await tryLead(o.catalogUrl, o.config.schema, 'mirrorstate-peerdb-sync', o.logger);
+  const leadership = await tryLead(o.catalogUrl, o.config.schema, 'mirrorstate-peerdb-sync', o.logger, sessionLimits(o.config));
   if (!leadership) {
     o.err.write('mirrorstate peerdb-sync: a mirrorstate daemon polls PeerDB now (it holds the leader lock); nothing done.\n');
     return 3;
@@ -30,7 +30,7 @@ export async function peerdbSync(o: PeerdbSyncOptions): Promise<number> {
   try {
     let peerdb: Awaited<ReturnType<typeof connectPeerdb>>;
     try {
-      peerdb = await connectPeerdb(o.peerdbUrl, o.logger);
+      peerdb = await connectPeerdb(o.peerdbUrl, o.logger, sessionLimits(o.config));
     } catch (err) {
       o.err.write(`mirrorstate peerdb-sync: cannot read the PeerDB catalog at ${redactUrl(o.peerdbUrl)}: ${(err as Error).message}\n`);
       return 1;

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from '../log.js';
+import { connectionConfig, DEFAULT_SESSION_LIMITS, type SessionLimits } from './connection.js';
 import type { Outage } from './outage.js';
 
 // timestamptz columns are read as text where precision matters (see catalog/); everywhere else a
@@ -9,8 +10,10 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 
-export function createPool(connectionString: string, max: number, applicationName: string, logger: Logger, outage?: Outage): pg.Pool {
-  const pool = new pg.Pool({ connectionString, max, application_name: applicationName, connectionTimeoutMillis: 10_000 });
+export function createPool(
+  url: string, max: number, applicationName: string, logger: Logger, outage?: Outage, limits: SessionLimits = DEFAULT_SESSION_LIMITS,
+): pg.Pool {
+  const pool = new pg.Pool({ ...connectionConfig(url, limits), max, application_name: applicationName, connectionTimeoutMillis: 10_000 });
   // An idle client losing its connection (server restart) must not crash the process: pg emits
   // it here, and the next checkout reconnects. A restart drops every idle client at once: the
   // outage logs that once.

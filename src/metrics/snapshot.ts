@@ -52,6 +52,7 @@ import {
 import { NO_SHARDING, type Shard } from './shard.js';
 import { isConnectionLoss } from '../db/sqlstate.js';
 import type { Outage } from '../db/outage.js';
+import { connectionConfig, DEFAULT_SESSION_LIMITS, type SessionLimits } from '../db/connection.js';
 import { CatalogWatch } from './watch.js';
 
 /** Server-side bound on one catalog read; a scrape gives up waiting much earlier (its own timeout). */
@@ -120,9 +121,9 @@ export interface ScrapeSnapshot {
  * scrape that had to connect first would pay the connection and the feed statement's preparation
  * every time.
  */
-export function createSnapshotPool(url: string, logger: Logger, outage?: Outage): pg.Pool {
+export function createSnapshotPool(url: string, logger: Logger, outage?: Outage, limits: SessionLimits = DEFAULT_SESSION_LIMITS): pg.Pool {
   const pool = new pg.Pool({
-    connectionString: url,
+    ...connectionConfig(url, limits),
     max: 2,
     idleTimeoutMillis: 0,
     application_name: 'mirrorstate-metrics',
@@ -144,6 +145,8 @@ export interface MirrorSnapshotsOptions {
   outage?: Outage;
   /** The catalog database to LISTEN on, for reads that follow its changes (see above); without it every scrape reads. */
   watchUrl?: string;
+  /** Session limits of the listening connection. */
+  watchLimits?: SessionLimits;
   /** REFRESH_GAP_MIN_MS and REFRESH_GAP_MAX_MS, for tests ([g, g]: a fixed gap of g). */
   refreshGapBoundsMs?: readonly [number, number];
 }
@@ -183,6 +186,7 @@ export class MirrorSnapshots {
     if (options.watchUrl !== undefined) {
       this.watch = new CatalogWatch({
         url: options.watchUrl,
+        limits: options.watchLimits,
         schema: options.schema,
         logger: options.logger,
         outage: options.outage,

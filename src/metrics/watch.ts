@@ -20,6 +20,7 @@ import pg from 'pg';
 import { withTimeout } from '../async.js';
 import type { Logger } from '../log.js';
 import type { Outage } from '../db/outage.js';
+import { connectionConfig, DEFAULT_SESSION_LIMITS, type SessionLimits } from '../db/connection.js';
 
 /** The channel migration 0006's trigger notifies. */
 export const MIRRORS_CHANNEL = 'mirrorstate_mirrors';
@@ -31,6 +32,8 @@ export const RECONNECT_MAX_MS = 5_000;
 
 export interface CatalogWatchOptions {
   url: string;
+  /** Session limits of the listening connection (default: the settings' defaults). */
+  limits?: SessionLimits;
   schema: string;
   logger: Logger;
   outage?: Outage;
@@ -88,7 +91,7 @@ export class CatalogWatch {
     if (this.closed) return;
     const { url, schema } = this.options;
     const client = new pg.Client({
-      connectionString: url,
+      ...connectionConfig(url, this.options.limits ?? DEFAULT_SESSION_LIMITS),
       application_name: 'mirrorstate-metrics-watch',
       connectionTimeoutMillis: WATCH_CONNECT_TIMEOUT_MS,
       // A peer gone without a word (a network cut) must not leave a connection that hears nothing.

@@ -13,6 +13,7 @@
  */
 import { PgBoss } from 'pg-boss';
 import type { Logger } from '../log.js';
+import { connectionConfig, DEFAULT_SESSION_LIMITS, type SessionLimits } from '../db/connection.js';
 import type { Outage } from '../db/outage.js';
 
 export const UPDATES_QUEUE = 'mirrorstate-updates';
@@ -23,7 +24,6 @@ export const HEARTBEAT_SECONDS = 10;
 export const HEARTBEAT_REFRESH_SECONDS = 3;
 export const SUPERVISE_INTERVAL_SECONDS = 2;
 export const BATCH_EXPIRE_SECONDS = 120;
-export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
 
 export interface BossOptions {
   connectionString: string;
@@ -34,11 +34,13 @@ export interface BossOptions {
   worker: boolean;
   /** Connection losses go here (logged once per outage) instead of one error line each. */
   outage?: Outage;
+  /** Session limits of the queue's connections (default: the settings' defaults). */
+  limits?: SessionLimits;
 }
 
 export function createBoss(options: BossOptions): PgBoss {
   const boss = new PgBoss({
-    connectionString: options.connectionString,
+    ...connectionConfig(options.connectionString, options.limits ?? DEFAULT_SESSION_LIMITS),
     schema: options.schema,
     max: options.max,
     application_name: 'mirrorstate',
@@ -47,9 +49,6 @@ export function createBoss(options: BossOptions): PgBoss {
     schedule: options.worker,
     superviseIntervalSeconds: SUPERVISE_INTERVAL_SECONDS,
     monitorIntervalSeconds: SUPERVISE_INTERVAL_SECONDS,
-    // A batch transaction left open by a process that hangs (not one that dies: the server sees
-    // that at once) must not hold row locks and the vacuum horizon for long.
-    options: `-c idle_in_transaction_session_timeout=${IDLE_IN_TRANSACTION_TIMEOUT_MS}`,
   });
   const log = options.logger;
   boss.on('error', (err: Error & { code?: string }) => {

@@ -6,7 +6,7 @@
  * run as root, so as root (CI) every command runs as the user `postgres` through runuser.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -41,6 +41,8 @@ async function freePort(): Promise<number> {
 export interface PrivatePostgres {
   port: number;
   url(database: string): string;
+  /** The superuser over the Unix socket: works whatever pg_hba says of TCP. */
+  socket(database: string): pg.ClientConfig;
   createDatabase(name: string): Promise<string>;
   /** pg_ctl stop -m fast: sessions are ended (57P01), the server is gone until start(). */
   stop(): Promise<void>;
@@ -49,20 +51,46 @@ export interface PrivatePostgres {
   destroy(): Promise<void>;
 }
 
-export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+export interface PrivatePostgresOptions {
+  /** ssl=on with this certificate and key (PEM text), and the CA that signs client certificates. */
+  tls?: { cert: string; key: string; ca?: string };
+  /** pg_hba.conf in place of initdb's (trust for everyone). */
+  hba?: string;
+  /** listen_addresses (default 127.0.0.1). */
+  listen?: string;
+}
+
+export async function startPrivatePostgres(o: PrivatePostgresOptions = {}): Promise<PrivatePostgres> {
   const bin = await binDir();
   const home = mkdtempSync(path.join(tmpdir(), 'mirrorstate-pg-'));
   const data = path.join(home, 'data');
-  if (asRoot) {
-    const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout);
-    const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout);
-    chownSync(home, uid, gid);
-  }
+  const owner = asRoot
+    ? {
+        uid: Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout),
+        gid: Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout),
+      }
+    : undefined;
+  // The server's own files: the server's user reads them, nobody else (PostgreSQL insists for a key).
+  const serverFile = (file: string, content: string) => {
+    writeFileSync(file, content, { mode: 0o600 });
+    if (owner) chownSync(file, owner.uid, owner.gid);
+  };
+  if (owner) chownSync(home, owner.uid, owner.gid);
   const run = (binary: string, args: string[]) =>
     asRoot ? exec('runuser', ['-u', 'postgres', '--', path.join(bin, binary), ...args]) : exec(path.join(bin, binary), args);
   const port = await freePort();
   await run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
-  const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${home} -c fsync=off -c max_connections=60`;
+  if (o.hba !== undefined) serverFile(path.join(data, 'pg_hba.conf'), o.hba);
+  let options = `-p ${port} -c listen_addresses=${o.listen ?? '127.0.0.1'} -k ${home} -c fsync=off -c max_connections=60`;
+  if (o.tls) {
+    serverFile(path.join(home, 'server.crt'), o.tls.cert);
+    serverFile(path.join(home, 'server.key'), o.tls.key);
+    options += ` -c ssl=on -c ssl_cert_file=${path.join(home, 'server.crt')} -c ssl_key_file=${path.join(home, 'server.key')}`;
+    if (o.tls.ca !== undefined) {
+      serverFile(path.join(home, 'ca.crt'), o.tls.ca);
+      options += ` -c ssl_ca_file=${path.join(home, 'ca.crt')}`;
+    }
+  }
   const start = async () => {
     await run('pg_ctl', ['-D', data, '-o', options, '-l', path.join(home, 'log'), '-w', '-t', '60', 'start']);
   };
@@ -71,11 +99,13 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   };
   await start();
   const url = (database: string) => `postgres://postgres@127.0.0.1:${port}/${database}`;
+  const socket = (database: string): pg.ClientConfig => ({ host: home, port, user: 'postgres', database });
   return {
     port,
     url,
+    socket,
     async createDatabase(name) {
-      const client = new pg.Client({ connectionString: url('postgres') });
+      const client = new pg.Client(socket('postgres'));
       await client.connect();
       try {
         await client.query(`create database ${name}`);

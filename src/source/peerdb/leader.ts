@@ -8,6 +8,7 @@
  */
 import pg from 'pg';
 import type { Logger } from '../../log.js';
+import { connectionConfig, DEFAULT_SESSION_LIMITS, type SessionLimits } from '../../db/connection.js';
 
 /** Stops a hung catalog from hanging the poller: the server may be gone without a word (a cut network). */
 const QUERY_TIMEOUT_MS = 10_000;
@@ -27,9 +28,11 @@ export function leaderLockSql(): string {
 }
 
 /** Tries once; null when another replica leads. Throws when the catalog cannot be reached. */
-export async function tryLead(catalogUrl: string, schema: string, applicationName: string, logger: Logger): Promise<Leadership | null> {
+export async function tryLead(
+  catalogUrl: string, schema: string, applicationName: string, logger: Logger, limits: SessionLimits = DEFAULT_SESSION_LIMITS,
+): Promise<Leadership | null> {
   const client = new pg.Client({
-    connectionString: catalogUrl,
+    ...connectionConfig(catalogUrl, limits),
     application_name: applicationName,
     keepAlive: true,
     query_timeout: QUERY_TIMEOUT_MS,

@@ -16,6 +16,7 @@ import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { type Logger, redactUrl } from '../../log.js';
 import type { PeerdbMetrics } from '../../metrics/daemon.js';
+import { connectionConfig, DEFAULT_SESSION_LIMITS, type SessionLimits } from '../../db/connection.js';
 import { type Leadership, tryLead } from './leader.js';
 import { PEERDB_SESSION_OPTIONS, PeerdbTooOldError, type PeerdbShape, readShape, type Tails } from './readPeerdb.js';
 import { type SyncSummary, syncOnce } from './sync.js';
@@ -36,12 +37,17 @@ export interface PeerdbPollerOptions {
   maxFutureMs?: number;
   logger: Logger;
   metrics: PeerdbMetrics;
+  /** Session limits of its connections (default: the settings' defaults). */
+  limits?: SessionLimits;
 }
 
 /** A connection to PeerDB's catalog with the source's session settings, and what it found there. */
-export async function connectPeerdb(url: string, logger: Logger): Promise<{ client: pg.Client; shape: PeerdbShape }> {
+export async function connectPeerdb(
+  url: string, logger: Logger, limits: SessionLimits = DEFAULT_SESSION_LIMITS,
+): Promise<{ client: pg.Client; shape: PeerdbShape }> {
   const client = new pg.Client({
-    connectionString: url,
+    // PEERDB_SESSION_OPTIONS carries the source's own, shorter statement timeout.
+    ...connectionConfig(url, { ...limits, statementTimeoutMs: 0 }),
     application_name: 'mirrorstate-peerdb',
     options: PEERDB_SESSION_OPTIONS,
     keepAlive: true,
@@ -89,7 +95,7 @@ export class PeerdbPoller {
     metrics.leader.set(0);
     metrics.lastPoll.set(0);
     try {
-      const probe = await connectPeerdb(peerdbUrl, this.log);
+      const probe = await connectPeerdb(peerdbUrl, this.log, this.options.limits);
       await probe.client.end().catch(() => undefined);
     } catch (err) {
       if (err instanceof PeerdbTooOldError) throw err;
@@ -118,7 +124,7 @@ export class PeerdbPoller {
     const { catalogUrl, schema, metrics } = this.options;
     this.leadership = null;
     try {
-      const leadership = await tryLead(catalogUrl, schema, 'mirrorstate-peerdb-leader', this.log);
+      const leadership = await tryLead(catalogUrl, schema, 'mirrorstate-peerdb-leader', this.log, this.options.limits);
       if (!leadership) return;
       if (this.stopping) {
         await leadership.release();
@@ -148,7 +154,7 @@ export class PeerdbPoller {
     const leadership = this.leadership!;
     const end = metrics.pollDuration.startTimer();
     try {
-      this.peerdb ??= await connectPeerdb(peerdbUrl, this.log);
+      this.peerdb ??= await connectPeerdb(peerdbUrl, this.log, this.options.limits);
       const summary = await syncOnce({
         peerdb: this.peerdb.client, shape: this.peerdb.shape, catalog: leadership.client, schema, boss, queueSharesCatalog, tails: this.tails,
         memory: this.memory, maxFutureMs,
