@@ -7,6 +7,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS } from '../../src/config.js';
+import { parseUpdate, STATUSES, statusCode } from '../../src/update.js';
 import { FAMILIES } from '../helpers/families.js';
 import { firstColumnNames, readDoc, ROOT, section } from '../helpers/markdown.js';
 
@@ -134,5 +135,24 @@ describe('alerts', () => {
   it("are each listed in README.md's Alerts section, and nothing more", () => {
     const listed = [...section(readDoc('README.md'), 'Alerts').matchAll(/^-\s*\[`([^`]+)`\]/gm)].map((m) => m[1]!);
     expect(differences('alert', 'README.md (Alerts)', alerts, listed, RULES)).toEqual([]);
+  });
+});
+
+describe('docs/message.md', () => {
+  it('lists every field of the update message, and no other', () => {
+    const parsed = parseUpdate({ mirror: 'orders_cdc', status: 'running', observedAt: new Date().toISOString() });
+    if (!parsed.ok) throw new Error(`a minimal update was refused: ${JSON.stringify(parsed.errors)}`);
+    // What the parser hands on is every field it knows; `payload` is the update as received.
+    const inCode = Object.keys(parsed.value).filter((key) => key !== 'payload');
+    // First cells such as `workflowId`, `runId`: every name in backticks.
+    const documented = [...section(readDoc('docs/message.md'), 'Fields').matchAll(/^\|([^|\n]*)\|/gm)]
+      .flatMap((m) => [...m[1]!.matchAll(/`([^`]+)`/g)].map((n) => n[1]!));
+    expect(differences('update field', 'docs/message.md (Fields)', inCode, documented)).toEqual([]);
+  });
+
+  it('gives every status its code', () => {
+    const inCode = STATUSES.map((s) => `${s} ${statusCode(s)}`);
+    const documented = [...section(readDoc('docs/message.md'), 'Statuses').matchAll(/`([a-z_]+)` (\d+)/g)].map((m) => `${m[1]} ${m[2]}`);
+    expect(differences('status', 'docs/message.md (Statuses)', inCode, documented)).toEqual([]);
   });
 });
