@@ -45,6 +45,8 @@ export interface Config {
   dbLockTimeoutMs: number;
   /** statement_timeout while migrations run (they may rewrite a big catalog); 0 = none. */
   migrationStatementTimeoutMs: number;
+  /** Undefined: plain HTTP, no basic auth. Else a Prometheus web configuration file (docs/security.md). */
+  webConfigFile: string | undefined;
 }
 
 type Parser<T> = (raw: string) => T | { error: string };
@@ -227,6 +229,11 @@ export const SETTINGS: readonly Setting[] = [
   setting({
     key: 'migrationStatementTimeoutMs', env: 'MIRRORSTATE_MIGRATION_STATEMENT_TIMEOUT', flag: 'migration-statement-timeout',
     default: 0, defaultText: '0', description: 'statement_timeout while catalog migrations run (0 = none)', parse: parseDuration,
+  }),
+  setting({
+    key: 'webConfigFile', env: 'MIRRORSTATE_WEB_CONFIG_FILE', flag: 'web-config-file', default: undefined, defaultText: 'none: plain HTTP',
+    description: "TLS, basic auth and headers, in the Prometheus exporter-toolkit's --web.config.file format (docs/security.md)",
+    parse: text,
   }),
 ];
 

@@ -17,6 +17,7 @@ import { registerHealthRoutes } from './http/health.js';
 import { registerIngestRoute } from './http/ingest.js';
 import { registerStatusPage } from './http/page/routes.js';
 import { HttpServer } from './http/server.js';
+import { readWebConfig } from './http/webConfig/read.js';
 import { type Logger, redactUrl } from './log.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics/daemon.js';
 import { QueueJobsPoller } from './metrics/queueJobs.js';
@@ -62,6 +63,8 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { config, log } = this;
+    // First: a bad file stops the start before any database is touched (cli.ts prints its one line).
+    const webConfig = config.webConfigFile === undefined ? undefined : await readWebConfig(config.webConfigFile);
     this.databases = await resolveDatabases(config, log);
     const { catalogUrl, queueUrl } = this.databases;
     const limits = sessionLimits(config);
@@ -137,7 +140,7 @@ export class Daemon {
       await this.peerdb.start();
     }
 
-    this.http = new HttpServer(log);
+    this.http = new HttpServer(log, { webConfig });
     registerHealthRoutes(this.http, { check: () => this.readiness() });
     this.queueJobs = new QueueJobsPoller({
       db: this.boss.getDb(),
@@ -155,7 +158,7 @@ export class Daemon {
     this.snapshots = snapshots;
     snapshots.start();
     registerMetricsRoute(this.http, { registry: this.metrics.registry, snapshots });
-    registerApiRoutes(this.http, { pool: this.pool, schema: config.schema });
+    registerApiRoutes(this.http, { pool: this.pool, schema: config.schema, logger: log });
     registerIngestRoute(this.http, { boss: this.boss, token: config.ingestToken, logger: log, maxFutureMs: config.maxFutureMs });
     registerStatusPage(this.http, { pool: this.pool, schema: config.schema, logger: log });
     const address = await this.http.start(config.httpPort, config.httpHost);

@@ -8,6 +8,7 @@ import { ConfigError, type Config, helpText, loadConfig, sessionLimits, settingF
 import { createPool } from '../db/pool.js';
 import { createDlqPool, DLQ_FLAGS, DLQ_USAGE, DlqUsageError, parseDlqRequest, runDlq, type DlqValues } from './dlq.js';
 import { EmbeddedStartError } from '../embedded.js';
+import { WebConfigError } from '../http/webConfig/read.js';
 import { createLogger, type Logger } from '../log.js';
 import { migrateAll, resolveDatabases } from '../databases.js';
 import { Daemon } from '../main.js';
@@ -185,6 +186,10 @@ async function main(argv: string[]): Promise<number> {
       } catch (err) {
         await daemon.stop().catch(() => undefined);
         if (err instanceof EmbeddedStartError) throw err; // one line, below
+        if (err instanceof WebConfigError) {
+          process.stderr.write(`mirrorstate: ${err.message}\n`);
+          return 2;
+        }
         logger.fatal({ err }, 'could not start');
         return 1;
       }

@@ -8,10 +8,11 @@ export interface Readiness {
 }
 
 export function registerHealthRoutes(server: HttpServer, readiness: Readiness): void {
-  server.route('GET', /^\/healthz$/, (_req, res) => sendJson(res, 200, { status: 'ok' }));
+  // Open to all: probes carry no credentials, and neither answer says anything secret.
+  server.route('GET', /^\/healthz$/, (_req, res) => sendJson(res, 200, { status: 'ok' }), { open: true });
   server.route('GET', /^\/readyz$/, async (_req, res) => {
     const reasons = await readiness.check();
     if (reasons.length === 0) sendJson(res, 200, { status: 'ready' });
     else sendJson(res, 503, { status: 'not ready', error: reasons.join('; '), reasons });
-  });
+  }, { open: true });
 }

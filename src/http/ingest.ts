@@ -281,5 +281,5 @@ export function registerIngestRoute(server: HttpServer, options: IngestOptions):
     }
     log.debug({ updates: decoded.updates.length, jobs: ids.length }, 'ingested');
     sendJson(res, 202, { accepted: decoded.updates.length });
-  });
+  }, { open: true }); // its own bearer token, not the web config file's basic auth
 }
