@@ -192,7 +192,7 @@ async function run(): Promise<void> {
   try {
     await migrate(pool, SCHEMA, logger);
     registerStatusPage(server, { pool, schema: SCHEMA, logger });
-    registerApiRoutes(server, { pool, schema: SCHEMA });
+    registerApiRoutes(server, { pool, schema: SCHEMA, logger });
     const { port } = await server.start(0, '127.0.0.1');
     const base = `http://127.0.0.1:${port}`;
     await fillMirrors(pool, 1, 10_000, true);

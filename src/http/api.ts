@@ -2,10 +2,12 @@
  * The read API (CONTRACT §4): GET /api/v1/mirrors, /api/v1/mirrors/{mirror} and
  * /api/v1/mirrors/{mirror}/transitions. `{mirror}` is URL-encoded (a `/` in a name arrives as %2F).
  * Every answer comes from one statement or one snapshot transaction (see catalog/views.ts).
- * Bad parameters answer 400 naming the parameter: `{ "error": "…", "parameter": "events" }`.
+ * Bad parameters answer 400 naming the parameter: `{ "error": "…", "parameter": "events" }`; a catalog
+ * that cannot be read answers 503, as the status page does (docs/http.md).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Pool } from '../db/pool.js';
+import type { Logger } from '../log.js';
 import { readMirror } from '../catalog/readMirror.js';
 import { readMirrorPages } from '../catalog/readMirrors.js';
 import { DEFAULT_EVENTS, DEFAULT_TRANSITIONS_PAGE, MAX_EVENTS, MAX_TRANSITIONS_PAGE } from '../catalog/views.js';
@@ -18,6 +20,7 @@ export const PAGE_DRAIN_TIMEOUT_MS = 30_000;
 export interface ApiOptions {
   pool: Pool;
   schema: string;
+  logger: Logger;
 }
 
 export class BadParameter extends Error {
@@ -48,17 +51,39 @@ export function booleanParam(url: URL, name: string): boolean {
   throw new BadParameter(name, `${name} must be true or false, got ${JSON.stringify(raw)}`);
 }
 
+/**
+ * A text the catalog could hold. PostgreSQL's text cannot hold a NUL: a name or a cursor with one
+ * names nothing, and sent to the catalog it would fail the statement (a 5xx for a bad request).
+ */
+export function textValue(name: string, value: string): string {
+  if (value.includes('\0')) throw new BadParameter(name, `${name} must not contain a NUL character`);
+  return value;
+}
+
 export function mirrorParam(encoded: string | undefined): string {
+  let name: string;
   try {
-    return decodeURIComponent(encoded ?? '');
+    name = decodeURIComponent(encoded ?? '');
   } catch {
     throw new BadParameter('mirror', `mirror must be a URL-encoded name, got ${JSON.stringify(encoded)}`);
   }
+  return textValue('mirror', name);
 }
 
-function answerBadParameter(res: Parameters<typeof sendError>[0], err: unknown): void {
-  if (!(err instanceof BadParameter)) throw err;
-  sendError(res, 400, err.message, { parameter: err.parameter });
+export const CATALOG_UNAVAILABLE = 'catalog unavailable: it could not be read just now; the daemon log says why, /readyz whether the daemon is ready';
+
+/**
+ * Bad parameters answer 400 naming the parameter; anything else thrown while reading is the
+ * catalog failing, which answers 503 as the status page does, however it failed.
+ */
+function answerFailure(res: ServerResponse, err: unknown, log: Logger): void {
+  if (err instanceof BadParameter) {
+    sendError(res, 400, err.message, { parameter: err.parameter });
+    return;
+  }
+  log.error({ err }, 'read API could not read the catalog');
+  if (res.headersSent) res.destroy();
+  else sendError(res, 503, CATALOG_UNAVAILABLE);
 }
 
 class ReaderGone extends Error {}
@@ -117,16 +142,15 @@ async function streamMirrorList(req: IncomingMessage, res: ServerResponse, pool:
   else res.end(']}');
 }
 
-export function registerApiRoutes(server: HttpServer, { pool, schema }: ApiOptions): void {
+export function registerApiRoutes(server: HttpServer, { pool, schema, logger }: ApiOptions): void {
+  const log = logger.child({ component: 'api' });
   server.route('GET', /^\/api\/v1\/mirrors\/?$/, async (req, res, _params, url) => {
-    let dropped: boolean;
     try {
-      dropped = booleanParam(url, 'dropped');
+      const dropped = booleanParam(url, 'dropped');
+      await streamMirrorList(req, res, pool, schema, dropped);
     } catch (err) {
-      answerBadParameter(res, err);
-      return;
+      answerFailure(res, err, log);
     }
-    await streamMirrorList(req, res, pool, schema, dropped);
   });
 
   server.route('GET', /^\/api\/v1\/mirrors\/([^/]+)\/transitions$/, async (_req, res, params, url) => {
@@ -138,7 +162,7 @@ export function registerApiRoutes(server: HttpServer, { pool, schema }: ApiOptio
       if (page) sendJson(res, 200, page);
       else sendError(res, 404, `no mirror named ${JSON.stringify(mirror)}`);
     } catch (err) {
-      answerBadParameter(res, err);
+      answerFailure(res, err, log);
     }
   });
 
@@ -150,7 +174,7 @@ export function registerApiRoutes(server: HttpServer, { pool, schema }: ApiOptio
       if (detail) sendJson(res, 200, detail);
       else sendError(res, 404, `no mirror named ${JSON.stringify(mirror)}`);
     } catch (err) {
-      answerBadParameter(res, err);
+      answerFailure(res, err, log);
     }
   });
 }

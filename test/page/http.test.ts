@@ -7,6 +7,7 @@
 import { get as httpGet } from 'node:http';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerApiRoutes } from '../../src/http/api.js';
 import { registerStatusPage } from '../../src/http/page/routes.js';
 import { HttpServer } from '../../src/http/server.js';
 import { createLogger } from '../../src/log.js';
@@ -211,11 +212,12 @@ describe('GET /mirrors/{mirror}', () => {
 });
 
 describe('catalog unreachable', () => {
-  it('answers a 503 page, not a stack or a hang', async () => {
+  it('answers a 503 page, not a stack or a hang, and the read API 503 alike', async () => {
     // The routes on a server of their own whose catalog is a port nothing listens on.
     const pool = new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/none', connectionTimeoutMillis: 2_000 });
     const server = new HttpServer(createLogger('silent'));
     registerStatusPage(server, { pool, schema: SCHEMA, logger: createLogger('silent') });
+    registerApiRoutes(server, { pool, schema: SCHEMA, logger: createLogger('silent') });
     const { port } = await server.start(0, '127.0.0.1');
     try {
       for (const path of ['/', '/mirrors/detail']) {
@@ -225,6 +227,13 @@ describe('catalog unreachable', () => {
         const body = await res.text();
         expect(body).toContain('Catalog unavailable');
         expect(body).not.toMatch(/ECONNREFUSED|at .*\.js:\d+/);
+      }
+      for (const path of ['/api/v1/mirrors', '/api/v1/mirrors?dropped=true', '/api/v1/mirrors/detail', '/api/v1/mirrors/detail/transitions']) {
+        const res = await fetch(`http://127.0.0.1:${port}${path}`);
+        expect(res.status, path).toBe(503);
+        const body = (await res.json()) as { error: string };
+        expect(body.error).toMatch(/^catalog unavailable/);
+        expect(body.error).not.toMatch(/ECONNREFUSED/);
       }
     } finally {
       await server.stop();

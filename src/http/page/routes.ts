@@ -16,7 +16,7 @@ import type { Logger } from '../../log.js';
 import { readMirror } from '../../catalog/readMirror.js';
 import { DEFAULT_PAGE_MIRRORS, MAX_PAGE_MIRRORS, readMirrorPage } from '../../catalog/readMirrorPage.js';
 import { parseStatus, STATUSES } from '../../update.js';
-import { BadParameter, booleanParam, integerParam, mirrorParam } from '../api.js';
+import { BadParameter, booleanParam, integerParam, mirrorParam, textValue } from '../api.js';
 import type { HttpServer } from '../server.js';
 import { type Html, html } from './html.js';
 import { notice, renderMirrorDetail, renderUnknownMirror } from './mirrorDetail.js';
@@ -56,7 +56,8 @@ function sendHtml(res: ServerResponse, status: number, body: Html): void {
 }
 
 function textParam(url: URL, name: string): string | undefined {
-  return url.searchParams.get(name) ?? undefined;
+  const value = url.searchParams.get(name);
+  return value === null ? undefined : textValue(name, value);
 }
 
 function windowParam(url: URL): TimelineWindowName {
@@ -121,7 +122,7 @@ why; <a href="${root}readyz">/readyz</a> says whether the daemon is ready.</p>`,
 
   server.route('GET', /^\/mirrors\/?$/, (_req, res, _params, url) => {
     const name = url.searchParams.get('name');
-    if (name !== null) return mirrorPage(res, url, () => name);
+    if (name !== null) return mirrorPage(res, url, () => textValue('name', name));
     res.writeHead(303, { location: '../' });
     res.end();
   });
