@@ -78,7 +78,7 @@ export function ensureTools(files: string[]): void {
   if (missing.length === 0) return;
 
   const commands = missing.map((t) => t.command).join(', ');
-  const users = sources.filter((s) => missing.some((t) => t.runBy(s.source))).map((s) => path.relative(process.cwd(), s.file));
+  const users = sources.filter((s) => missing.some((t) => t.runBy(s.source))).map((s) => path.relative(process.cwd(), s.file)).sort();
   const packages = [...new Set(missing.map((t) => t.debian))];
   const need = `${commands} not on PATH (run by ${users.join(', ')})`;
   const install = `apt-get install --no-install-recommends ${packages.join(' ')}`;
