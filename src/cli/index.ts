@@ -167,7 +167,11 @@ async function main(argv: string[]): Promise<number> {
   switch (parsed.command) {
     case 'run': {
       const daemon = new Daemon(config, logger);
+      let stopping = false;
       const stop = (signal: string) => {
+        // Ctrl-C under `npm start` arrives twice (from the terminal, and forwarded by npm): one shutdown.
+        if (stopping) return;
+        stopping = true;
         logger.info({ signal }, 'signal received');
         daemon.stop().then(
           () => process.exit(0),
@@ -177,10 +181,10 @@ async function main(argv: string[]): Promise<number> {
           },
         );
       };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
       // A closed terminal: without this, Node dies at once and leaves the embedded server running.
-      process.once('SIGHUP', () => stop('SIGHUP'));
+      process.on('SIGHUP', () => stop('SIGHUP'));
       try {
         await daemon.start();
       } catch (err) {
