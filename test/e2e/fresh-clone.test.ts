@@ -176,7 +176,7 @@ describe('a fresh clone with no PostgreSQL service, Chromium or Prometheus', () 
     const result = await run(...inside('npm', 'test', '--', ...TOOL_FILES));
     expect(result.code).not.toBe(0);
     expect(result.stderr.split('\n').filter(Boolean)).toEqual([
-      'tests: chromium, promtool not on PATH (run by test/metrics/grafana.test.ts, test/page/browser.test.ts): install the Debian ' +
+      'tests: chromium, promtool, prometheus not on PATH (run by test/metrics/grafana.test.ts, test/page/browser.test.ts): install the Debian ' +
         'packages chromium prometheus (apt-get install --no-install-recommends chromium prometheus; run as root, the tests do it themselves)',
     ]);
     // Stopped before any file ran, and before any database was started.

@@ -14,7 +14,8 @@ import { readBudgetMs, registerMetricsRoute } from '../../src/metrics/route.js';
 import { createSnapshotPool, MirrorSnapshots } from '../../src/metrics/snapshot.js';
 import { waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { mirrorPart, promtoolCheckMetrics, putMirror, sample, scrape } from './fixtures.js';
+import { promtoolCheckMetrics } from '../helpers/prometheus.js';
+import { mirrorPart, putMirror, sample, scrape } from './fixtures.js';
 
 const SCHEMA = 'mirrorstate';
 const STATUSES = ['unknown', 'running', 'paused', 'pausing', 'setup', 'snapshot', 'terminating', 'terminated', 'completed', 'resync', 'failed', 'modifying'];

@@ -1,5 +1,4 @@
-/** Shared by the metrics tests: catalog rows written directly, scrapes over HTTP, promtool. */
-import { spawnSync } from 'node:child_process';
+/** Shared by the metrics tests: catalog rows written directly, scrapes over HTTP. */
 import type pg from 'pg';
 
 export interface MirrorFixture {
@@ -89,11 +88,4 @@ export function sample(text: string, series: string): string | undefined {
   const prefix = `${series} `;
   const found = text.split('\n').find((l) => l.startsWith(prefix));
   return found?.slice(prefix.length);
-}
-
-/** `promtool check metrics` on `text`: its complaints, one per line. */
-export function promtoolCheckMetrics(text: string): string[] {
-  const result = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
-  if (result.error) throw new Error('promtool not found: install prometheus (apt-get install prometheus)', { cause: result.error });
-  return `${result.stdout}${result.stderr}`.split('\n').filter((l) => l.trim() !== '');
 }

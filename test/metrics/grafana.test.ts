@@ -3,13 +3,13 @@
  * expression parses and names only families the daemon serves, and the dashboard shows every family
  * (docs/metrics.md documenting each is checked in test/docs/reference.test.ts).
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FAMILIES } from '../helpers/families.js';
+import { promtool as runPromtool } from '../helpers/prometheus.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ALERTS = path.join(ROOT, 'grafana/alerts');
@@ -19,11 +19,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'];
 const SERIES_NAMES = new Set(FAMILIES.flatMap((f) => [f, ...HISTOGRAM_SUFFIXES.map((s) => f + s)]));
 
-function promtool(...args: string[]): { code: number | null; output: string } {
-  const r = spawnSync('promtool', args, { encoding: 'utf8', cwd: ALERTS });
-  if (r.error) throw new Error('promtool not found: install prometheus (apt-get install prometheus)', { cause: r.error });
-  return { code: r.status, output: `${r.stdout}${r.stderr}` };
-}
+const promtool = (...args: string[]) => runPromtool(args, { cwd: ALERTS });
 
 function namesIn(expr: string): string[] {
   return [...expr.matchAll(/\b(?:peerdb|mirrorstate)_[a-z_]+/g)].map((m) => m[0]);

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgBoss } from 'pg-boss';
 import { createLogger } from '../../src/log.js';
+import { PROMETHEUS } from '../helpers/prometheus.js';
 import { publishUpdates, type UpdateInput } from '../../src/publish.js';
 import { createBoss } from '../../src/queue/boss.js';
 import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
@@ -83,7 +84,7 @@ beforeAll(async () => {
     ].join('\n'),
   );
   prometheus = spawn(
-    'prometheus',
+    PROMETHEUS,
     [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

@@ -1,9 +1,10 @@
 /**
  * The programs some test files run besides Node and PostgreSQL: Chromium (the status page in a real
- * browser) and Prometheus's `prometheus` and `promtool` (exposition, rules, dashboards). Before any
- * file runs, the files of this run that need one are found by what their source names; a missing
- * program is installed with apt-get when running as root where apt-get exists, else the run stops
- * with one line naming what to install. Nothing is asked of the machine when nothing is missing.
+ * browser; test/helpers/chromium.ts) and Prometheus's `promtool` and `prometheus` (exposition, rules,
+ * a real scrape; test/helpers/prometheus.ts). Before any file runs, the files of this run that
+ * import one of those helpers are found; a program they need that is not on PATH is installed with
+ * apt-get when running as root where apt-get exists, else the run stops with one line naming what
+ * to install. Nothing is asked of the machine when nothing is missing.
  *
  * A reporter rather than a globalSetup because only a reporter is told which files this run selected
  * (onTestRunStart, before the globalSetup starts a database): a run of files that need none of these
@@ -13,20 +14,26 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Reporter, TestSpecification } from 'vitest/node';
+import { CHROMIUM } from '../helpers/chromium.js';
+import { PROMETHEUS, PROMTOOL } from '../helpers/prometheus.js';
 
 interface Tool {
-  command: string;
-  /** The Debian package that brings it. */
+  /** The test helper (test/helpers/<helper>.ts) through which test files run them. */
+  helper: string;
+  commands: string[];
+  /** The Debian package that brings them. */
   debian: string;
-  /** Does a test file with this source run it? */
-  runBy(source: string): boolean;
 }
 
 const TOOLS: Tool[] = [
-  { command: process.env.CHROMIUM ?? 'chromium', debian: 'chromium', runBy: (s) => s.includes('helpers/chromium') },
-  { command: 'promtool', debian: 'prometheus', runBy: (s) => s.includes('promtool') },
-  { command: 'prometheus', debian: 'prometheus', runBy: (s) => s.includes("'prometheus'") },
+  { helper: 'chromium', commands: [CHROMIUM], debian: 'chromium' },
+  { helper: 'prometheus', commands: [PROMTOOL, PROMETHEUS], debian: 'prometheus' },
 ];
+
+/** Does a test file with this source import the tool's helper? */
+function imports(source: string, tool: Tool): boolean {
+  return new RegExp(`from '(\\.\\./)+helpers/${tool.helper}\\.js'`).test(source);
+}
 
 export function onPath(command: string): boolean {
   const candidates = command.includes('/')
@@ -74,12 +81,12 @@ function aptGet(args: string[]): string | undefined {
 
 export function ensureTools(files: string[]): void {
   const sources = files.map((file) => ({ file, source: readFileSync(file, 'utf8') }));
-  const missing = TOOLS.filter((tool) => sources.some((s) => tool.runBy(s.source)) && !onPath(tool.command));
+  const missing = TOOLS.filter((tool) => sources.some((s) => imports(s.source, tool)) && tool.commands.some((c) => !onPath(c)));
   if (missing.length === 0) return;
 
-  const commands = missing.map((t) => t.command).join(', ');
-  const users = sources.filter((s) => missing.some((t) => t.runBy(s.source))).map((s) => path.relative(process.cwd(), s.file)).sort();
-  const packages = [...new Set(missing.map((t) => t.debian))];
+  const commands = missing.flatMap((t) => t.commands.filter((c) => !onPath(c))).join(', ');
+  const users = sources.filter((s) => missing.some((t) => imports(s.source, t))).map((s) => path.relative(process.cwd(), s.file)).sort();
+  const packages = missing.map((t) => t.debian);
   const need = `${commands} not on PATH (run by ${users.join(', ')})`;
   const install = `apt-get install --no-install-recommends ${packages.join(' ')}`;
   if (process.getuid?.() !== 0 || !onPath('apt-get')) {
@@ -92,7 +99,7 @@ export function ensureTools(files: string[]): void {
   // The package starts a Prometheus service (on :9090) where an init system runs; the tests start their own.
   for (const pid of prometheusServices()) if (!services.has(pid)) process.kill(pid, 'SIGTERM');
   if (failed) stop(`${need}, and ${install} failed (${failed}): install ${packages.join(' ')} by hand`);
-  const still = missing.filter((t) => !onPath(t.command)).map((t) => t.command);
+  const still = missing.flatMap((t) => t.commands.filter((c) => !onPath(c)));
   if (still.length > 0) {
     stop(`${need}, and after ${install} ${still.join(', ')} ${still.length === 1 ? 'is' : 'are'} still not on PATH: put ${still.length === 1 ? 'it' : 'them'} on PATH`);
   }
