@@ -263,6 +263,10 @@ http_server_config:
     await waitFor('the new policy', () => ask(daemon.port, '/healthz').then(() => false, () => true), 20_000, 200);
     expect((await ask(daemon.port, '/healthz', { as: 'stranger' })).status).toBe(200);
     expect((await ask(daemon.port, '/healthz', { as: 'client' })).status).toBe(200);
+ 
+    // A new minimum version reaches new connections too.
+    writeFileSync(file, config('RequireAnyClientCert').replace('min_version: TLS13', 'min_version: TLS12'));
+    await waitFor('TLS 1.2 let in', () => ask(daemon.port, '/healthz', { as: 'client', maxVersion: 'TLSv1.2' }).then(() => true, () => false), 20_000, 200);
   });
 });
 
