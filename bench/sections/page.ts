@@ -13,10 +13,20 @@
  *
  * The catalog is filled with SQL (generate_series) in a bench database of its own, dropped at the
  * end: mirrors in all kinds of status, 1% failed with an error, 2% dropped; 20 journal rows and 5
- * transitions each at 10,000 mirrors; the 90,000 more for the 100,000 run have no history.
+ * transitions each at 10,000 mirrors (4 hours apart, all in the last day, so each fleet-page
+ * sparkline has five periods to draw); the 90,000 more for the 100,000 run have no history. One
+ * more mirror, `history_50k`, has 50,000 transitions in the last 7 days: its page draws the default
+ * timeline window over all of them.
+ *
+ * BENCH_BASELINE_DIST names another build's dist/ (e.g. a worktree of an older commit, built with
+ * `npx tsc -p tsconfig.build.json`): its status page is served beside this one, on the same catalog
+ * and in the same run, and the fleet pages and the 50,000-transition mirror's page are measured on
+ * both.
  */
 import { availableParallelism, loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { migrate } from '../../src/catalog/migrate.js';
@@ -68,7 +78,7 @@ async function fillMirrors(pool: pg.Pool, from: number, to: number, history: boo
       await pool.query(
         `insert into ${SCHEMA}.transitions (mirror, from_status, to_status, at, seq)
          select 'mirror_' || lpad(i::text, 6, '0'), case when k > 1 then 'paused' end, 'running',
-                timestamptz '2026-01-01' + make_interval(secs => k), 0
+                now() - make_interval(hours => 4 * ($3::int - k + 1)) + make_interval(secs => i % 3600), 0
            from generate_series($1::int, $2::int) as i cross join generate_series(1, $3::int) as k`,
         [start, end, TRANSITIONS_PER_MIRROR],
       );
@@ -156,18 +166,43 @@ async function idle(durationMs: number): Promise<Result> {
 
 const randomNames = (mirrors: number, n: number) => Array.from({ length: n }, () => name(1 + Math.floor(Math.random() * mirrors)));
 
-async function measure(base: string, pool: pg.Pool, mirrors: number, detail: boolean): Promise<string[]> {
+/** A mirror with 50,000 transitions in the last 7 days (the page's default timeline window). */
+const LONG_HISTORY = 'history_50k';
+const LONG_TRANSITIONS = 50_000;
+
+async function fillLongHistory(pool: pg.Pool): Promise<void> {
+  await pool.query(
+    `insert into ${SCHEMA}.mirrors (mirror, status, status_since, observed_at, seq, transitions_total)
+     values ($1, 'running', now() - interval '1 minute', now() - interval '1 minute', 0, $2::int)`, [LONG_HISTORY, LONG_TRANSITIONS]);
+  await pool.query(
+    `insert into ${SCHEMA}.transitions (mirror, from_status, to_status, at, seq)
+     select $1, null, case when k % 2 = 0 then 'running' else 'failed' end,
+            now() - interval '7 days' * (k::float8 / ($2::int + 1)), 0
+       from generate_series(1, $2::int) as k`, [LONG_HISTORY, LONG_TRANSITIONS]);
+  await pool.query(`vacuum analyze ${SCHEMA}.mirrors, ${SCHEMA}.transitions`);
+}
+
+/** One answer of `path`: its size and the size of its timeline SVG. */
+async function sizes(base: string, route: string): Promise<{ page: number; svg: number; segments: number }> {
+  const text = await (await fetch(base + route)).text();
+  const svg = /<svg class="timeline"[\s\S]*?<\/svg>/.exec(text)?.[0] ?? '';
+  return { page: Buffer.byteLength(text), svg: Buffer.byteLength(svg), segments: (svg.match(/<rect class="seg/g) ?? []).length };
+}
+
+async function measure(base: string, pool: pg.Pool, mirrors: number, detail: boolean, baseline?: string): Promise<string[]> {
   const rows: string[] = [];
   const add = (what: string, requests: number, r: Result) =>
     rows.push(`| ${what} | ${mirrors.toLocaleString('en')} | ${requests || '–'} | ${requests ? ms(r.p50) : '–'} | ${requests ? ms(r.p99) : '–'} | ${ms(r.blockMs)} | ${ms(r.maxMs)} |`);
   const repeat = (path: string, n = REQUESTS) => Array.from({ length: n }, () => path);
   const started = performance.now();
   add('`GET /` (first page, 100 rows)', REQUESTS, await overHttp(base, repeat('/')));
+  if (baseline) add('baseline build: `GET /`', REQUESTS, await overHttp(baseline, repeat('/')));
   add('noise floor: the event loop idle as long', 0, await idle(performance.now() - started));
   add('`GET /?after=…` (a random page, 100 rows)', REQUESTS,
     await overHttp(base, randomNames(mirrors, REQUESTS).map((n) => `/?after=${n}`)));
   add('`GET /?status=failed` (1% of the fleet)', REQUESTS, await overHttp(base, repeat('/?status=failed')));
   add('`GET /?limit=500` (the largest page)', REQUESTS, await overHttp(base, repeat('/?limit=500')));
+  if (baseline) add('baseline build: `GET /?limit=500`', REQUESTS, await overHttp(baseline, repeat('/?limit=500')));
   add('baseline: bare readMirrorPage (100 rows, no HTTP, no HTML)', REQUESTS,
     await inProcess(REQUESTS, () => readMirrorPage(pool, SCHEMA, { limit: 100 })));
   add('baseline: the counts statement alone', REQUESTS, await inProcess(REQUESTS, () =>
@@ -178,8 +213,30 @@ async function measure(base: string, pool: pg.Pool, mirrors: number, detail: boo
       await overHttp(base, randomNames(mirrors, REQUESTS).map((n) => `/mirrors/${n}`)));
     add('baseline: `GET /api/v1/mirrors/{mirror}` (JSON, the same read)', REQUESTS,
       await overHttp(base, randomNames(mirrors, REQUESTS).map((n) => `/api/v1/mirrors/${n}`)));
+    const long = `/mirrors/${LONG_HISTORY}`;
+    add(`\`GET /mirrors/${LONG_HISTORY}\` (${LONG_TRANSITIONS.toLocaleString('en')} transitions in the 7-day timeline)`, HEAVY_REQUESTS,
+      await overHttp(base, repeat(long, HEAVY_REQUESTS)));
+    if (baseline) add(`baseline build: \`GET /mirrors/${LONG_HISTORY}\` (no timeline)`, HEAVY_REQUESTS, await overHttp(baseline, repeat(long, HEAVY_REQUESTS)));
+    const now = await sizes(base, long);
+    const before = baseline ? await sizes(baseline, long) : undefined;
+    rows.push(`| ${LONG_HISTORY}: page ${formatKiB(now.page)}${before ? ` (baseline ${formatKiB(before.page)})` : ''}, timeline SVG ${formatKiB(now.svg)} with ${now.segments} segments | | | | | | |`);
   }
   return rows;
+}
+
+const formatKiB = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+
+/** The status page of another build (BENCH_BASELINE_DIST) on its own server, over the same pool. */
+async function startBaseline(pool: pg.Pool, logger: ReturnType<typeof createLogger>): Promise<{ url: string; stop: () => Promise<void> } | undefined> {
+  const dist = process.env.BENCH_BASELINE_DIST;
+  if (!dist) return undefined;
+  const at = (file: string) => pathToFileURL(path.join(path.resolve(dist), file)).href;
+  const { HttpServer: BaselineServer } = await import(at('http/server.js')) as typeof import('../../src/http/server.js');
+  const { registerStatusPage: registerBaseline } = await import(at('http/page/routes.js')) as typeof import('../../src/http/page/routes.js');
+  const server = new BaselineServer(logger);
+  registerBaseline(server, { pool, schema: SCHEMA, logger });
+  const { port } = await server.start(0, '127.0.0.1');
+  return { url: `http://127.0.0.1:${port}`, stop: () => server.stop() };
 }
 
 async function run(): Promise<void> {
@@ -195,8 +252,11 @@ async function run(): Promise<void> {
     registerApiRoutes(server, { pool, schema: SCHEMA, logger });
     const { port } = await server.start(0, '127.0.0.1');
     const base = `http://127.0.0.1:${port}`;
+    const baseline = await startBaseline(pool, logger);
     await fillMirrors(pool, 1, 10_000, true);
-    const rows = await measure(base, pool, 10_000, true);
+    await fillLongHistory(pool);
+    const rows = await measure(base, pool, 10_000, true, baseline?.url);
+    await baseline?.stop();
     await fillMirrors(pool, 10_001, 100_000, false);
     rows.push(...await measure(base, pool, 100_000, false));
     console.log('\n| request | mirrors | requests | p50 | p99 | longest event-loop block (median of 5 rounds) | (max, noise included) |\n|---|---|---|---|---|---|---|');
