@@ -305,7 +305,8 @@ async function stream(req: IncomingMessage, res: ServerResponse, options: Metric
   const headers = {
     'content-type': CONTENT_TYPES[format],
     'cache-control': 'no-store',
-    vary: 'accept-encoding',
+    // The answer differs by format (OpenMetrics or text) and by encoding: caches must key on both.
+    vary: 'Accept, Accept-Encoding',
     ...(gzip ? { 'content-encoding': 'gzip' } : {}),
   };
   if (req.method === 'HEAD') {

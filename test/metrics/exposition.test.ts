@@ -185,6 +185,14 @@ describe('GET /metrics', () => {
     expect(res.text.match(/# EOF/g)).toHaveLength(1);
   });
 
+  it('says that the answer varies with Accept (format) and Accept-Encoding (gzip), for caches between', async () => {
+    for (const headers of [{}, { accept: 'application/openmetrics-text', 'accept-encoding': 'gzip' }] as Record<string, string>[]) {
+      const res = await fetch(`${url}/metrics`, { headers });
+      await res.arrayBuffer();
+      expect(res.headers.get('vary')).toBe('Accept, Accept-Encoding');
+    }
+  });
+
   it('keeps text-format counter names intact after an OpenMetrics scrape', async () => {
     await scrape(url, { accept: 'application/openmetrics-text' });
     const res = await scrape(url);

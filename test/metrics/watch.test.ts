@@ -13,6 +13,7 @@ import { migrate } from '../../src/catalog/migrate.js';
 import { createLogger } from '../../src/log.js';
 import { MIRROR_FAMILIES } from '../../src/metrics/mirrors.js';
 import { createSnapshotPool, MirrorSnapshots, type Snapshot, STALE_SERVE_MS } from '../../src/metrics/snapshot.js';
+import { CatalogWatch } from '../../src/metrics/watch.js';
 import { waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
@@ -254,5 +255,46 @@ describe('/metrics reads that follow the catalog', () => {
     await setLag('m005', 4.5);
     await waitFor('the change read without a scrape', async () => watched.reads > reads, 5_000, 5);
     expect(lagOf(await scrape(), 'm005')).toBe(4.5);
+  });
+});
+
+describe('the barrier on the listening connection', () => {
+  it('sends one query at a time however many scrapes ask at once, and each still covers what committed before it asked', async () => {
+    let reported = 0;
+    const watch = new CatalogWatch({ url: db.url, schema: SCHEMA, logger, onChange: () => reported++, onListen: () => undefined });
+    watch.start();
+    try {
+      await waitFor('listening', async () => watch.listening);
+      // Counts the queries running on the listening connection at once (node-pg would queue an
+      // overlapping one, and warn).
+      const client = (watch as unknown as { client: pg.Client }).client;
+      const query = client.query.bind(client) as (text: string) => Promise<unknown>;
+      let running = 0;
+      let most = 0;
+      (client as unknown as { query: (text: string) => Promise<unknown> }).query = (text) => {
+        most = Math.max(most, ++running);
+        return query(text).finally(() => running--);
+      };
+      // Every write notifies once: a barrier asked after `written` commits resolves with as many reported.
+      const asked: Promise<void>[] = [];
+      let written = 0;
+      const ask = (): void => {
+        const before = written;
+        asked.push(watch.barrier(5_000).then(() => expect(reported).toBeGreaterThanOrEqual(before)));
+      };
+      for (let round = 0; round < 20; round++) {
+        await setLag('m010', round);
+        written++;
+        for (let i = 0; i < 5; i++) ask();
+        // A write while this round's barriers are in flight: those asked after it must cover it too.
+        await setLag('m010', round + 0.5);
+        written++;
+        ask();
+      }
+      await Promise.all(asked);
+      expect(most).toBe(1);
+    } finally {
+      await watch.close();
+    }
   });
 });
