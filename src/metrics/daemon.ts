@@ -32,12 +32,16 @@ export const SCRAPE_DURATION: Family = {
 
 export type UpdateResult = 'applied' | 'stale' | 'duplicate' | 'rejected';
 
+export const BATCH_FAILURE_REASONS = ['refused', 'error'] as const;
+
 export interface DaemonMetrics {
   registry: Registry;
   updates: Counter<'result'>;
   batchSize: Histogram;
   batchDuration: Histogram;
   journalTrimmed: Counter;
+  /** Batches rolled back, by reason: `refused` (the catalog refused their data) or `error`. */
+  batchFailures: Counter<'reason'>;
   queueJobs: Gauge<'queue' | 'state'>;
   /** Only when the PeerDB source is on (MIRRORSTATE_PEERDB_URL): its families are absent otherwise. */
   peerdb: PeerdbMetrics | undefined;
@@ -139,7 +143,15 @@ export function createDaemonMetrics(options: { peerdb?: boolean; shard?: Shard }
     registers: [registry],
   });
   for (const queue of REPORTED_QUEUES) for (const state of JOB_STATES) queueJobs.set({ queue, state }, 0);
+  const batchFailures = new Counter({
+    name: 'mirrorstate_batch_failures_total',
+    help: 'Batches rolled back, their jobs left queued to be tried again, by reason: refused (the catalog refused their data; written update by update next), error (anything else: a lost connection, a timeout).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  for (const reason of BATCH_FAILURE_REASONS) batchFailures.inc({ reason }, 0);
   return {
+    batchFailures,
     registry,
     updates,
     batchSize: new Histogram({

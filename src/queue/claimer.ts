@@ -51,6 +51,8 @@ export interface ClaimerOptions {
   concurrency: number;
   /** Writes one claimed batch through `db`; `isolate` asks for the update-by-update path. */
   write: (jobs: QueuedJob[], db: Executor, isolate: boolean) => Promise<unknown>;
+  /** A claimed batch rolled back (its write or its commit failed); its jobs stay queued. */
+  onBatchFailed?: (err: unknown) => void;
   logger: Logger;
   outage?: Outage;
   pollIntervalMs?: number;
@@ -251,6 +253,7 @@ export class Claimer {
       return jobs;
     } catch (err) {
       await tx.rollback().catch(() => undefined);
+      if (jobs.length > 0) this.options.onBatchFailed?.(err);
       if (isolate || jobs.length === 0 || !isPoison(err)) throw err;
     }
     return this.inClaim(this.reclaimSql, [UPDATES_QUEUE, jobs.map((job) => job.id)], true);

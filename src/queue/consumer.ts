@@ -97,6 +97,7 @@ export class Consumer {
       this.claimer = new Claimer({
         boss, bossSchema: this.options.bossSchema, batchSize, concurrency, logger: this.options.logger, outage: this.options.outage,
         write: (jobs, db, isolate) => this.handle(jobs, db, isolate),
+        onBatchFailed: (err) => this.countFailure(err),
       });
       await this.claimer.start();
     } else {
@@ -110,7 +111,13 @@ export class Consumer {
         burstWhenBatchFull: true,
         heartbeatRefreshSeconds: HEARTBEAT_REFRESH_SECONDS,
       }, async (jobs) => {
-        const outcome = await inTransaction(catalogPool, 'begin', (client) => this.handle(jobs, clientExecutor(client)));
+        let outcome: BatchOutcome;
+        try {
+          outcome = await inTransaction(catalogPool, 'begin', (client) => this.handle(jobs, clientExecutor(client)));
+        } catch (err) {
+          this.countFailure(err);
+          throw err;
+        }
         await this.settle(jobs);
         return outcome;
       });
@@ -131,6 +138,10 @@ export class Consumer {
 
   get running(): boolean {
     return this.started;
+  }
+
+  private countFailure(err: unknown): void {
+    this.options.metrics.batchFailures.inc({ reason: isPoison(err) ? 'refused' : 'error' });
   }
 
   /**

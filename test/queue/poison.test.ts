@@ -104,5 +104,9 @@ describe('poison updates', () => {
     expect(refused[0]).toMatchObject({ job: { id, index: 20 }, update: { mirror: 'refused' } });
     expect(refused[0].reason).toMatch(/catalog refused the update: .*refuse_poison.*23514/);
     await db.pool.query(`alter table mirrorstate.mirrors drop constraint refuse_poison`);
+    // The first, whole-batch attempt failed once and is counted; its update-by-update retry is not.
+    const metrics = await (await fetch(`${daemon.url}/metrics`)).text();
+    expect(metrics).toMatch(/^mirrorstate_batch_failures_total\{reason="refused"\} 1$/m);
+    expect(metrics).toMatch(/^mirrorstate_batch_failures_total\{reason="error"\} 0$/m);
   });
 });
