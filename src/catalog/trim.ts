@@ -22,6 +22,13 @@
  *
  * Concurrent trimmers (two replicas, or `mirrorstate trim` next to a daemon) queue up on a session
  * advisory lock, so chunks of two trims never interleave on the same rows.
+ *
+ * mirror_removals (migration 0005) is trimmed too, to its newest row. The /metrics change feed asks
+ * one question of it: is there a removal written at or above my horizon? (metrics/readMirrorRows.ts.)
+ * The newest row answers that for every horizon the deleted rows could: any horizon at or below a
+ * deleted row's xid is below the newest row's xid too. So nothing the feed needs is ever lost,
+ * however old a replica's horizon, and the table stays at one row plus the removals since the
+ * last trim.
  */
 import { inTransaction, type Pool, type PoolClient } from '../db/pool.js';
 import { clientExecutor, type Executor, tables } from './sql.js';
@@ -56,6 +63,8 @@ export interface TrimResult {
   journalByAge: number;
   journalByCount: number;
   transitions: number;
+  /** mirror_removals rows deleted (all but the newest). */
+  removals: number;
   chunks: number;
 }
 
@@ -197,6 +206,18 @@ export async function deleteTransitionsOlderThan(
   return (rows[0] as { n: number }).n;
 }
 
+/** Deletes every mirror_removals row but the newest (see the top of this file for why that is safe). */
+export async function trimMirrorRemovals(db: Executor, schema: string): Promise<number> {
+  const t = tables(schema);
+  const { rows } = await db.executeSql(
+    `with deleted as (
+       delete from ${t.mirrorRemovals} where xid < (select max(xid) from ${t.mirrorRemovals}) returning 1
+     )
+     select count(*)::int as n from deleted`,
+  );
+  return (rows[0] as { n: number }).n;
+}
+
 function sum(deleted: Deleted): number {
   let n = 0;
   for (const v of deleted.values()) n += v;
@@ -269,7 +290,7 @@ async function withTrimLock<T>(pool: Pool, fn: () => Promise<T>): Promise<T> {
 export async function trim(pool: Pool, schema: string, options: TrimOptions): Promise<TrimResult> {
   const chunkRows = options.chunkRows ?? TRIM_CHUNK_ROWS;
   const chunkMirrors = options.chunkMirrors ?? TRIM_CHUNK_MIRRORS;
-  const result: TrimResult = { journalByAge: 0, journalByCount: 0, transitions: 0, chunks: 0 };
+  const result: TrimResult = { journalByAge: 0, journalByCount: 0, transitions: 0, removals: 0, chunks: 0 };
   const countInto = (field: 'journalByAge' | 'journalByCount') => (n: number) => {
     result[field] += n;
     result.chunks++;
@@ -309,6 +330,9 @@ export async function trim(pool: Pool, schema: string, options: TrimOptions): Pr
         result.transitions += n;
         result.chunks++;
       }
+    }
+    if (!options.signal?.aborted) {
+      result.removals = await inTransaction(pool, 'begin', (client) => trimMirrorRemovals(clientExecutor(client), schema));
     }
     return result;
   });

@@ -6,6 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trim, type TrimOptions } from '../../src/catalog/trim.js';
 import { sqlState } from '../../src/db/sqlstate.js';
+import { readMirrorFeed } from '../../src/metrics/readMirrorRows.js';
+import { NO_SHARDING } from '../../src/metrics/shard.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { ago, invariantViolations, migrateCatalog, SCHEMA, write } from './support.js';
 
@@ -98,7 +100,7 @@ describe('trim', () => {
     const { rows: [before] } = await db.pool.query(`select (select count(*) from ${SCHEMA}.journal) j, (select count(*) from ${SCHEMA}.transitions) t`);
     const result = await trim(db.pool, SCHEMA, OFF);
     const { rows: [after] } = await db.pool.query(`select (select count(*) from ${SCHEMA}.journal) j, (select count(*) from ${SCHEMA}.transitions) t`);
-    expect(result).toEqual({ journalByAge: 0, journalByCount: 0, transitions: 0, chunks: 0 });
+    expect(result).toEqual({ journalByAge: 0, journalByCount: 0, transitions: 0, removals: 0, chunks: 0 });
     expect(after).toEqual(before);
     expect(await journal('off_a')).toHaveLength(5);
   });
@@ -189,5 +191,34 @@ describe('trim', () => {
     expect(batches).toBeGreaterThan(10);
     expect(trimmedRows).toBeGreaterThan(100);
     expect(await invariantViolations(db.pool)).toEqual([]);
+  });
+});
+
+describe('trim of mirror_removals', () => {
+  const removals = async () => (await db.pool.query(`select count(*)::int as n from ${SCHEMA}.mirror_removals`)).rows[0].n as number;
+  const position = async () => (await db.pool.query(`select pg_snapshot_xmin(pg_current_snapshot())::text as h`)).rows[0].h as string;
+
+  it('keeps only the newest row, and every horizon the feed may still hold still sees a removal', async () => {
+    await db.pool.query(`delete from ${SCHEMA}.mirror_removals`);
+    await write(db.pool, ['gone_a', 'gone_b', 'gone_c', 'stays'].map((mirror) => ({ mirror, status: 'running', observedAt: ago(1000) })));
+    const beforeAll = await position(); // a replica that last read before any removal
+    await db.pool.query(`delete from ${SCHEMA}.mirrors where mirror = 'gone_a'`);
+    const afterFirst = await position(); // one that read between the first removal and the last
+    await db.pool.query(`delete from ${SCHEMA}.mirrors where mirror = 'gone_b'`);
+    await db.pool.query(`update ${SCHEMA}.mirrors set mirror = 'renamed' where mirror = 'gone_c'`);
+    const afterAll = await position(); // one that read after every removal
+    expect(await removals()).toBe(3);
+
+    const result = await trim(db.pool, SCHEMA, OFF);
+    expect(result.removals).toBe(2);
+    expect(await removals()).toBe(1);
+    // What the feed asks (metrics/readMirrorRows.ts): a removal at or above my horizon?
+    expect((await readMirrorFeed(db.pool, SCHEMA, beforeAll, NO_SHARDING)).removed).toBe(true);
+    expect((await readMirrorFeed(db.pool, SCHEMA, afterFirst, NO_SHARDING)).removed).toBe(true);
+    expect((await readMirrorFeed(db.pool, SCHEMA, afterAll, NO_SHARDING)).removed).toBe(false);
+
+    // Nothing to trim: a second run leaves the newest row in place.
+    expect((await trim(db.pool, SCHEMA, OFF)).removals).toBe(0);
+    expect(await removals()).toBe(1);
   });
 });
