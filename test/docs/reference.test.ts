@@ -3,13 +3,14 @@
  * the code does: every metric family, setting, HTTP route, exit code and alert rule the project has
  * is documented, and nothing documented is missing from it. Each failure names the file to edit and the names at fault.
  */
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS } from '../../src/config.js';
 import { parseUpdate, STATUSES, statusCode } from '../../src/update.js';
 import { FAMILIES } from '../helpers/families.js';
-import { firstColumnNames, readDoc, ROOT, section } from '../helpers/markdown.js';
+import { firstColumnNames, prose, readDoc, ROOT, section } from '../helpers/markdown.js';
 
 /** What one side has and the other lacks, worded for the person who must fix it. */
 function differences(what: string, file: string, inCode: Iterable<string>, inDocs: Iterable<string>, code = 'the code'): string[] {
@@ -145,8 +146,7 @@ describe('docs/message.md', () => {
     // What the parser hands on is every field it knows; `payload` is the update as received.
     const inCode = Object.keys(parsed.value).filter((key) => key !== 'payload');
     // First cells such as `workflowId`, `runId`: every name in backticks.
-    const documented = [...section(readDoc('docs/message.md'), 'Fields').matchAll(/^\|([^|\n]*)\|/gm)]
-      .flatMap((m) => [...m[1]!.matchAll(/`([^`]+)`/g)].map((n) => n[1]!));
+    const documented = firstCells(section(readDoc('docs/message.md'), 'Fields'));
     expect(differences('update field', 'docs/message.md (Fields)', inCode, documented)).toEqual([]);
   });
 
@@ -154,5 +154,35 @@ describe('docs/message.md', () => {
     const inCode = STATUSES.map((s) => `${s} ${statusCode(s)}`);
     const documented = [...section(readDoc('docs/message.md'), 'Statuses').matchAll(/`([a-z_]+)` (\d+)/g)].map((m) => `${m[1]} ${m[2]}`);
     expect(differences('status', 'docs/message.md (Statuses)', inCode, documented)).toEqual([]);
+  });
+});
+
+/** Every name in backticks in the first cell of each table row: `dlq list`, `dlq show` … */
+function firstCells(text: string): string[] {
+  // A cell ends at the first | that is not escaped as \|.
+  return [...prose(text).matchAll(/^\|((?:\\\||[^|\n])*)\|/gm)].flatMap((m) => [...m[1]!.matchAll(/`([^`]+)`/g)].map((n) => n[1]!));
+}
+
+describe('commands', () => {
+  // What `mirrorstate --help` says, from the built CLI (npm test builds first).
+  const help = spawnSync(process.execPath, [path.join(ROOT, 'dist/cli/index.js'), '--help'], { encoding: 'utf8' });
+  const commandsPart = help.stdout.slice(help.stdout.indexOf('commands:'), help.stdout.indexOf('\nsettings'));
+  /** `dlq list`, `dlq show`, … and `run`, `publish`, …: a command with its subcommand, if any. */
+  const commandName = (text: string) => /^(dlq [a-z]+|[a-z-]+)/.exec(text)?.[1] ?? text;
+  const inHelp = [...commandsPart.matchAll(/^ {2}(\S+(?: [a-z]+)?)/gm)].map((m) => commandName(m[1]!));
+  const helpFlags = [...commandsPart.matchAll(/--[a-z][a-z-]*/g)].map((m) => m[0]);
+
+  it('are each in docs/cli.md and the README, and nothing more', () => {
+    expect(help.status, help.stderr).toBe(0);
+    expect(inHelp.length).toBeGreaterThan(5);
+    for (const [file, title] of [['docs/cli.md', 'Commands'], ['README.md', 'Command line']] as const) {
+      const documented = firstCells(section(readDoc(file), title)).map(commandName);
+      expect(differences('command', `${file} (${title})`, inHelp, documented, 'mirrorstate --help')).toEqual([]);
+    }
+  });
+
+  it("have each of their flags in docs/cli.md, and no flag --help lacks", () => {
+    const documented = [...section(readDoc('docs/cli.md'), 'Commands').split('\n## ')[0]!.matchAll(/--[a-z][a-z-]*/g)].map((m) => m[0]);
+    expect(differences('command flag', 'docs/cli.md (Commands)', helpFlags, documented, 'mirrorstate --help')).toEqual([]);
   });
 });
