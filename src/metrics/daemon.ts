@@ -138,7 +138,7 @@ export function createDaemonMetrics(options: { peerdb?: boolean; shard?: Shard }
   for (const result of ['applied', 'stale', 'duplicate', 'rejected'] satisfies UpdateResult[]) updates.inc({ result }, 0);
   const queueJobs = new Gauge({
     name: 'mirrorstate_queue_jobs',
-    help: 'Jobs per pg-boss state in the updates queue and its dead-letter queue (counted every 5 s).',
+    help: "Jobs per pg-boss state in the updates queue and its dead-letter queue (read every 5 s; past 50,000 jobs from pg-boss's cached counts, retry within created).",
     labelNames: ['queue', 'state'] as const,
     registers: [registry],
   });

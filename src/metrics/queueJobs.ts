@@ -1,11 +1,18 @@
 /**
  * mirrorstate_queue_jobs: jobs per pg-boss state of the updates queue and its dead-letter queue,
- * counted every QUEUE_JOBS_INTERVAL_MS in the background so a scrape never waits on the job table.
+ * read every QUEUE_JOBS_INTERVAL_MS in the background so a scrape never waits on the job table.
+ *
+ * Its cost must not grow with the backlog. pg-boss 12 keeps each queue's counts in its `queue`
+ * table (queued = created + retry, active, failed, total), recomputed by its own monitor every
+ * monitor interval (boss.ts) whether anyone reads them or not: reading them is one row per queue.
+ * They do not split all six states, so while a queue is small (at most EXACT_COUNT_MAX_JOBS jobs by
+ * that cache) its jobs are counted exactly by state, a read bounded by the same limit; above it the
+ * cache's counts are served, `retry` counted in `created` and `cancelled` in `completed` (sums such
+ * as the backlog alert's created + retry stay exact up to the cache's age).
  *
  * pg-boss 12 keeps jobs in `<schema>.job`, a table partitioned by queue name (a queue created
  * with `partition: true` gets a partition of its own, the rest share the default one); selecting
- * from the parent reaches every partition, and `name` prunes to the right ones. Queue-level cached
- * counts (getQueueStats) only split queued/active/failed, not all six states.
+ * from the parent reaches every partition, and `name` prunes to the right ones.
  */
 import type { Gauge } from 'prom-client';
 import { quoteIdent } from '../catalog/sql.js';
@@ -14,22 +21,72 @@ import { JOB_STATES, REPORTED_QUEUES } from './daemon.js';
 import type { Outage } from '../db/outage.js';
 
 export const QUEUE_JOBS_INTERVAL_MS = 5_000;
+/** Above this many jobs in a queue (by pg-boss's cache), its counts come from the cache alone. */
+export const EXACT_COUNT_MAX_JOBS = 50_000;
+
+export interface QueueJobCount {
+  queue: string;
+  state: string;
+  jobs: number;
+}
 
 export interface QueueDb {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   executeSql(text: string, values?: unknown[]): Promise<{ rows: any[] }>;
 }
 
-/** One statement: job counts by queue and state, for the reported queues. */
-export async function countQueueJobs(db: QueueDb, bossSchema: string): Promise<{ queue: string; state: string; jobs: number }[]> {
+/** Job counts by state of `queues`, counted row by row: exact, and as dear as the queues are long. */
+export async function countQueueJobs(db: QueueDb, bossSchema: string, queues: readonly string[] = REPORTED_QUEUES): Promise<QueueJobCount[]> {
+  if (queues.length === 0) return [];
   const { rows } = await db.executeSql(
     `select name as queue, state::text as state, count(*)::int as jobs
        from ${quoteIdent(bossSchema)}.job
       where name = any($1::text[])
       group by 1, 2`,
+    [[...queues]],
+  );
+  return rows as QueueJobCount[];
+}
+
+interface CachedQueueCounts {
+  queue: string;
+  queued: number;
+  active: number;
+  failed: number;
+  total: number;
+}
+
+/** pg-boss's cached counts of the reported queues (its `queue` table, kept by its monitor). */
+export async function readCachedQueueCounts(db: QueueDb, bossSchema: string): Promise<CachedQueueCounts[]> {
+  const { rows } = await db.executeSql(
+    `select name as queue, queued_count as queued, active_count as active, failed_count as failed, total_count as total
+       from ${quoteIdent(bossSchema)}.queue
+      where name = any($1::text[])`,
     [[...REPORTED_QUEUES]],
   );
-  return rows as { queue: string; state: string; jobs: number }[];
+  return rows as CachedQueueCounts[];
+}
+
+/** The cache's counts as the six states: retry within created, cancelled within completed. */
+function fromCache(c: CachedQueueCounts): QueueJobCount[] {
+  const completed = Math.max(c.total - c.queued - c.active - c.failed, 0);
+  return [
+    { queue: c.queue, state: 'created', jobs: c.queued },
+    { queue: c.queue, state: 'active', jobs: c.active },
+    { queue: c.queue, state: 'failed', jobs: c.failed },
+    { queue: c.queue, state: 'completed', jobs: completed },
+  ];
+}
+
+/**
+ * The reported queues' jobs by state at a cost that does not grow with the backlog: exact for a
+ * queue of at most `exactMax` jobs (by pg-boss's cache), the cache's counts above (see the top).
+ */
+export async function readQueueJobs(db: QueueDb, bossSchema: string, exactMax = EXACT_COUNT_MAX_JOBS): Promise<QueueJobCount[]> {
+  const cached = await readCachedQueueCounts(db, bossSchema);
+  const large = cached.filter((c) => c.total > exactMax);
+  const small = REPORTED_QUEUES.filter((queue) => !large.some((c) => c.queue === queue));
+  return [...(await countQueueJobs(db, bossSchema, small)), ...large.flatMap(fromCache)];
 }
 
 export interface QueueJobsPollerOptions {
@@ -38,6 +95,8 @@ export interface QueueJobsPollerOptions {
   gauge: Gauge<'queue' | 'state'>;
   logger: Logger;
   intervalMs?: number;
+  /** EXACT_COUNT_MAX_JOBS, for tests. */
+  exactMax?: number;
   /** The queue database's outages: a count failing for one is not logged on its own. */
   outage?: Outage;
 }
@@ -81,7 +140,7 @@ export class QueueJobsPoller {
   private async count(): Promise<void> {
     const { db, bossSchema, gauge } = this.options;
     try {
-      const rows = await countQueueJobs(db, bossSchema);
+      const rows = await readQueueJobs(db, bossSchema, this.options.exactMax);
       const counts = new Map(rows.map((r) => [`${r.queue}\0${r.state}`, r.jobs]));
       for (const queue of REPORTED_QUEUES) {
         for (const state of JOB_STATES) gauge.set({ queue, state }, counts.get(`${queue}\0${state}`) ?? 0);
