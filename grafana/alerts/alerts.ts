@@ -9,7 +9,7 @@
  *      it carries the selector; aggregate `by (${c.by})`), and thresholds read with `c.duration(...)`,
  *      `c.seconds(...)`, `c.number(...)`; `for: true` when it waits `for` before firing;
  *   2. its entry under `alerts:` in grafana/config.yml, with those thresholds and `for`;
- *   3. its runbook: a `### <AlertName>` section under "## Runbooks" in docs/operating.md;
+ *   3. its runbook: a `### <AlertName>` section under "## Alert runbooks" in docs/operating.md;
  *   4. promtool cases, firing and not, in grafana/alerts/mirrorstate.rules.test.yml;
  *   5. `npm run generate`, and commit what it wrote.
  * test/metrics/grafana.test.ts fails while a step is left out.
