@@ -1,6 +1,6 @@
 /**
  * The daemon's own metric families (CONTRACT §5), declared once: name, help, type, labels.
- * Per-mirror families are not prom-client objects: see metrics/mirrors.ts. Nor are the three
+ * Per-mirror families are not prom-client objects: see metrics/families.ts and textCache.ts. Nor are the three
  * scrape families below: their values belong to one scrape (concurrent scrapes may differ), so
  * the route renders them per response instead of sharing a prom-client gauge.
  */

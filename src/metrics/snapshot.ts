@@ -9,9 +9,8 @@
  * The gap is a quarter of the time between scrapes (the shortest of the last few), from
  * REFRESH_GAP_MIN_MS to REFRESH_GAP_MAX_MS: a catalog written without pause is read every 3.75 s
  * for a Prometheus scraping every 15 s, once a second for faster scrapers, never once per batch. A
- * read has a fixed cost (the feed's scan of every row header, ~7 ms of PostgreSQL at 100,000
- * mirrors) and runs beside the batch writer, so reading more often than scrapes can show buys
- * nothing.
+ * read has a fixed cost (the feed's scan of every row header) and runs beside the batch writer,
+ * so reading more often than scrapes can show buys nothing.
  * A scrape then asks the listening connection for one `select 1` (the barrier):
  *
  *   - no change reported: the cache is the catalog as of the barrier, exactly; the scrape hands it
@@ -23,8 +22,8 @@
  *     catalog itself, as every scrape did before, under the rules below.
  *
  * Changes are followed while the daemon is scraped (within FOLLOW_UNSCRAPED_MS): reading them
- * for nobody would cost the batch writer, beside which reads run, for nothing (measured: with a
- * read a second, the p99 from publish to commit at 1,000 updates/s rose by ~10 ms here).
+ * for nobody would cost the batch writer, beside which reads run, for nothing (docs/performance.md,
+ * "Reads beside the batch writer").
  *
  * So a scrape of a quiet catalog costs a round trip, a catalog written a moment ago is read for
  * the scrape (or by the time it comes), and one written continuously is shown at most two gaps
@@ -41,29 +40,23 @@
  * the backoff (doubling from 250 ms to 5 s) has passed; then one read tries again. The catalog's
  * outage is logged once, by the Outage it is reported to.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { sliceYielder } from '../async.js';
 import type { Logger } from '../log.js';
 import { inTransaction } from '../db/pool.js';
-import { type Bucket, MirrorTextCache } from './mirrors.js';
-import {
-  type MirrorChange, type MirrorRow, readFeedPosition, readMirrorFeed, readMirrorRows, readMirrorVersions,
-} from './readMirrorRows.js';
+import { type Bucket, MirrorTextCache } from './textCache.js';
+import { type FeedStatement, feedStatement, type MirrorChange, readFeedPosition, readMirrorFeed } from './feed.js';
+import { type MirrorRow, readMirrorRows, readMirrorVersions } from './readMirrorRows.js';
 import { NO_SHARDING, type Shard } from './shard.js';
 import { isConnectionLoss } from '../db/sqlstate.js';
 import type { Outage } from '../db/outage.js';
-import { connectionConfig, DEFAULT_SESSION_LIMITS, type SessionLimits } from '../db/connection.js';
+import type { SessionLimits } from '../db/connection.js';
 import { CatalogWatch } from './watch.js';
 
-/** Server-side bound on one catalog read; a scrape gives up waiting much earlier (its own timeout). */
-export const SNAPSHOT_STATEMENT_TIMEOUT_MS = 30_000;
-export const SNAPSHOT_CONNECT_TIMEOUT_MS = 5_000;
 /**
  * Rendering yields to the event loop once a slice of RENDER_SLICE_MS has passed, checked every
- * RENDER_CHECK_MIRRORS mirrors: reads now run beside the batch writer, and a batch that commits
- * while a read renders waits for the slice to end. (A yield every 250 mirrors blocked the loop for
- * ~10 ms here; a read of 630 changed mirrors now blocks it for 2-4 ms, most of it node-pg parsing
- * the rows.)
+ * RENDER_CHECK_MIRRORS mirrors: reads run beside the batch writer, and a batch that commits while
+ * a read renders waits for the slice to end (docs/performance.md, "Render slices").
  */
 export const RENDER_SLICE_MS = 2;
 export const RENDER_CHECK_MIRRORS = 16;
@@ -92,7 +85,7 @@ export interface Snapshot {
   takenAtSeconds: number;
   /** Time the catalog read took, in seconds. */
   readSeconds: number;
-  /** The per-mirror text, in buckets (see mirrors.ts). */
+  /** The per-mirror text, in buckets (see textCache.ts). */
   buckets: Bucket[];
   /** How many mirrors the buckets hold. */
   mirrors: number;
@@ -112,28 +105,6 @@ export interface ScrapeSnapshot {
   catalogUp: boolean;
   /** Time this scrape spent on the catalog (the barrier, or the read it waited for), in seconds. */
   readSeconds: number;
-}
-
-/**
- * A pool of its own: scrapes never queue behind catalog writes for a connection, and the
- * statement timeout bounds a read server-side. Its connections stay open between scrapes
- * (node-pg closes idle ones after 10 s by default): Prometheus scrapes every 15 s to 1 min, and a
- * scrape that had to connect first would pay the connection and the feed statement's preparation
- * every time.
- */
-export function createSnapshotPool(url: string, logger: Logger, outage?: Outage, limits: SessionLimits = DEFAULT_SESSION_LIMITS): pg.Pool {
-  const pool = new pg.Pool({
-    ...connectionConfig(url, limits),
-    max: 2,
-    idleTimeoutMillis: 0,
-    application_name: 'mirrorstate-metrics',
-    connectionTimeoutMillis: SNAPSHOT_CONNECT_TIMEOUT_MS,
-    statement_timeout: SNAPSHOT_STATEMENT_TIMEOUT_MS,
-  });
-  pool.on('error', (err) => {
-    if (!outage?.report(err)) logger.warn({ err }, 'idle metrics connection failed');
-  });
-  return pool;
 }
 
 export interface MirrorSnapshotsOptions {
@@ -181,7 +152,11 @@ export class MirrorSnapshots {
   private readonly scrapeIntervals: number[] = [];
   private closed = false;
 
+  /** The change feed's statement for this schema and shard, prepared once per connection by its name. */
+  private readonly feedStatement: FeedStatement;
+
   constructor(private readonly options: MirrorSnapshotsOptions) {
+    this.feedStatement = feedStatement(options.schema, options.shard ?? NO_SHARDING);
     this.log = options.logger.child({ component: 'metrics' });
     if (options.watchUrl !== undefined) {
       this.watch = new CatalogWatch({
@@ -354,12 +329,12 @@ export class MirrorSnapshots {
     this.lastReadFailed = true; // until it succeeds
     // Everything from one snapshot: a row written in between cannot pair an old version with new
     // values (or the reverse) and then stick in the cache. A warm cache reads the change feed since
-    // the previous snapshot's horizon in one statement (see readMirrorRows.ts); a cold one, or one
+    // the previous snapshot's horizon in one statement (see feed.ts); a cold one, or one
     // whose feed says rows left the table (a removed row leaves no version to find), reads every
     // version instead, in one transaction.
     const feedFrom = this.feedFrom;
     this.feedFrom = undefined; // until this read is applied in full
-    const read = (feedFrom === undefined ? undefined : await this.readFeed(feedFrom, shard)) ?? (await this.readFull(shard));
+    const read = (feedFrom === undefined ? undefined : await this.readFeed(feedFrom)) ?? (await this.readFull(shard));
     const readSeconds = (performance.now() - started) / 1000;
     const yieldTo = sliceYielder(RENDER_SLICE_MS);
     const buckets = read.changes !== undefined
@@ -376,8 +351,8 @@ export class MirrorSnapshots {
   }
 
   /** The change feed, or undefined when the cache cannot take it (see read). */
-  private async readFeed(from: string, shard: Shard): Promise<CatalogRead | undefined> {
-    const { horizon, removed, changes } = await readMirrorFeed(this.options.pool, this.options.schema, from, shard);
+  private async readFeed(from: string): Promise<CatalogRead | undefined> {
+    const { horizon, removed, changes } = await readMirrorFeed(this.options.pool, this.feedStatement, from);
     if (removed) return undefined;
     let live = this.cache.size;
     for (const c of changes) {

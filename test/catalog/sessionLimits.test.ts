@@ -15,7 +15,7 @@ import type { SessionLimits } from '../../src/db/connection.js';
 import { createPool } from '../../src/db/pool.js';
 import { sqlState } from '../../src/db/sqlstate.js';
 import { createLogger } from '../../src/log.js';
-import { createSnapshotPool } from '../../src/metrics/snapshot.js';
+import { createSnapshotPool } from '../../src/metrics/snapshotPool.js';
 import { createBoss } from '../../src/queue/boss.js';
 import { connectPeerdb } from '../../src/source/peerdb/poller.js';
 import { tryLead } from '../../src/source/peerdb/leader.js';

@@ -4,7 +4,7 @@
  * checked against this list.
  */
 import { CATALOG_UP, createDaemonMetrics, SCRAPE_DURATION, SNAPSHOT_TIMESTAMP } from '../../src/metrics/daemon.js';
-import { MIRROR_FAMILIES } from '../../src/metrics/mirrors.js';
+import { MIRROR_FAMILIES } from '../../src/metrics/families.js';
 
 const registry = createDaemonMetrics({ peerdb: true }).registry;
 

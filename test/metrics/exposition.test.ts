@@ -9,9 +9,10 @@ import { HttpServer } from '../../src/http/server.js';
 import { createLogger } from '../../src/log.js';
 import { createDaemonMetrics } from '../../src/metrics/daemon.js';
 import { escapeLabelValue, negotiateFormat } from '../../src/metrics/exposition.js';
-import { epoch } from '../../src/metrics/mirrors.js';
+import { epoch, MIRROR_FAMILIES } from '../../src/metrics/families.js';
 import { readBudgetMs, registerMetricsRoute } from '../../src/metrics/route.js';
-import { createSnapshotPool, MirrorSnapshots } from '../../src/metrics/snapshot.js';
+import { createSnapshotPool } from '../../src/metrics/snapshotPool.js';
+import { MirrorSnapshots } from '../../src/metrics/snapshot.js';
 import { waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { promtoolCheckMetrics } from '../helpers/prometheus.js';
@@ -183,6 +184,18 @@ describe('GET /metrics', () => {
     // The daemon's own counters follow the same rule.
     expect(res.text).toContain('# TYPE mirrorstate_updates counter\nmirrorstate_updates_total{result="applied"} 0\n');
     expect(res.text.match(/# EOF/g)).toHaveLength(1);
+  });
+
+  it('prints each per-mirror family with exactly the labels its declaration names, in that order', async () => {
+    const res = await scrape(url);
+    for (const family of MIRROR_FAMILIES) {
+      const lines = res.text.split('\n').filter((line) => line.startsWith(`${family.name}{`));
+      expect(lines.length, family.name).toBeGreaterThan(0);
+      for (const line of lines) {
+        const names = [...line.slice(family.name.length).matchAll(/[{,]([a-z_]+)="(?:[^"\\]|\\.)*"/g)].map((m) => m[1]);
+        expect(names, line).toEqual(family.labels);
+      }
+    }
   });
 
   it('says that the answer varies with Accept (format) and Accept-Encoding (gzip), for caches between', async () => {

@@ -11,10 +11,11 @@ import pg from 'pg';
 import { migrate } from '../../src/catalog/migrate.js';
 import { inTransaction } from '../../src/db/pool.js';
 import { createLogger } from '../../src/log.js';
-import { MIRROR_FAMILIES } from '../../src/metrics/mirrors.js';
-import { readMirrorFeed } from '../../src/metrics/readMirrorRows.js';
+import { MIRROR_FAMILIES } from '../../src/metrics/families.js';
+import { feedStatement, readMirrorFeed } from '../../src/metrics/feed.js';
 import { NO_SHARDING } from '../../src/metrics/shard.js';
-import { createSnapshotPool, MirrorSnapshots, type Snapshot } from '../../src/metrics/snapshot.js';
+import { createSnapshotPool } from '../../src/metrics/snapshotPool.js';
+import { MirrorSnapshots, type Snapshot } from '../../src/metrics/snapshot.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { write } from '../reads/support.js';
 
@@ -208,10 +209,10 @@ describe('the /metrics change feed', () => {
       `select pg_snapshot_xmax(pg_current_snapshot())::text as next, (select count(*)::int from "${SCHEMA}".mirrors) as live`,
     );
     const { next, live } = rows[0]!;
-    const recent = await readMirrorFeed(snapshotPool, SCHEMA, next, NO_SHARDING);
+    const recent = await readMirrorFeed(snapshotPool, feedStatement(SCHEMA, NO_SHARDING), next);
     expect(recent.changes.length).toBe(0);
     // The same 32-bit xid as one 2^31 + 10 transactions before `next`: age() sees it that old.
-    const ancient = await readMirrorFeed(snapshotPool, SCHEMA, String(BigInt(next) + 2n ** 31n - 10n), NO_SHARDING);
+    const ancient = await readMirrorFeed(snapshotPool, feedStatement(SCHEMA, NO_SHARDING), String(BigInt(next) + 2n ** 31n - 10n));
     expect(ancient.changes.length).toBe(live);
   });
 

@@ -1,105 +1,12 @@
 /**
- * The per-mirror families of CONTRACT §5, declared once, and their text rendered once per mirror
- * version (kube-state-metrics style): a scrape only streams cached buffers (see MirrorTextCache).
+ * The per-mirror text cache (kube-state-metrics style): each mirror's lines rendered once per row
+ * version (families.ts), grouped in buckets of about 64 mirrors, one immutable buffer per family
+ * per bucket. A catalog read re-renders only the mirrors whose version changed and rebuilds only
+ * their buckets; a scrape streams the buffers (route.ts) or their cached gzip pieces (gzip.ts).
  */
-import { STATUSES } from '../update.js';
-import { escapeLabelValue, type Family, formatValue } from './exposition.js';
-import type { MirrorChange, MirrorRow, MirrorVersion } from './readMirrorRows.js';
-
-export interface MirrorFamily extends Family {
-  /** This mirror's sample lines of the family, each ending in a line feed; `m` is `mirror="…"`, escaped. */
-  samples(row: MirrorRow, m: string): string;
-}
-
-function line(name: string, labels: string, value: string): string {
-  return `${name}{${labels}} ${value}\n`;
-}
-
-function label(name: string, value: string | null): string {
-  return `${name}="${value === null ? '' : escapeLabelValue(value)}"`;
-}
-
-export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
-  {
-    name: 'peerdb_mirror_status',
-    type: 'gauge',
-    help: 'Current status of the mirror as a state set: 1 for the current status, 0 for each of the other 11.',
-    samples: (row, m) =>
-      STATUSES.map((s) => line('peerdb_mirror_status', `${m},status="${s}"`, s === row.status ? '1' : '0')).join(''),
-  },
-  {
-    name: 'peerdb_mirror_info',
-    type: 'gauge',
-    help: 'Always 1: the mirror\'s flow type, source and destination peers and workflow id ("" when unknown).',
-    samples: (row, m) =>
-      line(
-        'peerdb_mirror_info',
-        `${m},${label('flow_type', row.flow_type)},${label('source', row.source_peer)},` +
-          `${label('destination', row.destination_peer)},${label('workflow_id', row.workflow_id)}`,
-        '1',
-      ),
-  },
-  {
-    name: 'peerdb_mirror_status_since_timestamp_seconds',
-    type: 'gauge',
-    help: 'When the mirror entered its current status (observedAt of that transition), in Unix seconds.',
-    samples: (row, m) => line('peerdb_mirror_status_since_timestamp_seconds', m, epoch(row.status_since)),
-  },
-  {
-    name: 'peerdb_mirror_last_update_timestamp_seconds',
-    type: 'gauge',
-    help: 'observedAt of the newest applied update of the mirror, in Unix seconds.',
-    samples: (row, m) => line('peerdb_mirror_last_update_timestamp_seconds', m, epoch(row.observed_at)),
-  },
-  {
-    name: 'peerdb_mirror_status_transitions_total',
-    type: 'counter',
-    help: 'Status transitions recorded for the mirror.',
-    samples: (row, m) => line('peerdb_mirror_status_transitions_total', m, row.transitions_total),
-  },
-  {
-    name: 'peerdb_mirror_rows_synced_total',
-    type: 'counter',
-    help: 'Rows synced by the mirror, as last reported by its workers (only mirrors that reported it).',
-    samples: (row, m) => (row.rows_synced === null ? '' : line('peerdb_mirror_rows_synced_total', m, row.rows_synced)),
-  },
-  {
-    name: 'peerdb_mirror_lag_seconds',
-    type: 'gauge',
-    help: 'Replication lag of the mirror, as last reported by its workers (only mirrors that reported it).',
-    samples: (row, m) => (row.lag_seconds === null ? '' : line('peerdb_mirror_lag_seconds', m, formatValue(row.lag_seconds))),
-  },
-  {
-    name: 'peerdb_mirror_slot_lag_bytes',
-    type: 'gauge',
-    help: 'WAL bytes the source replication slot of the mirror holds back, as last reported (only mirrors that reported it).',
-    samples: (row, m) => (row.slot_lag_bytes === null ? '' : line('peerdb_mirror_slot_lag_bytes', m, row.slot_lag_bytes)),
-  },
-  {
-    name: 'peerdb_mirror_error',
-    type: 'gauge',
-    help: '1 while the mirror\'s current state carries an error, labelled with its class; absent otherwise.',
-    samples: (row, m) => (row.error_class === null ? '' : line('peerdb_mirror_error', `${m},${label('class', row.error_class)}`, '1')),
-  },
-];
-
-/**
- * PostgreSQL's `extract(epoch …)` as text keeps all six fraction digits (`1763719200.120000`);
- * trailing zeros go, the microseconds stay.
- */
-export function epoch(text: string): string {
-  if (!text.includes('.')) return text;
-  let end = text.length;
-  while (text.charCodeAt(end - 1) === 48 /* 0 */) end--;
-  if (text.charCodeAt(end - 1) === 46 /* . */) end--;
-  return text.slice(0, end);
-}
-
-/** One mirror's sample lines, one string per family of MIRROR_FAMILIES, in that order. */
-export function renderMirror(row: MirrorRow): string[] {
-  const m = `mirror="${escapeLabelValue(row.mirror)}"`;
-  return MIRROR_FAMILIES.map((family) => family.samples(row, m));
-}
+import { MIRROR_FAMILIES, renderMirror } from './families.js';
+import type { MirrorChange } from './feed.js';
+import type { MirrorRow, MirrorVersion } from './readMirrorRows.js';
 
 /**
  * The text of one bucket of mirrors: per family, the sample lines of its mirrors (in `mirrors`
@@ -116,7 +23,7 @@ export interface Bucket {
   readonly text: readonly Buffer[];
   /**
    * Per family, `text[f]` as a raw deflate piece with its CRC-32 and CRC shift operator (see
-   * route.ts), made on the first gzip scrape that needs it, or taken over from the bucket this one
+   * gzip.ts), made on the first gzip scrape that needs it, or taken over from the bucket this one
    * replaced where the family's text did not change (an update changes a few families of a mirror:
    * its lag, its last-update time; the other families of its bucket need no new compression).
    */
@@ -140,10 +47,9 @@ function bucketHash(name: string): number {
 /**
  * About 64 mirrors a bucket (32-64, in powers of two): a change re-copies (and re-compresses, for
  * gzip) the families it changed across its whole bucket, while every bucket costs a write per
- * family per answer, a gzip piece to combine, and a rebuild's fixed work. Measured with 1% churn
- * per scrape at 100,000 mirrors: 16 a bucket (73,728 writes an answer) plain p50 219-314 ms, loop
- * block 59-84 ms; 32 a bucket 231 ms, 30-36 ms; 64 a bucket 189-190 ms, 20-21 ms; at 10,000 64 a
- * bucket 21-26 ms, 128 a bucket 20-21 ms, 16 a bucket 26-27 ms (two runs each, load ~1.5).
+ * family per answer, a gzip piece to combine, and a rebuild's fixed work. Smaller buckets made
+ * answers slower and blocked the event loop longer under churn, larger ones bought nothing
+ * (docs/performance.md, "Bucket size").
  */
 export function bucketCountFor(mirrors: number): number {
   let n = 16;
@@ -163,7 +69,7 @@ type Source = string[] | number;
  * (one copy per run of unchanged mirrors) and writing the new renders: no per-mirror Buffer
  * objects. `mirrors` is sorted; `sources[j]` says where mirror j's text comes from.
  */
-function buildBucket(mirrors: readonly string[], sources: readonly Source[], replaced: Bucket | undefined): Bucket {
+function buildBucket(mirrors: readonly string[], sources: readonly Source[], replaced: Bucket | undefined, scratch: Buffer): Bucket {
   const n = mirrors.length;
   const stride = n + 1;
   const offsets = new Array<number>(MIRROR_FAMILIES.length * stride);
@@ -175,7 +81,7 @@ function buildBucket(mirrors: readonly string[], sources: readonly Source[], rep
   const rebuilt: number[] = [];
   let size = 0;
   for (let f = 0; f < MIRROR_FAMILIES.length; f++) {
-    if (sameMembers && familyUnchanged(replaced, sources, f)) {
+    if (sameMembers && familyUnchanged(replaced, sources, f, scratch)) {
       for (let j = 0; j <= n; j++) offsets[f * stride + j] = ro[f * rs + j]!;
       text.push(replaced.text[f]!);
       gzip.push(replaced.gzip[f]);
@@ -230,11 +136,8 @@ function sortedIndex(mirrors: readonly string[], mirror: string): number {
   return lo;
 }
 
-/** Where a new render is encoded to be compared with cached bytes (a mirror's lines of one family are far smaller). */
-const scratch = Buffer.allocUnsafeSlow(1 << 16);
-
 /** Whether family `f` of `replaced` (same members, same order) already holds every new render's lines. */
-function familyUnchanged(replaced: Bucket, sources: readonly Source[], f: number): boolean {
+function familyUnchanged(replaced: Bucket, sources: readonly Source[], f: number, scratch: Buffer): boolean {
   const stride = replaced.mirrors.length + 1;
   const o = replaced.offsets;
   for (let j = 0; j < sources.length; j++) {
@@ -264,6 +167,8 @@ interface CacheEntry {
  * mirror are rebuilt, from the new renders and views of the old bucket's unchanged text.
  */
 export class MirrorTextCache {
+  /** Where a new render is encoded to be compared with cached bytes (a mirror's lines of one family are far smaller). */
+  private readonly scratch = Buffer.allocUnsafeSlow(1 << 16);
   private entries = new Map<string, CacheEntry>();
   private buckets: (Bucket | undefined)[] = [];
   private generation = 0;
@@ -424,7 +329,7 @@ export class MirrorTextCache {
           return row === undefined ? index.get(m)! : renderMirror(row);
         });
       }
-      this.buckets[b] = mirrors.length === 0 ? undefined : buildBucket(mirrors, sources, old);
+      this.buckets[b] = mirrors.length === 0 ? undefined : buildBucket(mirrors, sources, old, this.scratch);
       built += mirrors.length;
       if (built >= yieldEvery) {
         built = 0;
