@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, request } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import bcrypt from 'bcryptjs';
@@ -264,10 +265,42 @@ http_server_config:
     expect((await ask(daemon.port, '/healthz', { as: 'stranger' })).status).toBe(200);
     expect((await ask(daemon.port, '/healthz', { as: 'client' })).status).toBe(200);
  
-    // A new minimum version reaches new connections too.
+    // A new minimum version reaches new connections too, and no session from before resumes (the
+    // new secure context has new ticket keys): a resumed session would skip the client checks.
+    const session = await handshake();
+    expect((await handshake(session.session)).reused).toBe(true); // without a change, it would
+
     writeFileSync(file, config('RequireAnyClientCert').replace('min_version: TLS13', 'min_version: TLS12'));
     await waitFor('TLS 1.2 let in', () => ask(daemon.port, '/healthz', { as: 'client', maxVersion: 'TLSv1.2' }).then(() => true, () => false), 20_000, 200);
+ 
+    expect((await handshake(session.session)).reused).toBe(false);
   });
+
+  /** One TLS handshake with the client certificate, resuming `session` if given; the ticket it got. */
+  function handshake(session?: Buffer): Promise<{ session: Buffer; reused: boolean }> {
+    return new Promise((resolve, reject) => {
+      const socket = tlsConnect({
+        host: '127.0.0.1', port: daemon.port, servername: 'localhost', ca: certs.read(certs.ca),
+        cert: certs.read(certs.clientCert), key: certs.read(certs.clientKey), ...(session === undefined ? {} : { session }),
+      });
+      let ticket: Buffer | undefined;
+      let reused = false;
+      socket.on('session', (t: Buffer) => (ticket = t));
+      socket.on('error', reject);
+      socket.on('data', () => undefined);
+      socket.setTimeout(10_000, () => socket.destroy(new Error('no answer')));
+      socket.once('secureConnect', () => {
+        reused = socket.isSessionReused();
+        // TLS 1.3 sends its tickets after the handshake; the answer comes after them.
+        socket.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+      });
+      socket.on('close', () => {
+        const kept = ticket ?? session; // a resumed session may get no new ticket
+        if (kept === undefined) reject(new Error('no session ticket'));
+        else resolve({ session: kept, reused });
+      });
+    });
+  }
 });
 
 it('a bad file stops the start with one line naming the key', () => {
