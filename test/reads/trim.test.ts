@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trim, type TrimOptions } from '../../src/catalog/trim.js';
 import { sqlState } from '../../src/db/sqlstate.js';
-import { readMirrorFeed } from '../../src/metrics/readMirrorRows.js';
+import { feedStatement, readMirrorFeed } from '../../src/metrics/feed.js';
 import { NO_SHARDING } from '../../src/metrics/shard.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { ago, invariantViolations, migrateCatalog, SCHEMA, write } from './support.js';
@@ -212,10 +212,10 @@ describe('trim of mirror_removals', () => {
     const result = await trim(db.pool, SCHEMA, OFF);
     expect(result.removals).toBe(2);
     expect(await removals()).toBe(1);
-    // What the feed asks (metrics/readMirrorRows.ts): a removal at or above my horizon?
-    expect((await readMirrorFeed(db.pool, SCHEMA, beforeAll, NO_SHARDING)).removed).toBe(true);
-    expect((await readMirrorFeed(db.pool, SCHEMA, afterFirst, NO_SHARDING)).removed).toBe(true);
-    expect((await readMirrorFeed(db.pool, SCHEMA, afterAll, NO_SHARDING)).removed).toBe(false);
+    // What the feed asks (metrics/feed.ts): a removal at or above my horizon?
+    expect((await readMirrorFeed(db.pool, feedStatement(SCHEMA, NO_SHARDING), beforeAll)).removed).toBe(true);
+    expect((await readMirrorFeed(db.pool, feedStatement(SCHEMA, NO_SHARDING), afterFirst)).removed).toBe(true);
+    expect((await readMirrorFeed(db.pool, feedStatement(SCHEMA, NO_SHARDING), afterAll)).removed).toBe(false);
 
     // Nothing to trim: a second run leaves the newest row in place.
     expect((await trim(db.pool, SCHEMA, OFF)).removals).toBe(0);
