@@ -276,6 +276,19 @@ http_server_config:
     expect((await handshake(session.session)).reused).toBe(false);
   });
 
+  it('client_allowed_sans: a client certificate must carry one of them, exactly', async () => {
+    const sans = (list: string) =>
+      config('RequireAndVerifyClientCert').replace(`  client_ca_file: ${certs.ca}\n`, `  client_ca_file: ${certs.ca}\n  client_allowed_sans: [${list}]\n`);
+    const client = () => ask(daemon.port, '/healthz', { as: 'client' }).then((a) => a.status, () => 'refused');
+    writeFileSync(file, sans('other.test, spiffe://test/prometheus'));
+    // In force once a certificate no CA signed is refused again (RequireAnyClientCert took it).
+    await waitFor('the new file', () => ask(daemon.port, '/healthz', { as: 'stranger' }).then(() => false, () => true), 20_000, 200);
+    expect(await client()).toBe(200); // by its URI SAN
+    // `prometheus` is the certificate's common name, not one of its SANs.
+    writeFileSync(file, sans('other.test, prometheus'));
+    await waitFor('the client refused', async () => (await client()) === 'refused', 20_000, 200);
+  });
+
   /** One TLS handshake with the client certificate, resuming `session` if given; the ticket it got. */
   function handshake(session?: Buffer): Promise<{ session: Buffer; reused: boolean }> {
     return new Promise((resolve, reject) => {
