@@ -101,7 +101,8 @@ export function ensureTools(files: string[]): void {
   if (failed) stop(`${need}, and ${install} failed (${failed}): install ${packages.join(' ')} by hand`);
   const still = missing.flatMap((t) => t.commands.filter((c) => !onPath(c)));
   if (still.length > 0) {
-    stop(`${need}, and after ${install} ${still.join(', ')} ${still.length === 1 ? 'is' : 'are'} still not on PATH: put ${still.length === 1 ? 'it' : 'them'} on PATH`);
+    const them = still.length === 1 ? 'it' : 'them';
+    stop(`${need}; apt-get installed ${packages.join(' ')}, yet ${still.join(', ')} ${still.length === 1 ? 'is' : 'are'} still not on PATH: put ${them} on PATH`);
   }
 }
 
