@@ -4,7 +4,6 @@
  * Prometheus' configuration accepted by promtool with the rules the compose file mounts, and the
  * names that tie it to PeerDB's quick start and to the shipped alerts and dashboard.
  */
-import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -14,6 +13,7 @@ import { Ajv2019 } from 'ajv/dist/2019.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config.js';
+import { promtool } from '../helpers/prometheus.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DIR = path.join(ROOT, 'deploy/compose');
@@ -98,9 +98,9 @@ describe('deploy/compose', () => {
     for (const b of rules) cpSync(b.source, path.join(tmp, 'rules', path.basename(b.target)));
     const config = { ...prometheus, rule_files: prometheus.rule_files.map((f) => f.replace('/etc/prometheus/rules/', `${tmp}/rules/`)) };
     writeFileSync(path.join(tmp, 'prometheus.yml'), JSON.stringify(config));
-    const r = spawnSync('promtool', ['check', 'config', path.join(tmp, 'prometheus.yml')], { encoding: 'utf8' });
-    expect(`${r.stdout}${r.stderr}`).toMatch(/SUCCESS: \d+ rules found/);
-    expect(r.status).toBe(0);
+    const r = promtool(['check', 'config', path.join(tmp, 'prometheus.yml')]);
+    expect(r.output).toMatch(/SUCCESS: \d+ rules found/);
+    expect(r.code).toBe(0);
     const selector = /^selector: (.*)$/m.exec(readFileSync(path.join(ROOT, 'grafana/config.yml'), 'utf8'))![1];
     expect(selector).toBe(`job="${prometheus.scrape_configs[0]!.job_name}"`);
     expect(prometheus.scrape_configs[0]!.static_configs[0]!.targets).toEqual(['mirrorstate:9477']);
