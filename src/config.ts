@@ -95,17 +95,29 @@ function positiveDuration(raw: string): number | { error: string } {
   return ms;
 }
 
+/** Never echoes the URL back: it may hold a password. */
 function postgresUrl(raw: string): string | { error: string } {
+  let url: URL;
   try {
-    const url = new URL(raw);
-    if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-      return { error: 'must be a postgres:// or postgresql:// URL' };
-    }
-    const tls = tlsProblem(raw);
-    return tls === undefined ? raw : { error: tls };
+    url = new URL(raw);
   } catch {
-    return { error: 'must be a postgres:// URL' };
+    // WHATWG URLs refuse a port above 65535: say so rather than call it no URL at all. Only
+    // digits are echoed (the text after the host's colon could be part of a mistyped password).
+    const port = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(?:\[[^\]/]*\]|[^:/?#@]*):([^/?#@]*)(?:[/?#]|$)/i.exec(raw)?.[1];
+    if (port !== undefined && /^\d+$/.test(port) && Number(port) > 65535) {
+      return { error: `has port ${port}: a port is a number from 1 to 65535` };
+    }
+    if (port !== undefined && port !== '' && !/^\d+$/.test(port)) {
+      return { error: 'has a port that is not a number (a password with / ? # @ or : in it must be percent-encoded)' };
+    }
+    return { error: 'must be a postgres:// URL: postgres://user:password@host:5432/database (percent-encode special characters in the password)' };
   }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    return { error: 'must be a postgres:// or postgresql:// URL' };
+  }
+  if (url.port === '0') return { error: 'has port 0: a port is a number from 1 to 65535' };
+  const tls = tlsProblem(raw);
+  return tls === undefined ? raw : { error: tls };
 }
 
 function identifier(raw: string): string | { error: string } {
@@ -119,6 +131,9 @@ function text(raw: string): string | { error: string } {
 function setting<K extends keyof Config>(s: Setting<K>): Setting<K> {
   return s;
 }
+
+/** The embedded PostgreSQL's home, relative to the working directory. */
+export const DEFAULT_DATA_DIR = '.mirrorstate';
 
 export const SETTINGS: readonly Setting[] = [
   setting({
@@ -179,7 +194,7 @@ export const SETTINGS: readonly Setting[] = [
     parse: (raw) => (LOG_LEVELS.includes(raw as LogLevel) ? (raw as LogLevel) : { error: `must be one of ${LOG_LEVELS.join(', ')}, got "${raw}"` }),
   }),
   setting({
-    key: 'dataDir', env: 'MIRRORSTATE_DATA_DIR', flag: 'data-dir', default: '.mirrorstate', defaultText: './.mirrorstate',
+    key: 'dataDir', env: 'MIRRORSTATE_DATA_DIR', flag: 'data-dir', default: DEFAULT_DATA_DIR, defaultText: `./${DEFAULT_DATA_DIR}`,
     description: 'where the embedded PostgreSQL keeps its data', parse: text,
   }),
   setting({
@@ -239,7 +254,7 @@ export const SETTINGS: readonly Setting[] = [
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    super(`invalid configuration: ${problems.join('; ')}`);
     this.name = 'ConfigError';
   }
 }

@@ -7,7 +7,7 @@ import { migrate } from './catalog/migrate.js';
 import type { Config } from './config.js';
 import { settleSslMode } from './db/connection.js';
 import type { Pool } from './db/pool.js';
-import { type EmbeddedDatabase, runningEmbeddedUrl, startEmbeddedPostgres } from './embedded.js';
+import { type EmbeddedDatabase, startEmbeddedPostgres } from './embedded.js';
 import type { Logger } from './log.js';
 import { ensureQueues } from './queue/boss.js';
 
@@ -20,19 +20,32 @@ export interface Databases {
 }
 
 /**
- * The catalog URL from config; else the embedded PostgreSQL a daemon already runs (when `shareRunning`,
- * for the one-shot commands); else an embedded PostgreSQL started for this process.
+ * The daemon's databases: the catalog URL from config, else the embedded PostgreSQL of the data
+ * directory, made when there is none yet and started for this process. (The one-shot commands never
+ * make one: cli/databases.ts.)
  */
-export async function resolveDatabases(config: Config, logger: Logger, shareRunning = false): Promise<Databases> {
+export async function resolveDatabases(config: Config, logger: Logger): Promise<Databases> {
   let embedded: EmbeddedDatabase | undefined;
-  let catalogUrl = config.databaseUrl ?? (shareRunning ? runningEmbeddedUrl(config.dataDir) : undefined);
+  let catalogUrl = config.databaseUrl;
   if (catalogUrl === undefined) {
     embedded = await startEmbeddedPostgres(config.dataDir, logger);
     catalogUrl = embedded.url;
     // The embedded server's fixed local credentials are no secret: printing them is the point.
     process.stdout.write(`mirrorstate: embedded PostgreSQL running, DATABASE_URL=${catalogUrl}\n`);
   }
-  // sslmode allow and prefer are settled here, once for the process (db/connection.ts).
+  try {
+    return await settleDatabases(config, catalogUrl, embedded);
+  } catch (err) {
+    await embedded?.stop();
+    throw err;
+  }
+}
+
+/**
+ * A catalog URL with the queue's and PeerDB's from config, their sslmode allow and prefer settled
+ * here, once for the process (db/connection.ts).
+ */
+export async function settleDatabases(config: Config, catalogUrl: string, embedded: EmbeddedDatabase | undefined): Promise<Databases> {
   const queueUrl = config.queueDatabaseUrl ?? catalogUrl;
   const [catalog, queue, peerdb] = await Promise.all([
     settleSslMode(catalogUrl),

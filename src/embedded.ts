@@ -5,7 +5,7 @@
  * embedded/server.ts runs them. The data directory always holds `url` (the server's URL while it
  * runs) and, when the cluster lives elsewhere, `location` pointing at it.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { EmbeddedStartError } from './embedded/error.js';
 import { databaseDirOf, place } from './embedded/placement.js';
@@ -35,6 +35,15 @@ export function runningEmbeddedUrl(dataDir: string): string | undefined {
   }
 }
 
+/** Whether the data directory holds a cluster, made by an earlier `mirrorstate run`. */
+export function hasEmbeddedCluster(dataDir: string): boolean {
+  return existsSync(path.join(databaseDirOf(dataDir), 'PG_VERSION'));
+}
+
+/**
+ * Starts the data directory's embedded server, making the cluster first when there is none: only
+ * `mirrorstate run` may make one (the one-shot commands check hasEmbeddedCluster first).
+ */
 export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Promise<EmbeddedDatabase> {
   const placement = await place(dataDir);
   const server = new EmbeddedServer({ ...placement, logger });

@@ -18,6 +18,9 @@ export function createPool(
   // it here, and the next checkout reconnects. A restart drops every idle client at once: the
   // outage logs that once.
   pool.on('error', (err) => {
+    // A pool being closed (pool.end() resolves before its sockets are gone) may still hear the
+    // server end them, e.g. a one-shot command stopping the embedded server right after: no failure.
+    if (pool.ending) return;
     if (!outage?.report(err)) logger.warn({ err }, 'idle catalog connection failed');
   });
   return pool;

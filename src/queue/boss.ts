@@ -36,6 +36,11 @@ export interface BossOptions {
   outage?: Outage;
   /** Session limits of the queue's connections (default: the settings' defaults). */
   limits?: SessionLimits;
+  /**
+   * Install or migrate pg-boss's schema at start (default). Off for the one-shot commands but
+   * `migrate`: like a producer, they find the queue set up or fail saying to run `migrate`.
+   */
+  install?: boolean;
 }
 
 export function createBoss(options: BossOptions): PgBoss {
@@ -47,6 +52,7 @@ export function createBoss(options: BossOptions): PgBoss {
     useListenNotify: options.worker,
     supervise: options.worker,
     schedule: options.worker,
+    ...(options.install === false ? { migrate: false, createSchema: false } : {}),
     superviseIntervalSeconds: SUPERVISE_INTERVAL_SECONDS,
     monitorIntervalSeconds: SUPERVISE_INTERVAL_SECONDS,
   });

@@ -86,7 +86,11 @@ describe('GET /', () => {
     expect(listedRows(failed.body).map((r) => [r.mirror, r.status])).toEqual([['detail', 'failed']]);
     expect(failed.body).toMatch(/<td class="num">1,234,567<\/td>\s*<td class="num">3 min 20 s<\/td>\s*<td class="num"><span title="5,905,580,032 bytes">5.5 GiB<\/span><\/td>/);
     expect(failed.body).toMatch(/class="chip s-failed active"/);
-    expect(listedRows((await get('/?status=STATUS_FAILED')).body)).toHaveLength(1);
+    // Every spelling of a status the update message accepts: upper case, STATUS_ prefixed, the code.
+    for (const spelling of ['FAILED', 'STATUS_FAILED', String(STATUSES.indexOf('failed'))]) {
+      expect(listedRows((await get(`/?status=${spelling}`)).body), spelling).toEqual([{ ...listedRows(failed.body)[0] }]);
+    }
+    expect((await get('/?status=12')).status).toBe(400);
     expect(listedRows((await get('/?status=paused')).body)).toEqual([]);
   });
 
@@ -171,6 +175,9 @@ describe('GET /mirrors/{mirror}', () => {
       transitionRows: 3, transitionsShown: 3, transitionsTotal: 3, eventRows: 3, eventsShown: 3, journalLength: 3,
     });
     expect(body).toContain('1,234,567');
+    // How long the status has lasted reads as a duration: "failed for 40 s", never "for 40 s ago".
+    expect(body).toMatch(/<p class="muted">failed <time datetime="[^"]+" title="[^"]+">for \d+ s<\/time> · last update/);
+    expect(body).not.toMatch(/for [^<]* ago/);
     expect(body).toContain('3 min 20 s');
     expect(body).toContain('5.5 GiB (5,905,580,032 bytes)');
     expect(body).toContain('<code>wf-&lt;1&gt;</code>');

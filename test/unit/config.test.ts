@@ -35,6 +35,26 @@ describe('config', () => {
       ]);
     }
   });
+  it.each([
+    ['postgres://u:hunter2@db:99999/x', /DATABASE_URL \/ --database-url has port 99999: a port is a number from 1 to 65535/],
+    ['postgres://u:hunter2@db:0/x', /has port 0: a port is a number from 1 to 65535/],
+    ['postgres://u:hunt/er2@db/x', /has a port that is not a number \(a password with/],
+    ['postgres://u:hunter2@db x/y', /must be a postgres:\/\/ URL: postgres:\/\/user:password@host:5432\/database/],
+    ['mysql://u:hunter2@db/x', /must be a postgres:\/\/ or postgresql:\/\/ URL/],
+  ])('says what is wrong with %s, in one line and without its password', (url, message) => {
+    let error: unknown;
+    try {
+      loadConfig({ DATABASE_URL: url });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(message);
+    expect((error as Error).message).not.toMatch(/hunter|er2|\n/);
+  });
+  it('takes the highest port there is', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://u@db:65535/x' }).databaseUrl).toBe('postgres://u@db:65535/x');
+  });
   it('refuses a catalog schema equal to the pg-boss schema', () => {
     expect(() => loadConfig({ MIRRORSTATE_SCHEMA: 'pgboss' })).toThrow(/must differ/);
   });

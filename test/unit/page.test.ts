@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatAgo, formatBytes, formatCount, formatDuration, formatUtc } from '../../src/http/page/format.js';
+import { formatAgo, formatBytes, formatCount, formatDuration, formatFor, formatUtc } from '../../src/http/page/format.js';
 import { escapeHtml, html, htmlEach, trustedHtml } from '../../src/http/page/html.js';
 import { listHref, mirrorApiHref, mirrorHref } from '../../src/http/page/links.js';
 
@@ -63,6 +63,14 @@ describe('formatting', () => {
     ['2026-11-21T12:00:03.000000Z', 'in 3 s'],
     ['not a time', 'not a time'],
   ])('%s is %s at 12:00', (iso, text) => expect(formatAgo(iso, NOW)).toBe(text));
+
+  it.each([
+    ['2026-11-21T11:59:15.123456Z', 'for 44 s'],
+    ['2026-11-21T09:55:00.000000Z', 'for 2 h 5 min'],
+    ['2026-11-21T12:00:00.000000Z', 'since just now'],
+    ['2026-11-21T12:00:03.000000Z', 'since 2026-11-21 12:00:03 UTC'],
+    ['not a time', 'since not a time'],
+  ])('a state begun at %s has lasted %s at 12:00 (no "for … ago")', (iso, text) => expect(formatFor(iso, NOW)).toBe(text));
 
   it.each([
     [0, '0 B'], [1023, '1023 B'], [1536, '1.5 KiB'], [10 * 1024 * 1024, '10 MiB'], [39_007_354, '37.2 MiB'],

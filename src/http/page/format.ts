@@ -32,6 +32,17 @@ export function formatAgo(iso: string, nowMs: number): string {
   return seconds >= 0 ? `${formatDuration(Math.floor(seconds))} ago` : `in ${formatDuration(Math.ceil(-seconds))}`;
 }
 
+/**
+ * How long a state has lasted since an RFC 3339 time, to follow its name: `running for 12 min`.
+ * A time not yet past (clock skew, or this very second) reads `since just now` or `since <time>`.
+ */
+export function formatFor(iso: string, nowMs: number): string {
+  const seconds = (nowMs - Date.parse(iso)) / 1000;
+  if (Number.isNaN(seconds)) return `since ${iso}`;
+  if (Math.abs(seconds) < 1) return 'since just now';
+  return seconds > 0 ? `for ${formatDuration(Math.floor(seconds))}` : `since ${formatUtc(iso)}`;
+}
+
 /** An RFC 3339 UTC time as `2026-11-21 10:00:00 UTC` (the microseconds go in the title attribute). */
 export function formatUtc(iso: string): string {
   const match = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)/.exec(iso);

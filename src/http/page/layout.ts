@@ -3,7 +3,7 @@
  * scripts or styles: the page works offline, behind any proxy, without JavaScript), the top bar, and
  * the small pieces used on more than one page (status badges, times, empty values).
  */
-import { formatAgo, formatUtc } from './format.js';
+import { formatAgo, formatFor, formatUtc } from './format.js';
 import { type Html, html, type HtmlValue, trustedHtml } from './html.js';
 
 const CSS = trustedHtml(`
@@ -110,6 +110,12 @@ export function statusBadge(status: string): Html {
 export function timeAgo(iso: string | null, nowMs: number): Html {
   if (iso === null) return none();
   return html`<time datetime="${iso}" title="${iso}">${formatAgo(iso, nowMs)}</time>`;
+}
+
+/** How long a state has lasted (`for 12 min`), with the exact time it began in the tooltip. */
+export function timeFor(iso: string | null, nowMs: number): Html {
+  if (iso === null) return none();
+  return html`<time datetime="${iso}" title="${iso}">${formatFor(iso, nowMs)}</time>`;
 }
 
 export function none(): Html {

@@ -6,7 +6,7 @@
 import type { JournalEvent, MirrorDetail, MirrorState, TransitionView } from '../../catalog/views.js';
 import { formatBytes, formatCount, formatDuration, formatUtc } from './format.js';
 import { type Html, html, htmlEach, type HtmlValue } from './html.js';
-import { none, orNone, page, statusBadge, timeAgo } from './layout.js';
+import { none, orNone, page, statusBadge, timeAgo, timeFor } from './layout.js';
 import { mirrorApiHref } from './links.js';
 import { renderTimeline, TIMELINE_WINDOWS, type TimelineWindowName, timelineSegments } from './timeline.js';
 import type { TimelineWindow } from '../../catalog/readTimelines.js';
@@ -92,7 +92,7 @@ export async function renderMirrorDetail(detail: MirrorDetail, nowMs: number, ch
   const eventRows = journal.events.length ? await htmlEach(journal.events, (e) => eventRow(e, nowMs), EVENTS_PER_CHUNK) : undefined;
   const body = html`<p><a href="../">← all mirrors</a></p>
 <h1><bdi class="mirror-name">${m.mirror}</bdi> ${statusBadge(m.status)}${m.dropped ? html` <span class="badge s-dropped">dropped</span>` : ''}</h1>
-<p class="muted">${m.status} for ${timeAgo(m.statusSince, nowMs)} · last update ${timeAgo(m.observedAt, nowMs)}${api ? html` · <a href="${api}">JSON</a>` : ''}</p>
+<p class="muted">${m.status} ${timeFor(m.statusSince, nowMs)} · last update ${timeAgo(m.observedAt, nowMs)}${api ? html` · <a href="${api}">JSON</a>` : ''}</p>
 ${m.error ? html`<div class="errbox"><strong>error</strong> <span class="err">${m.error.class}</span><pre>${m.error.message}</pre></div>` : ''}
 ${choice ? html`<h2>Timeline</h2>
 ${await renderTimeline(timelineSegments(detail.timeline, choice.window), choice.name, windowLinks(choice))}` : ''}

@@ -89,9 +89,10 @@ why; <a href="${root}readyz">/readyz</a> says whether the daemon is ready.</p>`,
 
   server.route('GET', /^\/$/, (_req, res, _params, url) => answer(res, './', async (nowMs) => {
     const rawStatus = textParam(url, 'status');
-    const status = rawStatus === undefined || rawStatus === '' ? undefined : parseStatus(rawStatus);
+    // Any spelling the update message accepts: the name, upper case, STATUS_ prefixed, or the code.
+    const status = rawStatus === undefined || rawStatus === '' ? undefined : parseStatus(/^\d+$/.test(rawStatus) ? Number(rawStatus) : rawStatus);
     if (rawStatus && status === undefined) {
-      throw new BadParameter('status', `status must be one of ${STATUSES.join(', ')}, got ${JSON.stringify(rawStatus)}`);
+      throw new BadParameter('status', `status must be one of ${STATUSES.join(', ')} (or in upper case, STATUS_ prefixed, or its code 0–${STATUSES.length - 1}), got ${JSON.stringify(rawStatus)}`);
     }
     const after = textParam(url, 'after');
     const before = textParam(url, 'before');
