@@ -7,7 +7,7 @@ import { migrate } from './catalog/migrate.js';
 import type { Config } from './config.js';
 import { settleSslMode } from './db/connection.js';
 import type { Pool } from './db/pool.js';
-import { type EmbeddedDatabase, startEmbeddedPostgres } from './embedded.js';
+import { type EmbeddedDatabase, removeOrphans, startEmbeddedPostgres } from './embedded.js';
 import type { Logger } from './log.js';
 import { ensureQueues } from './queue/boss.js';
 
@@ -28,6 +28,7 @@ export async function resolveDatabases(config: Config, logger: Logger): Promise<
   let embedded: EmbeddedDatabase | undefined;
   let catalogUrl = config.databaseUrl;
   if (catalogUrl === undefined) {
+    removeOrphans(logger);
     embedded = await startEmbeddedPostgres(config.dataDir, logger);
     catalogUrl = embedded.url;
     // The embedded server's fixed local credentials are no secret: printing them is the point.

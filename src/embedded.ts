@@ -8,7 +8,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { EmbeddedStartError } from './embedded/error.js';
-import { databaseDirOf, place } from './embedded/placement.js';
+import { databaseDirOf, place, removeOrphanedClusters, runningAsRoot } from './embedded/placement.js';
 import { createDatabase, EmbeddedServer, isPostgres, PASSWORD, USER } from './embedded/server.js';
 import type { Logger } from './log.js';
 
@@ -32,6 +32,25 @@ export function runningEmbeddedUrl(dataDir: string): string | undefined {
     return readFileSync(path.join(path.resolve(dataDir), 'url'), 'utf8').trim();
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Removes the clusters under /var/lib/mirrorstate whose data directory is gone or points at a newer
+ * one (embedded/placement.ts): what deleting ./.mirrorstate/ left behind. `mirrorstate run` does it
+ * before it starts its own.
+ */
+export function removeOrphans(logger: Logger): void {
+  if (!runningAsRoot()) return; // only root places clusters there
+  const isRunning = (databaseDir: string) => {
+    try {
+      return isPostgres(Number(readFileSync(path.join(databaseDir, 'postmaster.pid'), 'utf8').split('\n')[0]));
+    } catch {
+      return false;
+    }
+  };
+  for (const { home, owner } of removeOrphanedClusters(isRunning)) {
+    logger.info({ cluster: home, dataDir: owner }, 'removed an embedded cluster its data directory no longer points at');
   }
 }
 

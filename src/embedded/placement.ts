@@ -16,15 +16,16 @@
  *   already there; else /var/lib/mirrorstate/<random id>/pgdata. The data directory keeps the
  *   pointer (`location`), so it remains the one thing that names a cluster: `mirrorstate publish` and
  *   `status` find the running server through it, and deleting ./.mirrorstate/ starts afresh like it
- *   always did. `owner` beside the cluster names the data directory it belongs to, so an operator
- *   can tell which clusters under /var/lib/mirrorstate/ are orphans.
+ *   always did. `owner` beside the cluster names the data directory it belongs to; a cluster whose
+ *   owner no longer points at it is an orphan, and the next `mirrorstate run` removes it
+ *   (removeOrphanedClusters), so the deleted data does not stay behind.
  *
  * Reachability is checked by asking: a shell run as that user tests the path, so modes, ACLs and
  * mount options all count, and nothing is inferred from mode bits.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -190,11 +191,14 @@ function placeDatabase(root: string, runAs: RunAs): string {
   const home = path.join(SHARED_HOME, randomBytes(6).toString('hex'));
   const databaseDir = path.join(home, 'pgdata');
   try {
+    // The pointer first, `owner` last: a cluster is an orphan only once it has an owner that does
+    // not point at it (removeOrphanedClusters), so one being made is never taken for one.
+    writeFileSync(locationFile(root), `${databaseDir}\n`);
     makeSharedHome();
     mkdirSync(home, { mode: 0o755 });
     writeFileSync(path.join(home, 'owner'), `${root}\n`);
-    writeFileSync(locationFile(root), `${databaseDir}\n`);
   } catch (cause) {
+    rmSync(locationFile(root), { force: true });
     throw new EmbeddedStartError(
       `the embedded PostgreSQL runs as the user "${POSTGRES_USER}" when mirrorstate runs as root, which cannot reach ` +
         `${root}, and making its data directory under ${SHARED_HOME} failed (${(cause as Error).message}): make ` +
@@ -203,6 +207,49 @@ function placeDatabase(root: string, runAs: RunAs): string {
     );
   }
   return databaseDir;
+}
+
+/** A cluster's home under SHARED_HOME: its random name (not the staged binaries' `postgres-…`). */
+const HOME_NAME = /^[0-9a-f]{12}$/;
+
+/**
+ * Removes the clusters under SHARED_HOME whose data directory no longer points at them: it was
+ * deleted (the way to start afresh: `rm -rf .mirrorstate`), or it points at a newer cluster. A
+ * cluster that `isRunning` says a server runs on stays, and so does anything without an `owner` or
+ * whose owner's pointer cannot be read. Returns the homes removed, each with its owner.
+ */
+export function removeOrphanedClusters(isRunning: (databaseDir: string) => boolean): { home: string; owner: string }[] {
+  let names: string[];
+  try {
+    names = readdirSync(SHARED_HOME);
+  } catch {
+    return [];
+  }
+  const removed: { home: string; owner: string }[] = [];
+  for (const name of names.filter((n) => HOME_NAME.test(n))) {
+    const home = path.join(SHARED_HOME, name);
+    const databaseDir = path.join(home, 'pgdata');
+    let owner: string;
+    try {
+      owner = readFileSync(path.join(home, 'owner'), 'utf8').trim();
+    } catch {
+      continue;
+    }
+    try {
+      if (readFileSync(locationFile(owner), 'utf8').trim() === databaseDir) continue;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') continue; // cannot tell: keep it
+    }
+    if (isRunning(databaseDir)) continue;
+    try {
+      rmSync(home, { recursive: true, force: true });
+      removed.push({ home, owner });
+    } catch {
+      // Not ours to remove after all (permissions): it stays, as before.
+    }
+  }
+  return removed;
 }
 
 function makeSharedHome(): void {

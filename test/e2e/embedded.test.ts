@@ -5,12 +5,13 @@
  * failure ends in one line that says what to do.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, expect, it } from 'vitest';
 import { CLI, type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
+import { SHARED_HOME } from '../../src/embedded/placement.js';
 import { removeEmbeddedData } from '../helpers/embedded.js';
 
 const exec = promisify(execFile);
@@ -85,4 +86,38 @@ it('a start-up failure of the embedded server ends in one line that says what to
   expect(lines).toHaveLength(1);
   expect(lines[0]).toMatch(new RegExp(`^mirrorstate: could not initialise the embedded PostgreSQL in ${cluster}: initdb exited with 1: .*Remove ${cluster}`));
   expect(failed.stderr + failed.stdout).not.toMatch(/\n\s+at |"stack"/);
+});
+
+it('deleting ./.mirrorstate/ starts afresh: the next run removes the cluster it left under /var/lib/mirrorstate', async () => {
+  const old = readFileSync(path.join(dir, '.mirrorstate', 'location'), 'utf8').trim();
+  const oldHome = path.dirname(old);
+  expect(path.dirname(oldHome)).toBe(SHARED_HOME); // a private directory as root: the cluster lives there
+  // Beside it, what must stay: a cluster its data directory still points at, and a home with no owner.
+  const kept = path.join(dir, 'kept');
+  const keptHome = path.join(SHARED_HOME, 'ab12cd34ef56');
+  const ownerless = path.join(SHARED_HOME, '0123456789ab');
+  mkdirSync(path.join(kept, '.mirrorstate'), { recursive: true });
+  mkdirSync(path.join(keptHome, 'pgdata'), { recursive: true });
+  mkdirSync(ownerless, { recursive: true });
+  writeFileSync(path.join(keptHome, 'owner'), `${path.join(kept, '.mirrorstate')}\n`);
+  writeFileSync(path.join(kept, '.mirrorstate', 'location'), `${path.join(keptHome, 'pgdata')}\n`);
+  try {
+    rmSync(path.join(dir, '.mirrorstate'), { recursive: true });
+    expect(existsSync(old)).toBe(true); // what the README's "delete it" used to leave behind
+
+    daemon = await startDaemon({ databaseUrl: undefined, cwd: dir });
+    expect(daemon.output()).toContain('initialising'); // afresh: a new cluster, not the old one
+    expect(daemon.output()).toMatch(/"msg":"removed an embedded cluster its data directory no longer points at"/);
+    expect(existsSync(oldHome)).toBe(false);
+    const fresh = readFileSync(path.join(dir, '.mirrorstate', 'location'), 'utf8').trim();
+    expect(fresh).not.toBe(old);
+    expect(existsSync(fresh)).toBe(true);
+    expect(existsSync(keptHome)).toBe(true);
+    expect(existsSync(ownerless)).toBe(true);
+    expect(await daemon.stop('SIGTERM')).toBe(0);
+    daemon = undefined;
+  } finally {
+    rmSync(keptHome, { recursive: true, force: true });
+    rmSync(ownerless, { recursive: true, force: true });
+  }
 });
