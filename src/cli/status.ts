@@ -4,6 +4,7 @@
  * statement, one mirror from one snapshot.
  */
 import type { Pool } from '../db/pool.js';
+import { CommandFailure, EXIT } from './failure.js';
 import { readMirror } from '../catalog/readMirror.js';
 import { readMirrors } from '../catalog/readMirrors.js';
 import { DETAIL_TRANSITIONS } from '../catalog/views.js';
@@ -28,8 +29,7 @@ export async function printStatus(pool: Pool, schema: string, mirror: string | u
   }
   const detail = await readMirror(pool, schema, mirror, { events: 0, transitions: DETAIL_TRANSITIONS });
   if (!detail) {
-    out.write(`no mirror named ${JSON.stringify(mirror)}\n`);
-    return 1;
+    throw new CommandFailure(`no mirror named ${JSON.stringify(mirror)} in the catalog (\`mirrorstate status\` lists them)`, EXIT.failed);
   }
   const m = detail.mirror;
   const fields: Record<string, unknown> = {

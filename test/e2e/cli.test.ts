@@ -99,6 +99,7 @@ describe('mirrorstate command line', () => {
       expect(one.stdout).toMatch(/-\s+running\s+2026-11-21T09:00:00\.123456Z/);
       const missing = await run(['status', 'nope'], { DATABASE_URL: db.url });
       expect(missing.code).toBe(1);
+      expect(missing.stderr).toBe('mirrorstate status: no mirror named "nope" in the catalog (`mirrorstate status` lists them)\n');
     } finally {
       expect(await daemon.stop('SIGTERM')).toBe(0);
     }
