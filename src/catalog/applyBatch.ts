@@ -21,8 +21,8 @@
  * deadlocking, and the previous status is always read under the lock.
  *
  * Statements: two round trips per batch whatever its size when every mirror already has a row (the
- * steady state), three when some are new, every one set-based (on this machine a round trip costs
- * 1–5 ms, which is most of a small batch's time).
+ * steady state), three when some are new, every one set-based: a round trip is most of a small
+ * batch's time (docs/performance.md, "Write path: figures behind choices").
  */
 import type { StateUpdate, Status } from '../update.js';
 import { MIRROR_FIELD_LIST, MIRROR_FIELD_SELECT, type MirrorFieldColumns } from './mirrorFields.js';
@@ -105,8 +105,8 @@ function takeFields(row: MirrorRow, u: StateUpdate): void {
  * and where the applied updates start. The versions strictly increase, so once one update is newer
  * than the mirror's version every later one is too: the applied updates are a suffix of the list.
  * The row read under the lock is never modified: the first applied update copies it, and later ones
- * change that copy in place (a batch of 100-update jobs folds ~20 updates a mirror, and a new row
- * object per update was ~28 ms of a 20,000-update batch's ~320 ms, with the row locks held).
+ * change that copy in place: a batch of 100-update jobs folds many updates a mirror, and a new row
+ * object per update was a noticeable share of a large batch's time, with the row locks held.
  */
 function fold(row: MirrorRow | null, mirror: string, updates: StateUpdate[]) {
   const transitions: Transition[] = [];
@@ -148,8 +148,8 @@ interface NextRow {
 
 /**
  * Step 4's inputs travel as JSON documents (one parameter each) rather than ~30 typed
- * arrays: node-pg encodes a text array element by element with regex escapes (about 9 µs per jsonb
- * payload, 180 ms for a batch of 20,000), where JSON.stringify of the whole list is a fast path and
+ * arrays: node-pg encodes a text array element by element with regex escapes, where
+ * JSON.stringify of the whole list is a fast path and
  * PostgreSQL's jsonb_to_recordset reads it back typed in one pass. Timestamps stay canonical
  * microsecond strings, so no precision is lost on the way.
  */
@@ -163,9 +163,8 @@ function journalJson(journal: StateUpdate[]): string {
  * The documents without a jsonb column (the transitions, the mirrors' new rows) leave absent values
  * out rather than write them as null (json_to_recordset reads a missing key as null), and go as
  * `json`: building the binary form of the whole document first buys nothing. A third of the
- * transitions' bytes and nearly half the rows' were nulls. Measured: inserting 20,000 transitions
- * 100 ms against 115 ms for the jsonb form with every null written; draining 60,000 single-update
- * jobs, PostgreSQL's CPU 2.34-2.60 s against 2.50-2.67 s.
+ * transitions' bytes and nearly half the rows' were nulls; both inserting and PostgreSQL's CPU came
+ * out cheaper (docs/performance.md).
  */
 function transitionsJson(transitions: Transition[]): string {
   return JSON.stringify(
@@ -230,7 +229,7 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   //    all in mirror order in one statement. The count is an uncorrelated subquery, a one-time
   //    filter evaluated before any row is locked: when a mirror is missing nothing is locked and the
   //    batch takes the two statements below, so the lock order is never broken. Rows are never
-  //    deleted, so a row counted here is still there to lock. Saves a round trip (~5 ms loaded).
+  //    deleted, so a row counted here is still there to lock. Saves a round trip.
   let locked = await db.executeSql(
     `select ${ROW_COLUMNS} from ${t.mirrors}
       where mirror = any($1::text[])
@@ -286,7 +285,7 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   //    returned. Applied updates are newer than their mirror's version, read under its lock, and a
   //    journaled key is never newer than that version: they cannot be duplicates, so they go in
   //    as a plain insert. Only stale ones may be redeliveries, and only they pay for `on conflict`
-  //    (a speculative insertion: 32 against 24 ms for 5,000 journal rows). Should the invariant
+  //    (a speculative insertion, dearer than a plain one). Should the invariant
   //    ever break, the plain insert fails on the unique key rather than journal a key twice.
   const { rows: inserted } = await db.executeSql(
     `with fresh as (
