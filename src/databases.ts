@@ -2,13 +2,14 @@
  * Where the catalog and the queue live, and bringing them to the current schema: shared by the
  * daemon (main.ts) and the one-shot commands (cli/).
  */
+import path from 'node:path';
 import type { PgBoss } from 'pg-boss';
 import { migrate } from './catalog/migrate.js';
 import type { Config } from './config.js';
 import { settleSslMode } from './db/connection.js';
 import type { Pool } from './db/pool.js';
 import { type EmbeddedDatabase, removeOrphans, startEmbeddedPostgres } from './embedded.js';
-import type { Logger } from './log.js';
+import { type Logger, redactUrl } from './log.js';
 import { ensureQueues } from './queue/boss.js';
 
 export interface Databases {
@@ -31,8 +32,10 @@ export async function resolveDatabases(config: Config, logger: Logger): Promise<
     removeOrphans(logger);
     embedded = await startEmbeddedPostgres(config.dataDir, logger);
     catalogUrl = embedded.url;
-    // The embedded server's fixed local credentials are no secret: printing them is the point.
-    process.stdout.write(`mirrorstate: embedded PostgreSQL running, DATABASE_URL=${catalogUrl}\n`);
+    // Where it runs, for psql and friends; the password stays in the data directory's `url` file (0600).
+    process.stdout.write(
+      `mirrorstate: embedded PostgreSQL running, DATABASE_URL=${redactUrl(catalogUrl)} (the whole URL is in ${path.join(config.dataDir, 'url')})\n`,
+    );
   }
   try {
     return await settleDatabases(config, catalogUrl, embedded);

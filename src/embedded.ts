@@ -9,7 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { EmbeddedStartError } from './embedded/error.js';
 import { databaseDirOf, place, removeOrphanedClusters, runningAsRoot } from './embedded/placement.js';
-import { createDatabase, EmbeddedServer, isPostgres, PASSWORD, USER } from './embedded/server.js';
+import { createDatabase, EmbeddedServer, isPostgres, USER } from './embedded/server.js';
 import type { Logger } from './log.js';
 
 export { EmbeddedStartError };
@@ -68,7 +68,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   const server = new EmbeddedServer({ ...placement, logger });
   await server.start();
   try {
-    await createDatabase(server.port, DATABASE_NAME);
+    await createDatabase(server.port, server.password, DATABASE_NAME);
   } catch (cause) {
     await server.stop();
     throw new EmbeddedStartError(
@@ -77,7 +77,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
       { cause },
     );
   }
-  const url = `postgres://${USER}:${PASSWORD}@127.0.0.1:${server.port}/${DATABASE_NAME}`;
+  const url = `postgres://${USER}:${encodeURIComponent(server.password)}@127.0.0.1:${server.port}/${DATABASE_NAME}`;
   writeFileSync(path.join(path.resolve(dataDir), 'url'), `${url}\n`, { mode: 0o600 });
   return { url, stop: () => server.stop() };
 }

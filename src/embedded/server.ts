@@ -6,12 +6,19 @@
  * server exiting early, a second daemon on the same data — becomes one EmbeddedStartError whose
  * message carries the server's last log lines and what to do; no child-process error goes unheard.
  *
+ * Lock-down: the cluster takes no one but the daemon's own user. Its superuser's password is random,
+ * made at initdb and kept in PASSWORD_FILE inside the cluster's directory (0600, read by the daemon
+ * and the CLI as the data directory's owner, or root); the server listens on 127.0.0.1 only, opens
+ * no Unix socket, and its pg_hba.conf, rewritten at every start, asks every login for its role's
+ * password (SCRAM) and rejects everything else. A cluster made by an earlier build (fixed password `postgres`) is taken
+ * over in place at its next start: a new random password replaces the fixed one.
+ *
  * The server runs in a process group of its own, so a Ctrl-C at the terminal reaches the daemon
  * only: the daemon commits the batches in hand and stops this server last (see main.ts). Should the
  * daemon exit without stopping it, an exit hook still asks it to shut down.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -23,9 +30,23 @@ import { EmbeddedStartError } from './error.js';
 import type { Binaries, RunAs } from './placement.js';
 
 export const FIRST_PORT = 54329;
-/** Fixed local credentials: the server listens on 127.0.0.1 only. Kept for clusters made earlier. */
+/** The cluster's superuser: the daemon's own and only login. */
 export const USER = 'postgres';
-export const PASSWORD = 'postgres';
+/** What clusters made by earlier builds had as the superuser's password: replaced at their next start. */
+const LEGACY_PASSWORD = 'postgres';
+/** The superuser's password, in the cluster's directory. */
+export const PASSWORD_FILE = 'mirrorstate.password';
+/**
+ * Rewritten at every start: TCP from this machine with a role's password (SCRAM), nothing else. The
+ * only role with a password is the superuser, whose password only the data directory's owner can
+ * read; roles its owner creates with a password (a read-only role for Grafana) may log in too.
+ */
+const HBA = [
+  '# Written by mirrorstate at every start (src/embedded/server.ts): from this machine over TCP, with',
+  '# a role\'s password (the superuser\'s is in mirrorstate.password). Nothing else matches: rejected.',
+  'host all all 127.0.0.1/32 scram-sha-256',
+  '',
+].join('\n');
 const READY_TIMEOUT_MS = 60_000;
 const READY_POLL_MS = 100;
 const STOP_TIMEOUT_MS = 30_000;
@@ -60,13 +81,19 @@ export class EmbeddedServer {
   private stopping: Promise<void> | undefined;
   private readonly killOnExit = () => this.child?.kill('SIGINT');
   port = 0;
+  /** The superuser's password (PASSWORD_FILE), known once start() has read or made it. */
+  password = '';
 
   constructor(private readonly options: ServerOptions) {}
 
   /** Initialises the cluster when new, starts the server, and resolves once it takes connections. */
   async start(): Promise<void> {
-    assertNotRunning(this.options.databaseDir);
-    if (!existsSync(path.join(this.options.databaseDir, 'PG_VERSION'))) await this.initialise();
+    const { databaseDir, runAs } = this.options;
+    assertNotRunning(databaseDir);
+    if (!existsSync(path.join(databaseDir, 'PG_VERSION'))) await this.initialise();
+    this.password = readOrMakePassword(databaseDir);
+    writeFileSync(path.join(databaseDir, 'pg_hba.conf'), HBA, { mode: 0o600 });
+    if (runAs) chownSync(path.join(databaseDir, 'pg_hba.conf'), runAs.uid, runAs.gid);
     for (let attempt = 1, port = FIRST_PORT; ; attempt++, port++) {
       port = await freePort(port);
       try {
@@ -84,14 +111,16 @@ export class EmbeddedServer {
     logger.info({ databaseDir }, 'initialising embedded PostgreSQL');
     mkdirSync(databaseDir, { recursive: true, mode: 0o700 });
     // initdb reads the password from a file; as root it runs as the postgres user, who must read it.
+    // It goes into the cluster's directory once initdb has made it (initdb wants it empty).
+    const password = randomBytes(24).toString('base64url');
     const passwordFile = path.join(tmpdir(), `mirrorstate-pw-${randomBytes(6).toString('hex')}`);
-    writeFileSync(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
+    writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
     try {
       if (runAs) {
         chownSync(databaseDir, runAs.uid, runAs.gid);
         chownSync(passwordFile, runAs.uid, runAs.gid);
       }
-      const args = [`--pgdata=${databaseDir}`, '--auth=password', `--username=${USER}`, `--pwfile=${passwordFile}`];
+      const args = [`--pgdata=${databaseDir}`, '--auth=scram-sha-256', `--username=${USER}`, `--pwfile=${passwordFile}`];
       const tail = new Tail();
       const child = this.spawn(binaries.initdb, [...args, '--encoding=UTF8', '--locale=C'], tail);
       const [code, signal] = (await exitOf(child, 'initdb')) as [number | null, string | null];
@@ -102,6 +131,7 @@ export class EmbeddedServer {
             `(--data-dir) to another directory, or ${ADVICE}`,
         );
       }
+      writeFileSync(path.join(databaseDir, PASSWORD_FILE), `${password}\n`, { mode: 0o600, flag: 'wx' });
     } finally {
       rmSync(passwordFile, { force: true });
     }
@@ -130,7 +160,7 @@ export class EmbeddedServer {
     );
     ended.catch(() => undefined); // the race below hears it; a later exit is stop()'s business
     try {
-      await Promise.race([ended, waitUntilReady(port, tail, databaseDir)]);
+      await Promise.race([ended, waitUntilReady(port, this.password, tail, databaseDir, this.options.logger)]);
     } catch (err) {
       await this.stop();
       throw err;
@@ -189,24 +219,49 @@ function exitOf(child: ChildProcess, what: string): Promise<[number | null, stri
   });
 }
 
+/**
+ * The superuser's password from PASSWORD_FILE; a new random one written there (0600) when the
+ * cluster has none: one made by an earlier build, whose fixed password waitUntilReady replaces.
+ */
+function readOrMakePassword(databaseDir: string): string {
+  const file = path.join(databaseDir, PASSWORD_FILE);
+  try {
+    const password = readFileSync(file, 'utf8').trim();
+    if (password !== '') return password;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new EmbeddedStartError(`cannot read the embedded PostgreSQL's password (${file}): ${(err as NodeJS.ErrnoException).code}. ${ADVICE}`);
+    }
+  }
+  const password = randomBytes(24).toString('base64url');
+  writeFileSync(file, `${password}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return password;
+}
+
 /** A client of the server's maintenance database; a connection cut off later is the caller's to see. */
-function maintenanceClient(port: number): pg.Client {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: USER, password: PASSWORD, database: 'postgres' });
+function maintenanceClient(port: number, password: string): pg.Client {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: USER, password, database: 'postgres' });
   client.on('error', () => undefined);
   return client;
 }
 
-async function waitUntilReady(port: number, tail: Tail, databaseDir: string): Promise<void> {
+async function waitUntilReady(port: number, password: string, tail: Tail, databaseDir: string, logger: Logger): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let last: unknown;
   while (Date.now() < deadline) {
-    const client = maintenanceClient(port);
+    const client = maintenanceClient(port, password);
     try {
       await client.connect();
       await client.end();
       return;
     } catch (err) {
       last = err;
+      // 28P01: not our password. A cluster an earlier build made still has the fixed one: replace it.
+      if (sqlState(err) === '28P01' && (await takeOver(port, password))) {
+        logger.warn({ databaseDir }, 'embedded PostgreSQL made by an earlier build: its fixed superuser password is replaced by a random one');
+        continue;
+      }
       // 28xxx: the cluster does not take our credentials; waiting will not change that.
       if (sqlState(err)?.startsWith('28')) break;
     }
@@ -218,9 +273,27 @@ async function waitUntilReady(port: number, tail: Tail, databaseDir: string): Pr
   );
 }
 
+/** Logs in with the legacy fixed password and sets `password`; false when that login fails too. */
+async function takeOver(port: number, password: string): Promise<boolean> {
+  const client = maintenanceClient(port, LEGACY_PASSWORD);
+  try {
+    await client.connect();
+  } catch {
+    return false;
+  }
+  try {
+    await client.query(`set password_encryption = 'scram-sha-256'`);
+    // base64url: nothing in it needs quoting.
+    await client.query(`alter role ${USER} password '${password}'`);
+    return true;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /** Creates the daemon's database unless an earlier run did. */
-export async function createDatabase(port: number, name: string): Promise<void> {
-  const client = maintenanceClient(port);
+export async function createDatabase(port: number, password: string, name: string): Promise<void> {
+  const client = maintenanceClient(port, password);
   await client.connect();
   try {
     await client.query(`create database ${name}`);
