@@ -42,6 +42,8 @@ export const CATALOG_SETTING = 'DATABASE_URL (--database-url)';
 export const QUEUE_SETTING = 'MIRRORSTATE_QUEUE_DATABASE_URL (--queue-database-url)';
 export const PEERDB_SETTING = 'MIRRORSTATE_PEERDB_URL (--peerdb-url)';
 
+const PROGRAMMING_ERRORS = [TypeError, RangeError, ReferenceError, SyntaxError];
+
 const NETWORK_CODES: Record<string, string> = {
   ECONNREFUSED: 'connection refused: is PostgreSQL running there, on that port?',
   ENOTFOUND: 'no such host',
@@ -149,8 +151,14 @@ export function describeFailure(err: unknown, context: FailureContext): { line: 
   if (typeof e?.code === 'string' && e.code in NETWORK_CODES || /^Connection terminated/i.test(message)) {
     return { line: `lost the connection to the database: ${message}; is it still up?`, exitCode: EXIT.failed };
   }
-  const debug = context.verbose ? '' : ' (MIRRORSTATE_LOG_LEVEL=debug prints its stack)';
-  return { line: `unexpected error: ${message}${debug}`, exitCode: EXIT.failed, ...(context.verbose && e?.stack ? { stack: e.stack } : {}) };
+  const stack = context.verbose && e?.stack ? { stack: e.stack } : {};
+  // Anything else says what it is in its message (a PeerDB catalog without a column, say). A
+  // programming error says nothing a person can act on: it is reported as the bug it is.
+  if (PROGRAMMING_ERRORS.some((type) => err instanceof type)) {
+    const debug = context.verbose ? '' : ' (MIRRORSTATE_LOG_LEVEL=debug prints its stack)';
+    return { line: `unexpected error, a bug: ${message}${debug}`, exitCode: EXIT.failed, ...stack };
+  }
+  return { line: message, exitCode: EXIT.failed, ...stack };
 }
 
 /** The HTTP port or address cannot be had (checked before anything starts, see run.ts). */
