@@ -15,11 +15,11 @@ import { type Db, PgBoss } from 'pg-boss';
 import { UPDATES_QUEUE } from './queue/boss.js';
 import { type FieldError, MAX_UPDATES_PER_MESSAGE, parseUpdate, type Status } from './update.js';
 
-/** Every spelling of a status the message accepts (CONTRACT §2), or its integer code 0–11. */
+/** Every spelling of a status the message accepts (docs/message.md), or its integer code 0–11. */
 export type StatusInput = Status | Uppercase<Status> | `STATUS_${Uppercase<Status>}` | number;
 
 /**
- * One state update as a producer writes it (CONTRACT §2, version 1). `null` in an optional field
+ * One state update as a producer writes it (docs/message.md, version 1). `null` in an optional field
  * means the same as leaving it out. Fields beyond these are allowed at run time (the journal keeps
  * them in the raw payload) but not typed, so a misspelt field name is a compile error here.
  */

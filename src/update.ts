@@ -1,5 +1,5 @@
 /**
- * The state-update message, version 1 (CONTRACT §2): parse and validate, purely.
+ * The state-update message, version 1 (docs/message.md): parse and validate, purely.
  *
  * A parsed update carries its `observedAt` as a canonical UTC string with exactly six fraction
  * digits (`2026-11-21T10:00:00.123456Z`). That string sorts like the instant it names, so the

@@ -1,7 +1,7 @@
 /**
  * Writes one batch of valid updates into the catalog, inside the caller's transaction.
  *
- * The rules (CONTRACT §2), and how this file keeps them:
+ * The rules (docs/message.md: Ordering, Idempotency, Applying an update), and how this file keeps them:
  * - version = (observedAt, seq). The current state of a mirror is its highest accepted version.
  *   Versions are compared here in JavaScript on canonical microsecond strings (see update.ts) that
  *   were read from the catalog as text under the mirror's row lock, so no `Date` rounding enters.

@@ -1,6 +1,6 @@
 /**
  * `mirrorstate dlq list|show|redrive|purge`: an operator's tools for the dead-letter queue
- * (CONTRACT §6). The SQL verbs live in queue/deadLetters.ts; this file is the commands around them.
+ * (docs/cli.md). The SQL verbs live in queue/deadLetters.ts; this file is the commands around them.
  *
  * Redrive puts each letter's `update` back on `mirrorstate-updates` as a new job, exactly as it was
  * received. The daemon validates it again: valid now (say, after MIRRORSTATE_MAX_FUTURE was widened)

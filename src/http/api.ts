@@ -1,5 +1,5 @@
 /**
- * The read API (CONTRACT §4): GET /api/v1/mirrors, /api/v1/mirrors/{mirror} and
+ * The read API (docs/http.md): GET /api/v1/mirrors, /api/v1/mirrors/{mirror} and
  * /api/v1/mirrors/{mirror}/transitions. `{mirror}` is URL-encoded (a `/` in a name arrives as %2F).
  * Every answer comes from one statement or one snapshot transaction (see catalog/views.ts).
  * Bad parameters answer 400 naming the parameter: `{ "error": "…", "parameter": "events" }`; a catalog

@@ -1,5 +1,5 @@
 /**
- * POST /api/v1/updates: producers in any language enqueue updates over HTTP (CONTRACT §4).
+ * POST /api/v1/updates: producers in any language enqueue updates over HTTP (docs/http.md).
  *
  * The pipeline, cheapest refusal first, so that a client without the token or with too much data
  * never makes the daemon read or hold its body:

@@ -1,5 +1,5 @@
 /**
- * The daemon's own metric families (CONTRACT §5), declared once: name, help, type, labels.
+ * The daemon's own metric families (docs/metrics.md), declared once: name, help, type, labels.
  * Per-mirror families are not prom-client objects: see metrics/families.ts and textCache.ts. Nor are the three
  * scrape families below: their values belong to one scrape (concurrent scrapes may differ), so
  * the route renders them per response instead of sharing a prom-client gauge.
@@ -47,7 +47,7 @@ export interface DaemonMetrics {
   peerdb: PeerdbMetrics | undefined;
 }
 
-/** The PeerDB source's families (CONTRACT §5, §8). */
+/** The PeerDB source's families (docs/metrics.md, PeerDB source families). */
 export interface PeerdbMetrics {
   up: Gauge;
   leader: Gauge;

@@ -1,7 +1,7 @@
 /**
- * Metrics sharding (CONTRACT §6, `MIRRORSTATE_METRICS_SHARD=i/n`), as kube-state-metrics shards:
- * replica i of n exports the per-mirror series of the mirrors whose shard is i, and its own
- * families always, so n replicas together export every mirror exactly once.
+ * Metrics sharding (`MIRRORSTATE_METRICS_SHARD=i/n`; docs/metrics.md, Sharding), as
+ * kube-state-metrics shards: replica i of n exports the per-mirror series of the mirrors whose
+ * shard is i, and its own families always, so n replicas together export every mirror exactly once.
  *
  * The shard of a mirror: the first 4 bytes of SHA-256 of its UTF-8 name, read as an unsigned
  * big-endian 32-bit integer, modulo n. Example: `orders_cdc` hashes to 0xdaa40a06 = 3668183558,

@@ -134,8 +134,8 @@ export class Claimer {
   private claimSql = '';
   /**
    * Updates per job, as the last claim found them: sizes the next claim (see claimLimit). It starts
-   * at a message's maximum (CONTRACT §2), so that the first claim after a start is small whatever
-   * waits in the queue, and the next ones adapt.
+   * at a message's maximum (docs/message.md, The job), so that the first claim after a start is
+   * small whatever waits in the queue, and the next ones adapt.
    */
   private updatesPerJob = MAX_UPDATES_PER_MESSAGE;
   private reclaimSql = '';

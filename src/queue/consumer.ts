@@ -33,7 +33,7 @@ import { describeErrors, type FieldError, parseMessage, type StateUpdate } from 
 import { DEAD_LETTER_QUEUE, HEARTBEAT_REFRESH_SECONDS, UPDATES_QUEUE } from './boss.js';
 import { Claimer, type QueuedJob } from './claimer.js';
 
-/** The dead-letter job's data (CONTRACT §2). */
+/** The dead-letter job's data (docs/message.md, Dead letters). */
 export interface DeadLetter {
   reason: string;
   errors: FieldError[];

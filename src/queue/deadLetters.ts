@@ -1,6 +1,6 @@
 /**
- * Dead letters: the jobs on `mirrorstate-updates-dlq`, each `{ reason, errors, update, job }` (CONTRACT §2),
- * read, redriven and purged by `mirrorstate dlq` (CONTRACT §6).
+ * Dead letters: the jobs on `mirrorstate-updates-dlq`, each `{ reason, errors, update, job }`
+ * (docs/message.md, Dead letters), read, redriven and purged by `mirrorstate dlq` (docs/cli.md).
  *
  * pg-boss's API is used where it has the verb: `findJobs` for one letter by id, `insert` to re-create
  * an update on `mirrorstate-updates` (so a redriven job gets that queue's retry and expiry options

@@ -1,4 +1,7 @@
-/** The batch writer's rules (CONTRACT §2), against a real catalog, one transaction per batch. */
+/**
+ * The batch writer's rules (docs/message.md, Applying an update), against a real catalog, one
+ * transaction per batch.
+ */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { applyBatch } from '../../src/catalog/applyBatch.js';
 import { migrate } from '../../src/catalog/migrate.js';

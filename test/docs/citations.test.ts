@@ -51,3 +51,10 @@ it('names only docs files that exist, and sections they have', () => {
   }
   expect(broken).toEqual([]);
 });
+
+it('cites the project\'s own docs, never the spec it was started from', () => {
+  // Spelled in pieces, so this file does not match itself.
+  const spec = new RegExp(['CON', 'TRACT §|\\.\\./', 'shared'].join(''));
+  const cites = sources.filter(({ text }) => spec.test(text)).map(({ file }) => `${file} cites ${spec.source}: cite docs/ instead`);
+  expect(cites).toEqual([]);
+});

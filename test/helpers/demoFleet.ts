@@ -1,6 +1,6 @@
 /**
  * A realistic fleet of about 30 mirrors in every kind of state, each with a short history (setup,
- * snapshot, running, …), as state updates (CONTRACT §2) timed relative to `nowMs`. Used by the
+ * snapshot, running, …), as state updates (docs/message.md) timed relative to `nowMs`. Used by the
  * status-page browser test and by `docs/screenshots.ts`. Deterministic: the same fleet every time.
  */
 

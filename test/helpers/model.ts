@@ -1,6 +1,7 @@
 /**
- * The reference model of CONTRACT §2, computed in the test independently of the daemon, plus a
- * seeded generator of update streams and the checks that compare a catalog with the model.
+ * The reference model of docs/message.md's rules (Ordering, Idempotency, Applying an update),
+ * computed in the test independently of the daemon, plus a seeded generator of update streams
+ * and the checks that compare a catalog with the model.
  */
 import { expect } from 'vitest';
 import type pg from 'pg';

@@ -1,5 +1,5 @@
 /**
- * POST /api/v1/updates against the daemon as a process: every answer of CONTRACT §4, that a
+ * POST /api/v1/updates against the daemon as a process: every answer docs/http.md lists, that a
  * refused request enqueues nothing, and that accepted updates reach the catalog.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

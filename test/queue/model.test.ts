@@ -1,7 +1,8 @@
 /**
- * The randomized test of CONTRACT §2: generated streams for many mirrors, shuffled, with duplicates
- * and stale updates, in single-update jobs and `{updates:[…]}` jobs, through the real queue to a
- * running daemon; the catalog must equal the model computed here.
+ * The randomized test of docs/message.md's rules (Ordering, Idempotency, Applying an update):
+ * generated streams for many mirrors, shuffled, with duplicates and stale updates, in
+ * single-update jobs and `{updates:[…]}` jobs, through the real queue to a running daemon; the
+ * catalog must equal the model computed here.
  */
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, it } from 'vitest';

@@ -54,7 +54,7 @@ class Load {
           return { mirror, status: Math.random() < 0.5 ? 'running' : 'paused', observedAt, seq: seq++ };
         }));
       try {
-        // The raw message of CONTRACT §2, straight into the queue.
+        // The raw message of docs/message.md, straight into the queue.
         await boss.insert(UPDATES_QUEUE, [{ data: { updates } }]);
         this.published += updates.length;
       } catch (err) {

@@ -1,5 +1,5 @@
 /**
- * The status page for people (CONTRACT §4): `GET /` and `GET /mirrors/{mirror}`, server-rendered
+ * The status page for people (docs/http.md): `GET /` and `GET /mirrors/{mirror}`, server-rendered
  * HTML that needs no JavaScript and loads nothing else. Each answer is one catalog snapshot
  * (catalog/readMirrorPage.ts, catalog/readMirror.ts), rendered in chunks of rows with the event loop
  * free between them (html.ts, htmlEach), so even the largest page never holds the loop for long

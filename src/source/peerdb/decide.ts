@@ -1,5 +1,5 @@
 /**
- * What a poll publishes (CONTRACT §8), decided purely from PeerDB's snapshot and what the source
+ * What a poll publishes (docs/peerdb.md), decided purely from PeerDB's snapshot and what the source
  * published before (`PublishedState`, kept in the catalog so it survives restarts and leader changes):
  *
  * - a mirror the source never published (or published as dropped, now back): everything, now;
@@ -76,7 +76,7 @@ function newest(a: ErrorRow | undefined, b: ErrorRow | undefined): ErrorRow | un
   return b.at > a.at || (b.at === a.at && b.id > a.id) ? b : a;
 }
 
-/** PeerDB's rows → one observation per flow (CONTRACT §8's mapping). Pure. */
+/** PeerDB's rows → one observation per flow (docs/peerdb.md, Where each field comes from). Pure. */
 export function observe(snapshot: PeerdbSnapshot): Observation[] {
   const { flows, pendingLag, rows, tails, shape } = snapshot;
   const names = new Set(flows.map((f) => f.name));

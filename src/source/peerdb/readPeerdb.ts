@@ -1,5 +1,5 @@
 /**
- * The one snapshot read of PeerDB's catalog per poll (CONTRACT §8): every statement runs inside one
+ * The one snapshot read of PeerDB's catalog per poll (docs/peerdb.md): every statement runs inside one
  * `repeatable read read only` transaction, so flows and their stats come from the same instant, and
  * `now()` in it is the PeerDB catalog's clock at the poll (the `observedAt` of what we publish).
  *

@@ -1,5 +1,5 @@
 /**
- * Rows synced per mirror (CONTRACT §8), as PeerDB's own API computes it: the sum of the mirror's
+ * Rows synced per mirror (docs/peerdb.md), as PeerDB's own API computes it: the sum of the mirror's
  * `cdc_table_aggregate_counts.total_count` plus `qrep_partitions.rows_synced` of its finished
  * partitions (`parent_mirror_name` = the mirror, `end_time` set). Read incrementally: the leader's
  * first poll reads both tables whole (PeerDB has no index on `qrep_partitions.parent_mirror_name`),
