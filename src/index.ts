@@ -13,6 +13,7 @@ export {
   publishUpdates,
   type PublishOptions,
   type StatusInput,
+  type TableInput,
   type UpdateInput,
   validateUpdates,
 } from './publish.js';
@@ -30,5 +31,9 @@ export {
   type Status,
   statusCode,
   STATUSES,
+  type TableEntry,
+  type TableSnapshot,
   type UpdateError,
+  WAL_STATUSES,
+  type WalStatus,
 } from './update.js';

@@ -13,7 +13,25 @@
  */
 import { type Db, PgBoss } from 'pg-boss';
 import { UPDATES_QUEUE } from './queue/boss.js';
-import { type FieldError, MAX_UPDATES_PER_MESSAGE, parseUpdate, type Status } from './update.js';
+import { type FieldError, MAX_UPDATES_PER_MESSAGE, parseUpdate, type Status, type WalStatus } from './update.js';
+
+/** One table of a mirror (docs/tables.md); every field but `table` optional, `null` the same as absent. */
+export interface TableInput {
+  /** 1–512 characters, no control characters, unique within the update. */
+  table: string;
+  rowsSynced?: number | null;
+  lastSyncedAt?: string | null;
+  /** The table's current (or last) initial load. */
+  snapshot?: {
+    partitions?: number | null;
+    /** ≤ partitions. */
+    partitionsSynced?: number | null;
+    rowsSynced?: number | null;
+    startedAt?: string | null;
+    finishedAt?: string | null;
+  } | null;
+  error?: { message: string; class?: string | null } | null;
+}
 
 /** Every spelling of a status the message accepts (docs/message.md), or its integer code 0–11. */
 export type StatusInput = Status | Uppercase<Status> | `STATUS_${Uppercase<Status>}` | number;
@@ -43,6 +61,15 @@ export interface UpdateInput {
   lagSeconds?: number | null;
   /** WAL bytes the source's replication slot holds back, integer ≥ 0. */
   slotLagBytes?: number | null;
+  /** When slotLagBytes was measured, RFC 3339. */
+  slotLagSampledAt?: string | null;
+  /** The slot's `wal_status`: `reserved`, `extended`, `unreserved` or `lost`. */
+  slotWalStatus?: WalStatus | null;
+  /**
+   * The mirror's complete table set as of observedAt (docs/tables.md): an applied update that lists
+   * it replaces the whole set; one without it keeps the set.
+   */
+  tables?: TableInput[] | null;
   /** Belongs to this update: an applied update without `error` clears the mirror's error. */
   error?: { message: string; class?: string | null } | null;
   /** `true`: the mirror was dropped; its series leave /metrics, its catalog rows stay. */

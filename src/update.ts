@@ -25,6 +25,14 @@ export const STATUSES = [
 
 export type Status = (typeof STATUSES)[number];
 
+/** A replication slot's `wal_status` as PostgreSQL's pg_replication_slots reports it. */
+export const WAL_STATUSES = ['reserved', 'extended', 'unreserved', 'lost'] as const;
+export type WalStatus = (typeof WAL_STATUSES)[number];
+
+/** The most tables one update may list (docs/tables.md). */
+export const MAX_TABLES_PER_UPDATE = 10_000;
+const MAX_TABLE_NAME_CHARS = 512;
+
 /** The most updates one job or one HTTP request may carry. */
 export const MAX_UPDATES_PER_MESSAGE = 1000;
 /** How far into the future of our clock an `observedAt` may lie, unless MIRRORSTATE_MAX_FUTURE says otherwise. */
@@ -43,6 +51,24 @@ export interface UpdateError {
   class: string;
 }
 
+/** A table's initial load, as the update reports it (docs/tables.md); null where unknown. */
+export interface TableSnapshot {
+  partitions: number | null;
+  partitionsSynced: number | null;
+  rowsSynced: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+/** One table of a mirror, as of the update's observedAt. Each entry is whole: what it leaves out is unknown. */
+export interface TableEntry {
+  table: string;
+  rowsSynced: number | null;
+  lastSyncedAt: string | null;
+  snapshot: TableSnapshot | null;
+  error: UpdateError | null;
+}
+
 /** A valid update; the values it reports about its mirror are declared in catalog/mirrorFields.ts. */
 export interface StateUpdate extends MirrorFieldValues {
   mirror: string;
@@ -51,6 +77,8 @@ export interface StateUpdate extends MirrorFieldValues {
   observedAt: string;
   seq: number;
   error: UpdateError | null;
+  /** The mirror's complete table set, or null when the update does not report it (the set stays as it was). */
+  tables: TableEntry[] | null;
   dropped: boolean;
   /** The update exactly as received, unknown fields included: what the journal keeps. */
   payload: Record<string, unknown>;
@@ -187,11 +215,20 @@ function findUnstorable(value: unknown, path: string, depth = 0): FieldError | u
 }
 
 class Checker {
-  readonly errors: FieldError[] = [];
-  constructor(private readonly input: Record<string, unknown>) {}
+  /** `prefix` names the object being checked in error fields (`tables[3].snapshot.`); errors go to `errors`. */
+  constructor(
+    private readonly input: Record<string, unknown>,
+    readonly errors: FieldError[] = [],
+    private readonly prefix = '',
+  ) {}
+
+  /** A checker of a nested object, reporting into the same list. */
+  nested(input: Record<string, unknown>, prefix: string): Checker {
+    return new Checker(input, this.errors, prefix);
+  }
 
   fail(field: string, message: string): undefined {
-    this.errors.push({ field, message });
+    this.errors.push({ field: this.prefix + field, message });
     return undefined;
   }
 
@@ -211,6 +248,33 @@ class Checker {
     if (required && length < 1) return this.fail(field, 'must not be empty') ?? null;
     if (length > MAX_NAME_CHARS) return this.fail(field, `must be at most ${MAX_NAME_CHARS} characters, got ${length}`) ?? null;
     return value;
+  }
+
+  /** An RFC 3339 timestamp as canonical UTC at microseconds; null when absent. */
+  timestamp(field: string, value: unknown): string | null {
+    if (value === undefined || value === null) return null;
+    if (typeof value !== 'string') return this.fail(field, `must be a string, got ${typeName(value)}`) ?? null;
+    const parsed = parseTimestamp(value);
+    return parsed.ok ? parsed.canonical : (this.fail(field, parsed.message) ?? null);
+  }
+
+  /** `{ message, class }`, class defaulting to `unknown`; null when absent or wrong. */
+  error(field: string): UpdateError | null {
+    const value = this.input[field];
+    if (value === undefined || value === null) return null;
+    if (!isPlainObject(value)) return this.fail(field, `must be an object { message, class }, got ${typeName(value)}`) ?? null;
+    const message = value.message;
+    const errorClass = value.class ?? 'unknown';
+    let ok = true;
+    if (typeof message !== 'string') {
+      ok = this.fail(`${field}.message`, `is required and must be a string, got ${typeName(message)}`) ?? false;
+    } else if (charCount(message) > MAX_ERROR_MESSAGE_CHARS) {
+      ok = this.fail(`${field}.message`, `must be at most ${MAX_ERROR_MESSAGE_CHARS} characters`) ?? false;
+    }
+    if (typeof errorClass !== 'string' || !ERROR_CLASS.test(errorClass)) {
+      ok = this.fail(`${field}.class`, 'must match [a-z0-9_]{1,64}') ?? false;
+    }
+    return ok ? { message: message as string, class: errorClass as string } : null;
   }
 
   integer(field: string): number | null {
@@ -242,6 +306,14 @@ const FIELD_CHECKS: Record<FieldCheck, (check: Checker, field: string, value: un
     }
     return value;
   },
+  timestamp: (check, field, value) => check.timestamp(field, value),
+  walStatus: (check, field, value) => {
+    if (value === undefined || value === null) return null;
+    if (typeof value !== 'string' || !(WAL_STATUSES as readonly string[]).includes(value)) {
+      return check.fail(field, `must be one of ${WAL_STATUSES.join(', ')}, got ${typeName(value)}`) ?? null;
+    }
+    return value;
+  },
 };
 
 function typeName(value: unknown): string {
@@ -252,6 +324,73 @@ function typeName(value: unknown): string {
   // String() rather than JSON.stringify: a library caller may hand us a bigint or a symbol.
   const shown = typeof value === 'string' ? JSON.stringify(value) : String(value as string);
   return `${typeof value} ${shown}`.slice(0, 80);
+}
+
+/** A table's name: 1–512 characters, no control characters. */
+function tableName(check: Checker, value: unknown): string | null {
+  if (value === undefined || value === null) return check.fail('table', 'is required') ?? null;
+  if (typeof value !== 'string') return check.fail('table', `must be a string, got ${typeName(value)}`) ?? null;
+  const length = charCount(value);
+  if (length < 1 || length > MAX_TABLE_NAME_CHARS) {
+    return check.fail('table', `must be 1–${MAX_TABLE_NAME_CHARS} characters, got ${length}`) ?? null;
+  }
+  if (CONTROL_CHARACTER.test(value)) return check.fail('table', 'must not contain control characters') ?? null;
+  return value;
+}
+
+function parseSnapshot(check: Checker, value: Record<string, unknown>): TableSnapshot {
+  const partitions = check.integer('partitions');
+  const partitionsSynced = check.integer('partitionsSynced');
+  if (partitions !== null && partitionsSynced !== null && partitionsSynced > partitions) {
+    check.fail('partitionsSynced', `must be at most partitions (${partitions}), got ${partitionsSynced}`);
+  }
+  return {
+    partitions,
+    partitionsSynced,
+    rowsSynced: check.integer('rowsSynced'),
+    startedAt: check.timestamp('startedAt', value.startedAt),
+    finishedAt: check.timestamp('finishedAt', value.finishedAt),
+  };
+}
+
+/**
+ * `tables`: the mirror's complete table set (docs/tables.md), null when absent. A bad entry makes the
+ * whole update invalid, its errors named `tables[i].field`.
+ */
+function parseTables(check: Checker, value: unknown): TableEntry[] | null {
+  if (value === undefined || value === null) return null;
+  if (!Array.isArray(value)) return check.fail('tables', `must be an array of tables, got ${typeName(value)}`) ?? null;
+  if (value.length > MAX_TABLES_PER_UPDATE) {
+    return check.fail('tables', `must list at most ${MAX_TABLES_PER_UPDATE} tables, got ${value.length}`) ?? null;
+  }
+  const seen = new Set<string>();
+  const entries: TableEntry[] = [];
+  value.forEach((item: unknown, i) => {
+    const at = `tables[${i}]`;
+    if (!isPlainObject(item)) {
+      check.fail(at, `must be an object { table, … }, got ${typeName(item)}`);
+      return;
+    }
+    const entry = check.nested(item, `${at}.`);
+    const table = tableName(entry, item.table);
+    if (table !== null) {
+      if (seen.has(table)) entry.fail('table', `${JSON.stringify(table).slice(0, 80)} is listed twice`);
+      seen.add(table);
+    }
+    let snapshot: TableSnapshot | null = null;
+    if (item.snapshot !== undefined && item.snapshot !== null) {
+      if (!isPlainObject(item.snapshot)) entry.fail('snapshot', `must be an object, got ${typeName(item.snapshot)}`);
+      else snapshot = parseSnapshot(entry.nested(item.snapshot, `${at}.snapshot.`), item.snapshot);
+    }
+    entries.push({
+      table: table ?? '',
+      rowsSynced: entry.integer('rowsSynced'),
+      lastSyncedAt: entry.timestamp('lastSyncedAt', item.lastSyncedAt),
+      snapshot,
+      error: entry.error('error'),
+    });
+  });
+  return entries;
 }
 
 /**
@@ -300,25 +439,8 @@ export function parseUpdate(
   const reported: Record<string, string | number | null> = {};
   for (const f of MIRROR_FIELD_LIST) reported[f.name] = FIELD_CHECKS[f.check](check, f.name, input[f.name]);
 
-  let error: UpdateError | null = null;
-  if (check.present('error')) {
-    const value = input.error;
-    if (!isPlainObject(value)) check.fail('error', `must be an object { message, class }, got ${typeName(value)}`);
-    else {
-      const message = value.message;
-      const errorClass = value.class ?? 'unknown';
-      let ok = true;
-      if (typeof message !== 'string') {
-        ok = check.fail('error.message', `is required and must be a string, got ${typeName(message)}`) ?? false;
-      } else if (charCount(message) > MAX_ERROR_MESSAGE_CHARS) {
-        ok = check.fail('error.message', `must be at most ${MAX_ERROR_MESSAGE_CHARS} characters`) ?? false;
-      }
-      if (typeof errorClass !== 'string' || !ERROR_CLASS.test(errorClass)) {
-        ok = check.fail('error.class', 'must match [a-z0-9_]{1,64}') ?? false;
-      }
-      if (ok) error = { message: message as string, class: errorClass as string };
-    }
-  }
+  const error = check.error('error');
+  const tables = parseTables(check, input.tables);
 
   let dropped = false;
   if (check.present('dropped')) {
@@ -338,6 +460,7 @@ export function parseUpdate(
       seq,
       ...(reported as MirrorFieldValues),
       error,
+      tables,
       dropped,
       payload: input,
     },

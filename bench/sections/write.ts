@@ -71,7 +71,7 @@ async function journalCount(pool: pg.Pool, expected: number): Promise<number> {
  * with autovacuum off), a cost that depends only on the row's place in the round.
  */
 async function reset(pool: pg.Pool): Promise<void> {
-  await pool.query('truncate mirrorstate.mirrors, mirrorstate.transitions, mirrorstate.journal restart identity');
+  await pool.query('truncate mirrorstate.mirrors, mirrorstate.mirror_tables, mirrorstate.transitions, mirrorstate.journal restart identity');
   await pool.query(`delete from pgboss.job where name = 'mirrorstate-updates'`);
   await pool.query('vacuum pgboss.job');
 }

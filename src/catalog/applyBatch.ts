@@ -24,9 +24,10 @@
  * steady state), three when some are new, every one set-based: a round trip is most of a small
  * batch's time (docs/performance.md, "Write path: figures behind choices").
  */
-import type { StateUpdate, Status } from '../update.js';
+import type { StateUpdate, Status, TableEntry } from '../update.js';
 import { MIRROR_FIELD_LIST, MIRROR_FIELD_SELECT, type MirrorFieldColumns } from './mirrorFields.js';
 import { type Executor, tables, UTC_MICROS } from './sql.js';
+import { TABLE_COLUMNS, TABLE_RECORD_DEFINITION, tableRow } from './tableFields.js';
 
 export interface BatchOutcome {
   applied: number;
@@ -113,6 +114,8 @@ function fold(row: MirrorRow | null, mirror: string, updates: StateUpdate[]) {
   let firstApplied = updates.length;
   let current = row;
   let working: MirrorRow | null = null;
+  // The newest applied update that lists tables decides the mirror's whole set (null: the set stays).
+  let tableSet: TableEntry[] | null = null;
   for (let i = 0; i < updates.length; i++) {
     const u = updates[i]!;
     if (current !== null && versionOrder(u.observedAt, u.seq, current.observed_at, current.seq) <= 0) continue;
@@ -125,6 +128,7 @@ function fold(row: MirrorRow | null, mirror: string, updates: StateUpdate[]) {
     working.observed_at = u.observedAt;
     working.seq = u.seq;
     takeFields(working, u);
+    if (u.tables !== null) tableSet = u.tables;
     working.error_class = u.error?.class ?? null;
     working.error_message = u.error?.message ?? null;
     working.dropped_at = u.dropped ? u.observedAt : null;
@@ -137,7 +141,7 @@ function fold(row: MirrorRow | null, mirror: string, updates: StateUpdate[]) {
     }
     current = working;
   }
-  return { row: current, firstApplied, transitions };
+  return { row: current, firstApplied, transitions, tableSet };
 }
 
 /** A mirror's row for step 4; `changed` when an update was applied (else only its journal metadata may move). */
@@ -173,6 +177,13 @@ function transitionsJson(transitions: Transition[]): string {
       workflow_id: x.workflowId ?? undefined, error_class: x.errorClass ?? undefined, error_message: x.errorMessage ?? undefined,
     })),
   );
+}
+
+/** The replaced table sets' rows (tableFields.ts), absent values left out as in the other documents. */
+function tablesJson(sets: Map<string, TableEntry[]>): string {
+  const rows: Record<string, unknown>[] = [];
+  for (const [mirror, entries] of sets) for (const e of entries) rows.push(tableRow(mirror, e));
+  return JSON.stringify(rows);
 }
 
 function rowsJson(rows: Iterable<NextRow>): string {
@@ -268,10 +279,12 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   const seen: StateUpdate[] = [];
   const transitions: Transition[] = [];
   const nextRows = new Map<string, NextRow>();
+  const tableSets = new Map<string, TableEntry[]>();
   for (const [mirror, updates] of byMirror) {
     const result = fold(isNew.has(mirror) ? null : (rows.get(mirror) ?? null), mirror, updates);
     for (let i = 0; i < updates.length; i++) (i < result.firstApplied ? seen : fresh).push(updates[i]!);
     for (const x of result.transitions) transitions.push(x);
+    if (result.tableSet !== null) tableSets.set(mirror, result.tableSet);
     const applied = result.firstApplied < updates.length;
     // Every mirror of the batch is a candidate for step 4: a stale-only one keeps its state but its
     // journal metadata may still move. Step 4 writes only rows that changed or whose journal grew,
@@ -287,6 +300,10 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   //    as a plain insert. Only stale ones may be redeliveries, and only they pay for `on conflict`
   //    (a speculative insertion, dearer than a plain one). Should the invariant
   //    ever break, the plain insert fails on the unique key rather than journal a key twice.
+  //    A mirror whose applied updates listed tables gets that set in the same statement: its other
+  //    tables deleted, the listed ones written whole (a field an entry leaves out is null, nothing
+  //    carried over). The two touch disjoint rows, so they can share the statement. Its row is
+  //    written too (an applied update), which is what the /metrics change feed follows.
   const { rows: inserted } = await db.executeSql(
     `with fresh as (
        insert into ${t.journal} (mirror, observed_at, seq, status, applied, payload)
@@ -324,6 +341,18 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
               transitions_total bigint, changed boolean)
        left join added on added.mirror = u.mirror
        where m.mirror = u.mirror and (u.changed or added.n is not null)
+     ), nt as (
+       select * from json_to_recordset($5::json)
+         as x(mirror text, table_name text, ${TABLE_RECORD_DEFINITION})
+     ), tdel as (
+       delete from ${t.mirrorTables} as mt
+        where mt.mirror = any($6::text[])
+          and not exists (select 1 from nt where nt.mirror = mt.mirror and nt.table_name = mt.table_name)
+     ), tins as (
+       insert into ${t.mirrorTables} (mirror, table_name, ${TABLE_COLUMNS.join(', ')})
+       select mirror, table_name, ${TABLE_COLUMNS.join(', ')} from nt
+       on conflict (mirror, table_name) do update set
+         ${TABLE_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}, updated_at = now()
      )
      select mirror, applied from j`,
     [
@@ -331,6 +360,8 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
       transitionsJson(transitions),
       rowsJson(nextRows.values()),
       journalJson(seen),
+      tableSets.size === 0 ? '[]' : tablesJson(tableSets),
+      [...tableSets.keys()],
     ],
   );
   for (const r of inserted as { applied: boolean }[]) {

@@ -22,7 +22,7 @@ import { UTC_MICROS } from './sql.js';
 export type SqlType = 'text' | 'bigint' | 'float8' | 'timestamptz';
 
 /** How update.ts checks a received value (its rules live there). */
-export type FieldCheck = 'name' | 'flowType' | 'count' | 'seconds';
+export type FieldCheck = 'name' | 'flowType' | 'count' | 'seconds' | 'timestamp' | 'walStatus';
 
 export interface MirrorField {
   /** Its column in `mirrors`. */
@@ -49,6 +49,10 @@ export const MIRROR_FIELDS = {
   lagSeconds: { column: 'lag_seconds', sql: 'float8', check: 'seconds', omitted: 'kept', metrics: true },
   /** WAL bytes the source's replication slot holds back (CDC from Postgres). */
   slotLagBytes: { column: 'slot_lag_bytes', sql: 'bigint', check: 'count', omitted: 'kept', metrics: true },
+  /** When slotLagBytes was measured: a sampled figure can be old, and this says how old. */
+  slotLagSampledAt: { column: 'slot_lag_sampled_at', sql: 'timestamptz', check: 'timestamp', omitted: 'kept', metrics: true },
+  /** The slot's `wal_status` as PostgreSQL reports it (WAL_STATUSES in update.ts). */
+  slotWalStatus: { column: 'slot_wal_status', sql: 'text', check: 'walStatus', omitted: 'kept', metrics: true },
 } as const satisfies Record<string, MirrorField>;
 
 type Fields = typeof MIRROR_FIELDS;

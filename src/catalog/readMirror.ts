@@ -8,6 +8,7 @@ import {
   DETAIL_TRANSITIONS, detailStatements, type MirrorDetail, SNAPSHOT_BEGIN, toJournalEvent, toMirrorState, toTransition,
 } from './views.js';
 import { readTimelines, type TimelineWindow } from './readTimelines.js';
+import { toTableView } from './tableFields.js';
 
 export interface ReadMirrorOptions {
   /** Newest journal events to return (0–1000). */
@@ -26,11 +27,13 @@ export async function readMirror(pool: Pool, schema: string, mirror: string, opt
     if (!row) return undefined;
     const events = await client.query(sql.events, [mirror, options.events]);
     const transitions = await client.query(sql.transitions, [mirror, options.transitions ?? DETAIL_TRANSITIONS]);
+    const mirrorTables = await client.query(sql.tables, [mirror]);
     const timeline = options.timeline ? (await readTimelines(client, schema, [mirror], options.timeline)).get(mirror) : undefined;
     const state = toMirrorState(row);
     return {
       ...(options.timeline ? { timeline } : {}),
       mirror: state,
+      tables: mirrorTables.rows.map(toTableView),
       journal: { length: state.journalLength, oldestAt: state.journalOldestAt, events: events.rows.map(toJournalEvent) },
       transitions: transitions.rows.map(toTransition),
     };

@@ -35,3 +35,33 @@ export async function readMirrorPages(
     }
   });
 }
+
+/** Most mirrors one page of GET /api/v1/mirrors?limit= may hold. */
+export const MAX_MIRRORS_PAGE = 1000;
+
+export interface MirrorKeysetPage {
+  mirrors: MirrorState[];
+  /** The name to pass as `after` for the next page; null on the last page. */
+  next: string | null;
+}
+
+/**
+ * One page of the list by keyset on the name in byte order (`collate "C"`, the unpaged list's
+ * order): the mirrors after `after`, at most `limit`. One statement, so one snapshot; reading one row
+ * beyond the page tells whether another follows. The index on `mirror collate "C"` (migration 0008)
+ * makes each page a range scan whatever the database's collation.
+ */
+export async function readMirrorKeysetPage(
+  pool: Pool, schema: string, options: { dropped?: boolean; after?: string; limit: number },
+): Promise<MirrorKeysetPage> {
+  const where = [options.dropped === true ? null : 'dropped_at is null', options.after === undefined ? null : 'mirror collate "C" > $2::text']
+    .filter((c) => c !== null);
+  const { rows } = await pool.query(
+    `select ${MIRROR_COLUMNS} from ${tables(schema).mirrors} ${where.length > 0 ? `where ${where.join(' and ')}` : ''}
+      order by mirror collate "C" limit $1::int`,
+    options.after === undefined ? [options.limit + 1] : [options.limit + 1, options.after],
+  );
+  const more = rows.length > options.limit;
+  const mirrors = (more ? rows.slice(0, options.limit) : rows).map(toMirrorState);
+  return { mirrors, next: more ? (mirrors.at(-1)?.mirror ?? null) : null };
+}

@@ -25,6 +25,8 @@ export interface Tables {
   journal: string;
   /** Rows that left `mirrors` (migration 0005): the /metrics change feed's removal probe. */
   mirrorRemovals: string;
+  /** Each mirror's current tables (migration 0008). */
+  mirrorTables: string;
 }
 
 const cache = new Map<string, Tables>();
@@ -33,7 +35,7 @@ export function tables(schema: string): Tables {
   let t = cache.get(schema);
   if (!t) {
     const s = quoteIdent(schema);
-    t = { schema: s, mirrors: `${s}.mirrors`, transitions: `${s}.transitions`, journal: `${s}.journal`, mirrorRemovals: `${s}.mirror_removals` };
+    t = { schema: s, mirrors: `${s}.mirrors`, transitions: `${s}.transitions`, journal: `${s}.journal`, mirrorRemovals: `${s}.mirror_removals`, mirrorTables: `${s}.mirror_tables` };
     cache.set(schema, t);
   }
   return t;

@@ -10,6 +10,7 @@
 import { MIRROR_FIELD_LIST, MIRROR_FIELD_SELECT, type MirrorFieldValues } from './mirrorFields.js';
 import type { MirrorTimeline } from './readTimelines.js';
 import { tables, UTC_MICROS } from './sql.js';
+import { TABLE_SELECT, type TableView } from './tableFields.js';
 
 export const SNAPSHOT_BEGIN = 'begin isolation level repeatable read read only';
 
@@ -64,6 +65,8 @@ export interface TransitionView {
 
 export interface MirrorDetail {
   mirror: MirrorState;
+  /** Its current tables by name (byte order), from the same snapshot as the rest. */
+  tables: TableView[];
   journal: { length: number; oldestAt: string | null; events: JournalEvent[] };
   transitions: TransitionView[];
   /** When asked for: the status timeline (undefined when the mirror has no transition up to its end). */
@@ -145,5 +148,6 @@ export function detailStatements(schema: string) {
               order by observed_at desc, seq desc limit $2::int`,
     transitions: `select ${TRANSITION_COLUMNS} from ${t.transitions} where mirror = $1::text
                    order by id desc limit $2::int`,
+    tables: `select ${TABLE_SELECT} from ${t.mirrorTables} where mirror = $1::text order by table_name collate "C"`,
   };
 }

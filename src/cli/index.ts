@@ -33,7 +33,8 @@ commands:
   migrate             apply catalog migrations and create the queues, then exit
   publish             enqueue one state update:
                         --mirror M --status S [--observed-at T] [--seq N] [--rows-synced N]
-                        [--lag-seconds X] [--slot-lag-bytes N] [--error-class C --error-message M]
+                        [--lag-seconds X] [--slot-lag-bytes N] [--slot-lag-sampled-at T]
+                        [--slot-wal-status S] [--tables-file FILE|-] [--error-class C --error-message M]
                         [--dropped] [--workflow-id W] [--flow-type F] [--source P] [--destination P]
   status [MIRROR]     a table of current states, or one mirror with its transitions
   trim                run journal (and transitions) retention once, then exit

@@ -1,4 +1,5 @@
 /** `mirrorstate publish --mirror M --status S …`: one update from flags, validated as any producer's. */
+import { readFileSync } from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
 import type { PgBoss } from 'pg-boss';
 import { InvalidUpdateError, publishUpdates, type UpdateInput, validateUpdates } from '../publish.js';
@@ -12,6 +13,9 @@ export const PUBLISH_FLAGS = {
   'rows-synced': { type: 'string' },
   'lag-seconds': { type: 'string' },
   'slot-lag-bytes': { type: 'string' },
+  'slot-lag-sampled-at': { type: 'string' },
+  'slot-wal-status': { type: 'string' },
+  'tables-file': { type: 'string' },
   'error-class': { type: 'string' },
   'error-message': { type: 'string' },
   'workflow-id': { type: 'string' },
@@ -28,6 +32,23 @@ function numberFlag(value: string | undefined, flag: string): number | undefined
   return n;
 }
 
+/** `--tables-file`: a JSON array of tables (docs/tables.md), from a file or, for `-`, standard input. */
+function tablesFromFile(file: string | undefined): unknown {
+  if (file === undefined) return undefined;
+  const from = file === '-' ? 'standard input' : file;
+  let text: string;
+  try {
+    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    throw new CommandFailure(`--tables-file cannot read ${from}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.usage);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new CommandFailure(`--tables-file ${from} is not JSON: ${(err as Error).message}`, EXIT.usage);
+  }
+}
+
 /** The update the flags spell; whether it is valid is publishUpdates' to say. */
 export function updateFromFlags(values: Record<string, unknown>): object {
   const v = values as Partial<Record<keyof typeof PUBLISH_FLAGS, string>> & { dropped?: boolean };
@@ -41,6 +62,9 @@ export function updateFromFlags(values: Record<string, unknown>): object {
     rowsSynced: numberFlag(v['rows-synced'], 'rows-synced'),
     lagSeconds: numberFlag(v['lag-seconds'], 'lag-seconds'),
     slotLagBytes: numberFlag(v['slot-lag-bytes'], 'slot-lag-bytes'),
+    slotLagSampledAt: v['slot-lag-sampled-at'],
+    slotWalStatus: v['slot-wal-status'],
+    tables: tablesFromFile(v['tables-file']),
     workflowId: v['workflow-id'],
     flowType: v['flow-type'],
     source: v.source,

@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import { readMirror } from '../catalog/readMirror.js';
-import { readMirrorPages } from '../catalog/readMirrors.js';
+import { MAX_MIRRORS_PAGE, readMirrorKeysetPage, readMirrorPages } from '../catalog/readMirrors.js';
 import { DEFAULT_EVENTS, DEFAULT_TRANSITIONS_PAGE, MAX_EVENTS, MAX_TRANSITIONS_PAGE } from '../catalog/views.js';
 import { readTransitions } from '../catalog/readTransitions.js';
 import { type HttpServer, sendError, sendJson } from './server.js';
@@ -147,7 +147,13 @@ export function registerApiRoutes(server: HttpServer, { pool, schema, logger }: 
   server.route('GET', /^\/api\/v1\/mirrors\/?$/, async (req, res, _params, url) => {
     try {
       const dropped = booleanParam(url, 'dropped');
-      await streamMirrorList(req, res, pool, schema, dropped);
+      const after = url.searchParams.get('after');
+      const limit = integerParam(url, 'limit', 1, MAX_MIRRORS_PAGE, after === null ? undefined : MAX_MIRRORS_PAGE);
+      if (limit === undefined) await streamMirrorList(req, res, pool, schema, dropped);
+      else {
+        const page = await readMirrorKeysetPage(pool, schema, { dropped, limit, ...(after === null ? {} : { after: textValue('after', after) }) });
+        sendJson(res, 200, page);
+      }
     } catch (err) {
       answerFailure(res, err, log);
     }

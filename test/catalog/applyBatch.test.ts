@@ -39,7 +39,7 @@ beforeAll(async () => {
 });
 afterAll(async () => db?.drop());
 beforeEach(async () => {
-  await db.pool.query(`truncate ${SCHEMA}.mirrors, ${SCHEMA}.transitions, ${SCHEMA}.journal`);
+  await db.pool.query(`truncate ${SCHEMA}.mirrors, ${SCHEMA}.mirror_tables, ${SCHEMA}.transitions, ${SCHEMA}.journal`);
 });
 
 describe('applyBatch', () => {

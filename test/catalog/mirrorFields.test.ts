@@ -28,6 +28,8 @@ const SAMPLES: Record<FieldCheck, { good: unknown; bad: unknown }> = {
   flowType: { good: 'cdc', bad: 'Not A Type' },
   count: { good: 9_007_199_254_740_991, bad: -1 },
   seconds: { good: 1.25, bad: Number.POSITIVE_INFINITY },
+  timestamp: { good: '2026-12-05T10:00:00.123456Z', bad: '2026-12-05 10:00' },
+  walStatus: { good: 'unreserved', bad: 'RESERVED' },
 };
 const PG_TYPE: Record<SqlType, string> = { text: 'text', bigint: 'bigint', float8: 'double precision', timestamptz: 'timestamp with time zone' };
 /** How /metrics prints a sample value read as that SQL type. */
@@ -35,7 +37,8 @@ const METRICS_TEXT: Record<SqlType, (value: unknown) => unknown> = {
   text: (v) => v,
   bigint: (v) => String(v),
   float8: (v) => v,
-  timestamptz: (v) => String(Date.parse(String(v)) / 1000),
+  // Epoch seconds with the microseconds, as PostgreSQL's extract(epoch …) prints them.
+  timestamptz: (v) => `${Math.floor(Date.parse(String(v)) / 1000)}.${/\.(\d{6})Z$/.exec(String(v))?.[1] ?? '000000'}`,
 };
 
 function parse(fields: Record<string, unknown>): StateUpdate {
@@ -53,7 +56,7 @@ afterAll(async () => db?.drop());
 
 describe('the declared mirror fields', () => {
   it('are the values of the producer\'s UpdateInput besides the identity, the version, error and dropped', () => {
-    expectTypeOf<Exclude<keyof UpdateInput, 'mirror' | 'status' | 'observedAt' | 'seq' | 'error' | 'dropped'>>()
+    expectTypeOf<Exclude<keyof UpdateInput, 'mirror' | 'status' | 'observedAt' | 'seq' | 'error' | 'tables' | 'dropped'>>()
       .toEqualTypeOf<MirrorFieldName>();
   });
 

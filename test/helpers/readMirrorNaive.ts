@@ -6,6 +6,7 @@
  */
 import type { Pool } from '../../src/db/pool.js';
 import { DETAIL_TRANSITIONS, detailStatements, type MirrorDetail, toJournalEvent, toMirrorState, toTransition } from '../../src/catalog/views.js';
+import { toTableView } from '../../src/catalog/tableFields.js';
 import type { ReadMirrorOptions } from '../../src/catalog/readMirror.js';
 
 export async function readMirrorNaive(
@@ -18,9 +19,11 @@ export async function readMirrorNaive(
   if (options.pauseMs) await pool.query('select pg_sleep($1::float8)', [options.pauseMs / 1000]);
   const events = await pool.query(sql.events, [mirror, options.events]);
   const transitions = await pool.query(sql.transitions, [mirror, options.transitions ?? DETAIL_TRANSITIONS]);
+  const mirrorTables = await pool.query(sql.tables, [mirror]);
   const state = toMirrorState(row);
   return {
     mirror: state,
+    tables: mirrorTables.rows.map(toTableView),
     journal: { length: state.journalLength, oldestAt: state.journalOldestAt, events: events.rows.map(toJournalEvent) },
     transitions: transitions.rows.map(toTransition),
   };

@@ -131,7 +131,7 @@ describe('the /metrics change feed', () => {
 
     const kept = await db.pool.query(`select * from "${SCHEMA}".mirrors`);
     await inTransaction(db.pool, 'begin', async (client) => {
-      await client.query(`truncate "${SCHEMA}".mirrors`);
+      await client.query(`truncate "${SCHEMA}".mirrors, "${SCHEMA}".mirror_tables`);
       await client.query(`insert into "${SCHEMA}".mirrors (mirror, status, status_since, observed_at, seq) values ('alone', 'running', now(), now(), 0)`);
     });
     text = lines(await warmRead()).flat().join('\n');
@@ -139,7 +139,7 @@ describe('the /metrics change feed', () => {
     expect(text).not.toContain('mirror="m0001"');
     await expectWarmEqualsFresh();
     // Put the fleet back for the tests after this one.
-    await db.pool.query(`truncate "${SCHEMA}".mirrors`);
+    await db.pool.query(`truncate "${SCHEMA}".mirrors, "${SCHEMA}".mirror_tables`);
     const columns = kept.fields.map((f) => f.name).filter((c) => c !== 'shard_hash');
     await db.pool.query(
       `insert into "${SCHEMA}".mirrors (${columns.join(', ')}) select ${columns.join(', ')} from json_populate_recordset(null::"${SCHEMA}".mirrors, $1)`,

@@ -56,14 +56,17 @@ describe('parseUpdate', () => {
   it('normalizes a full update and keeps the payload as received', () => {
     const input = {
       ...base, status: 'STATUS_FAILED', observedAt: '2026-11-21T11:00:00.123456789+01:00', seq: 3, workflowId: 'wf', runId: 'r',
-      flowType: 'cdc', source: 'pg', destination: 'sf', rowsSynced: 10, lagSeconds: 1.5, slotLagBytes: 4096, error: { message: 'x' }, dropped: true, extra: { a: 1 },
+      flowType: 'cdc', source: 'pg', destination: 'sf', rowsSynced: 10, lagSeconds: 1.5, slotLagBytes: 4096,
+      slotLagSampledAt: '2026-11-21T09:59:00+00:00', slotWalStatus: 'extended', error: { message: 'x' }, dropped: true, extra: { a: 1 },
     };
     const r = parseUpdate(input, NOW);
     expect(r).toEqual({
       ok: true,
       value: {
         mirror: 'm', status: 'failed', observedAt: '2026-11-21T10:00:00.123456Z', seq: 3, workflowId: 'wf', runId: 'r', flowType: 'cdc',
-        source: 'pg', destination: 'sf', rowsSynced: 10, lagSeconds: 1.5, slotLagBytes: 4096, error: { message: 'x', class: 'unknown' }, dropped: true, payload: input,
+        source: 'pg', destination: 'sf', rowsSynced: 10, lagSeconds: 1.5, slotLagBytes: 4096,
+        slotLagSampledAt: '2026-11-21T09:59:00.000000Z', slotWalStatus: 'extended', error: { message: 'x', class: 'unknown' }, tables: null,
+        dropped: true, payload: input,
       },
     });
   });
