@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, helpText, loadConfig, settingFlags } from '../../src/config.js';
+import { ConfigError, helpText, loadConfig, SETTINGS, settingFlags } from '../../src/config.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'ms-secret-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -83,8 +83,11 @@ describe('secrets from files', () => {
   });
 
   it('only the four secrets have a file form, and --help lists each', () => {
-    const fileFlags = settingFlags().filter((f) => f.endsWith('-file'));
-    expect(fileFlags.sort()).toEqual(['database-url-file', 'ingest-token-file', 'peerdb-url-file', 'queue-database-url-file']);
+    // A file form is a flag that a setting of its own does not declare (--web-config-file is a
+    // setting whose value names a file, not the file form of a secret).
+    const declared = new Set(SETTINGS.map((s) => s.flag));
+    const fileForms = settingFlags().filter((f) => !declared.has(f));
+    expect(fileForms.sort()).toEqual(['database-url-file', 'ingest-token-file', 'peerdb-url-file', 'queue-database-url-file']);
     for (const env of ['DATABASE_URL_FILE', 'MIRRORSTATE_QUEUE_DATABASE_URL_FILE', 'MIRRORSTATE_PEERDB_URL_FILE', 'MIRRORSTATE_INGEST_TOKEN_FILE']) {
       expect(helpText()).toContain(env);
     }
