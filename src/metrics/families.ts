@@ -4,9 +4,9 @@
  * rendered once per row version and cached (textCache.ts); a scrape only streams it. docs/metrics.md
  * describes each family.
  */
-import { STATUSES } from '../update.js';
+import { STATUSES, WAL_STATUSES } from '../update.js';
 import { escapeLabelValue, type Family, formatValue } from './exposition.js';
-import type { MirrorRow } from './readMirrorRows.js';
+import type { MirrorRow, TableSample } from './readMirrorRows.js';
 
 export interface MirrorFamily extends Family {
   /** The labels of its samples, in the order they are printed. */
@@ -88,12 +88,81 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
     samples: (row, m) => (row.slot_lag_bytes === null ? '' : line('peerdb_mirror_slot_lag_bytes', m, row.slot_lag_bytes)),
   },
   {
+    name: 'peerdb_mirror_slot_lag_sample_timestamp_seconds',
+    type: 'gauge',
+    labels: ['mirror'],
+    help: 'When the reported slot lag was measured, in Unix seconds (only mirrors that reported it).',
+    samples: (row, m) =>
+      row.slot_lag_sampled_at === null ? '' : line('peerdb_mirror_slot_lag_sample_timestamp_seconds', m, epoch(row.slot_lag_sampled_at)),
+  },
+  {
+    name: 'peerdb_mirror_slot_wal_status',
+    type: 'gauge',
+    labels: ['mirror', 'wal_status'],
+    help: 'WAL status of the mirror\'s source replication slot as a state set: 1 for the reported one, 0 for each of the other 3 (only mirrors that reported it).',
+    samples: (row, m) =>
+      row.slot_wal_status === null
+        ? ''
+        : WAL_STATUSES.map((w) => line('peerdb_mirror_slot_wal_status', `${m},wal_status="${w}"`, w === row.slot_wal_status ? '1' : '0')).join(''),
+  },
+  {
     name: 'peerdb_mirror_error',
     type: 'gauge',
     labels: ['mirror', 'class'],
     help: '1 while the mirror\'s current state carries an error, labelled with its class; absent otherwise.',
     samples: (row, m) => (row.error_class === null ? '' : line('peerdb_mirror_error', `${m},${label('class', row.error_class)}`, '1')),
   },
+  {
+    name: 'peerdb_mirror_tables',
+    type: 'gauge',
+    labels: ['mirror'],
+    help: 'Tables the mirror last reported (only mirrors that reported tables).',
+    samples: (row, m) => (row.tables === null ? '' : line('peerdb_mirror_tables', m, String(row.tables.length))),
+  },
+  tableFamily('peerdb_mirror_table_rows_synced_total', 'counter', 'Rows synced into the table, as last reported (only tables that reported it).', 1),
+  tableFamily('peerdb_mirror_table_last_synced_timestamp_seconds', 'gauge', 'When the table last synced, in Unix seconds, as last reported (only tables that reported it).', 2),
+  tableFamily('peerdb_mirror_table_snapshot_partitions', 'gauge', 'Partitions of the table\'s initial load (only tables that reported it).', 3),
+  tableFamily('peerdb_mirror_table_snapshot_partitions_synced', 'gauge', 'Partitions of the table\'s initial load synced so far (only tables that reported it).', 4),
+  tableFamily('peerdb_mirror_table_snapshot_rows_synced', 'gauge', 'Rows the table\'s initial load synced so far (only tables that reported it).', 5),
+  {
+    name: 'peerdb_mirror_table_error',
+    type: 'gauge',
+    labels: ['mirror', 'table', 'class'],
+    help: '1 while the table\'s last report carries an error, labelled with its class; absent otherwise.',
+    samples: (row, m) =>
+      eachTable(row, (t) => (t[6] === null ? '' : line('peerdb_mirror_table_error', `${m},${tableLabel(t)},${label('class', t[6])}`, '1'))),
+  },
+];
+
+function tableLabel(t: TableSample): string {
+  return label('table', t[0]);
+}
+
+function eachTable(row: MirrorRow, sample: (t: TableSample) => string): string {
+  if (row.tables === null) return '';
+  let text = '';
+  for (const t of row.tables) text += sample(t);
+  return text;
+}
+
+/** A per-table family of one value, `at` its place in TableSample; timestamps end in `_timestamp_seconds`. */
+function tableFamily(name: string, type: 'gauge' | 'counter', help: string, at: 1 | 2 | 3 | 4 | 5): MirrorFamily {
+  const time = name.endsWith('_timestamp_seconds');
+  return {
+    name, type, help,
+    labels: ['mirror', 'table'],
+    samples: (row, m) =>
+      eachTable(row, (t) => {
+        const value = t[at];
+        return value === null ? '' : line(name, `${m},${tableLabel(t)}`, time ? epoch(value) : value);
+      }),
+  };
+}
+
+/** The per-table families (their data is the mirror's `tables`). */
+export const TABLE_FAMILY_NAMES: readonly string[] = [
+  'peerdb_mirror_table_rows_synced_total', 'peerdb_mirror_table_last_synced_timestamp_seconds', 'peerdb_mirror_table_snapshot_partitions',
+  'peerdb_mirror_table_snapshot_partitions_synced', 'peerdb_mirror_table_snapshot_rows_synced', 'peerdb_mirror_table_error',
 ];
 
 /**

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { tables } from '../catalog/sql.js';
 import type { Pool, PoolClient } from '../db/pool.js';
-import { MIRROR_ROW_COLUMNS, type MirrorRow, shardFilter } from './readMirrorRows.js';
+import { mirrorRowColumns, type MirrorRow, shardFilter } from './readMirrorRows.js';
 import type { Shard } from './shard.js';
 
 /** A prepared statement's name and text: made once per schema and shard (feedStatement). */
@@ -80,7 +80,7 @@ export function feedStatement(schema: string, shard: Shard): FeedStatement {
      select pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
        exists (select from ${t.mirrorRemovals} where xid >= $1::text::xid8) as removed, changed.*
      from (select) as this_snapshot left join (
-       select ${MIRROR_ROW_COLUMNS}, dropped_at is not null as dropped from ${t.mirrors}
+       select ${mirrorRowColumns(schema)}, dropped_at is not null as dropped from ${t.mirrors}
         where ctid = any((select changed from scan)::tid[])${shardFilter(shard)}
      ) as changed on true`;
   return { name: `mirrorstate_feed_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`, text };

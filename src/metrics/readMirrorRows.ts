@@ -41,7 +41,19 @@ export type MirrorRow = MirrorVersion & MirrorFieldMetricsColumns & {
   observed_at: string;
   transitions_total: string;
   error_class: string | null;
+  /** The mirror's tables (none reported: null), by name, read in the same statement as the row (one snapshot). */
+  tables: TableSample[] | null;
 };
+
+/**
+ * One table as /metrics prints it: name, rowsSynced, lastSyncedAt (epoch seconds), snapshot
+ * partitions, partitions synced, snapshot rows synced, error class; numbers as their exact text,
+ * null where not reported.
+ */
+export type TableSample = [
+  table: string, rowsSynced: string | null, lastSynced: string | null, partitions: string | null,
+  partitionsSynced: string | null, snapshotRows: string | null, errorClass: string | null,
+];
 
 export const VERSION = `xmin::text || '@' || extract(epoch from updated_at)::text`;
 
@@ -66,9 +78,20 @@ function metricsColumn(f: (typeof MIRROR_FIELD_LIST)[number]): string {
   return f.column;
 }
 
-export const MIRROR_ROW_COLUMNS = `mirror, ${VERSION} as version, status, ${MIRROR_FIELD_LIST.filter((f) => f.metrics).map(metricsColumn).join(', ')},
+/**
+ * The rendered columns of `mirrors`, with the mirror's tables as one JSON array of TableSample
+ * (a correlated subquery: the tables come from the same statement, so the same snapshot, as the row
+ * they are rendered with; the batch writer writes both in one transaction).
+ */
+export function mirrorRowColumns(schema: string): string {
+  const t = tables(schema);
+  const tablesColumn = `(select json_agg(json_build_array(mt.table_name, mt.rows_synced::text, extract(epoch from mt.last_synced_at)::text,
+      mt.snapshot_partitions::text, mt.snapshot_partitions_synced::text, mt.snapshot_rows_synced::text, mt.error_class) order by mt.table_name)
+    from ${t.mirrorTables} mt where mt.mirror = mirrors.mirror) as tables`;
+  return `mirror, ${VERSION} as version, status, ${MIRROR_FIELD_LIST.filter((f) => f.metrics).map(metricsColumn).join(', ')},
   extract(epoch from status_since) as status_since, extract(epoch from observed_at) as observed_at,
-  transitions_total::text as transitions_total, error_class`;
+  transitions_total::text as transitions_total, error_class, ${tablesColumn}`;
+}
 
 /**
  * The gauge inputs of the named mirrors (dropped or missing ones are left out), in no particular
@@ -78,8 +101,9 @@ export async function readMirrorRows(
   client: PoolClient, schema: string, mirrors: readonly string[] | undefined, shard: Shard,
 ): Promise<MirrorRow[]> {
   const where = `dropped_at is null${shardFilter(shard)}`;
+  const columns = mirrorRowColumns(schema);
   const { rows } = mirrors === undefined
-    ? await client.query<MirrorRow>(`select ${MIRROR_ROW_COLUMNS} from ${tables(schema).mirrors} where ${where}`)
-    : await client.query<MirrorRow>(`select ${MIRROR_ROW_COLUMNS} from ${tables(schema).mirrors} where mirror = any($1::text[]) and ${where}`, [mirrors]);
+    ? await client.query<MirrorRow>(`select ${columns} from ${tables(schema).mirrors} where ${where}`)
+    : await client.query<MirrorRow>(`select ${columns} from ${tables(schema).mirrors} where mirror = any($1::text[]) and ${where}`, [mirrors]);
   return rows;
 }
