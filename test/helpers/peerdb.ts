@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import protobuf from 'protobufjs/light.js';
 import { admin, createTestDatabase, databaseUrl, type TestDatabase } from './db.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/peerdb-catalog.sql', import.meta.url));
@@ -76,6 +77,46 @@ export async function objectsOf(pool: pg.Pool): Promise<string[]> {
   return rows.map((r) => r.o);
 }
 
+/**
+ * PeerDB's config messages as its protos/flow.proto numbers them, with more fields than the source
+ * declares (table mappings, batch size, publication, parent mirror): a real config carries them, and
+ * the source must skip them.
+ */
+const PEERDB_PROTOS = protobuf.Root.fromJSON({
+  nested: {
+    TableMapping: { fields: { sourceTableIdentifier: { type: 'string', id: 1 }, destinationTableIdentifier: { type: 'string', id: 2 } } },
+    FlowConnectionConfigsCore: {
+      fields: {
+        flowJobName: { type: 'string', id: 1 }, tableMappings: { rule: 'repeated', type: 'TableMapping', id: 4 },
+        maxBatchSize: { type: 'uint32', id: 5 }, publicationName: { type: 'string', id: 8 },
+        replicationSlotName: { type: 'string', id: 9 }, doInitialSnapshot: { type: 'bool', id: 10 },
+      },
+    },
+    QRepConfig: {
+      fields: {
+        flowJobName: { type: 'string', id: 1 }, query: { type: 'string', id: 5 }, watermarkColumn: { type: 'string', id: 7 },
+        parentMirrorName: { type: 'string', id: 25 },
+      },
+    },
+  },
+});
+
+/** A CDC mirror's config_proto as PeerDB's handler writes it (proto.Marshal of FlowConnectionConfigsCore). */
+export function cdcConfig(name: string, o: { slot?: string } = {}): Uint8Array {
+  const t = PEERDB_PROTOS.lookupType('FlowConnectionConfigsCore');
+  return t.encode(t.fromObject({
+    flowJobName: name, maxBatchSize: 250_000, publicationName: `peerflow_pub_${name}`, doInitialSnapshot: true,
+    tableMappings: [{ sourceTableIdentifier: 'public.t1', destinationTableIdentifier: 'public.t1' }],
+    ...(o.slot === undefined ? {} : { replicationSlotName: o.slot }),
+  })).finish();
+}
+
+/** A QRep mirror's config_proto (QRepConfig); watermark `xmin` makes an XMin mirror. */
+export function qrepConfig(name: string, query: string, watermark: string): Uint8Array {
+  const t = PEERDB_PROTOS.lookupType('QRepConfig');
+  return t.encode(t.fromObject({ flowJobName: name, query, watermarkColumn: watermark })).finish();
+}
+
 /** Writes what PeerDB writes. Timestamps are `timestamp` (UTC) as PeerDB's. */
 export class PeerdbPlayer {
   constructor(readonly pool: pg.Pool) {}
@@ -89,15 +130,19 @@ export class PeerdbPlayer {
   }
 
   /** A CDC flow as PeerDB's API creates it (status SETUP), or a QRep flow (RUNNING) with `query`. */
-  async createFlow(name: string, o: { source?: string; destination?: string; query?: string; status?: number } = {}): Promise<void> {
+  async createFlow(
+    name: string,
+    o: { source?: string; destination?: string; query?: string; status?: number; config?: Uint8Array | null } = {},
+  ): Promise<void> {
     const source = await this.peer(o.source ?? 'pg_source', 3);
     const destination = await this.peer(o.destination ?? 'ch_dest', 8);
     const cdc = o.query === undefined;
     await this.pool.query(
       `insert into flows (name, source_peer, destination_peer, workflow_id, query_string, config_proto, status)
-       values ($1, $2, $3, $4, $5, '\\x0a', $6)`,
+       values ($1, $2, $3, $4, $5, $6, $7)`,
       [name, source, destination, cdc ? `${name}-peerflow` : `${name}-qrepflow-${randomBytes(4).toString('hex')}`,
-        o.query ?? null, o.status ?? (cdc ? 4 : 1)],
+        o.query ?? null, o.config === undefined ? Buffer.from(cdc ? cdcConfig(name) : qrepConfig(name, o.query!, 'id')) : o.config && Buffer.from(o.config),
+        o.status ?? (cdc ? 4 : 1)],
     );
     if (cdc) {
       await this.pool.query(
@@ -156,11 +201,12 @@ export class PeerdbPlayer {
     );
   }
 
-  async slotSample(name: string, mib: number): Promise<void> {
+  /** flowable.go's slot sampler: `slot` defaults to PeerDB's `peerflow_slot_<name>`; `agoSeconds` back-dates it. */
+  async slotSample(name: string, mib: number, o: { slot?: string; walStatus?: string; agoSeconds?: number } = {}): Promise<void> {
     await this.pool.query(
       `insert into peerdb_stats.peer_slot_size (slot_name, peer_name, slot_size, updated_at, wal_status)
-       values ($1, 'pg_source', $2, now() at time zone 'UTC', 'reserved')`,
-      [`peerflow_slot_${name}`, mib],
+       values ($1, 'pg_source', $2, (now() at time zone 'UTC') - make_interval(secs => $4), $3)`,
+      [o.slot ?? `peerflow_slot_${name}`, mib, o.walStatus ?? 'reserved', o.agoSeconds ?? 0],
     );
   }
 

@@ -7,11 +7,13 @@ import { mergeTail, nextHoles, rfc3339, TAIL_LOOKBACK_IDS } from '../../src/sour
 const NOW = '2026-11-21T10:00:40.000000Z';
 const obs = (o: Partial<Observation> = {}): Observation => ({
   mirror: 'm', statusCode: 1, workflowId: 'm-peerflow', flowType: 'cdc', source: 's', destination: 'd',
-  rowsSynced: 10, lagSeconds: 0, slotLagBytes: 1024, error: null, ...o,
+  rowsSynced: 10, lagSeconds: 0, slotLagBytes: 1024, slotLagSampledAt: '2026-11-21T09:59:00.000000Z', slotWalStatus: 'reserved',
+  error: null, ...o,
 });
 const pub = (o: Partial<PublishedState> = {}): PublishedState => ({
   mirror: 'm', status: 'running', workflowId: 'm-peerflow', flowType: 'cdc', source: 's', destination: 'd', errorClass: null,
-  errorMessage: null, rowsSynced: 10, lagSeconds: 0, slotLagBytes: 1024, numbersAt: '2026-11-21T10:00:00.000000Z',
+  errorMessage: null, rowsSynced: 10, lagSeconds: 0, slotLagBytes: 1024, slotLagSampledAt: '2026-11-21T09:59:00.000000Z',
+  slotWalStatus: 'reserved', numbersAt: '2026-11-21T10:00:00.000000Z',
   observedAt: '2026-11-21T10:00:00.000000Z', seq: 0, dropped: false, ...o,
 });
 const NOW_MS = Date.parse(NOW);
@@ -27,6 +29,10 @@ describe('decide', () => {
     { name: 'peer changed: now', o: [obs({ destination: 'd2' })], p: [pub()], expect: [{ destination: 'd2' }] },
     { name: 'numbers changed, last numbers 40 s old: now', o: [obs({ rowsSynced: 11 })], p: [pub()], expect: [{ rowsSynced: 11 }] },
     { name: 'numbers changed, last numbers 10 s old: not yet', o: [obs({ rowsSynced: 11 })], p: [pub({ numbersAt: '2026-11-21T10:00:30.000000Z' })], expect: [] },
+    { name: 'wal_status changed: now, with the sample time', o: [obs({ slotWalStatus: 'unreserved', slotLagSampledAt: '2026-11-21T10:00:20.000000Z' })], p: [pub({ numbersAt: '2026-11-21T10:00:30.000000Z' })], expect: [{ slotWalStatus: 'unreserved', slotLagSampledAt: '2026-11-21T10:00:20.000000Z' }] },
+    { name: 'new slot sample, last numbers 10 s old: not yet', o: [obs({ slotLagSampledAt: '2026-11-21T10:00:20.000000Z' })], p: [pub({ numbersAt: '2026-11-21T10:00:30.000000Z' })], expect: [] },
+    { name: 'new slot sample, last numbers 40 s old: now, with its own time', o: [obs({ slotLagSampledAt: '2026-11-21T10:00:20.000000Z' })], p: [pub()], expect: [{ slotLagSampledAt: '2026-11-21T10:00:20.000000Z', slotWalStatus: 'reserved' }] },
+    { name: 'xmin flow type changed: now', o: [obs({ flowType: 'xmin' })], p: [pub({ flowType: 'qrep', numbersAt: '2026-11-21T10:00:39.000000Z' })], expect: [{ flowType: 'xmin' }] },
     { name: 'flows row gone: dropped once', o: [], p: [pub()], expect: [{ mirror: 'm', status: 'terminated', dropped: true }] },
     { name: 'already published as dropped: nothing', o: [], p: [pub({ dropped: true, status: 'terminated' })], expect: [] },
     { name: 'dropped and back (same name): everything', o: [obs()], p: [pub({ dropped: true, status: 'terminated' })], expect: [{ status: 'running', dropped: undefined }] },

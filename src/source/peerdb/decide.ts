@@ -3,8 +3,9 @@
  * published before (`PublishedState`, kept in the catalog so it survives restarts and leader changes):
  *
  * - a mirror the source never published (or published as dropped, now back): everything, now;
- * - a mirror whose status, error, peers, workflow or flow type differs from what was published: now;
- * - a mirror whose numbers (rowsSynced, lagSeconds, slotLagBytes) alone differ: when the last
+ * - a mirror whose status, error, peers, workflow, flow type or slot wal_status differs from what
+ *   was published: now;
+ * - a mirror whose numbers (rowsSynced, lagSeconds, slotLagBytes, slotLagSampledAt) alone differ: when the last
  *   numbers it published are at least NUMBERS_INTERVAL_MS old (PeerDB's clock);
  * - a published mirror whose flows row is gone: once, `terminated` with `dropped: true`, whenever
  *   the poll notices (also a drop that happened while no daemon ran);
@@ -19,7 +20,7 @@
 import type { UpdateInput } from '../../publish.js';
 import { parseUpdate, STATUSES, type Status } from '../../update.js';
 import { classifyError } from './classify.js';
-import { type ErrorRow, parentOf, type PeerdbSnapshot, SLOT_PREFIX } from './readPeerdb.js';
+import { type ErrorRow, parentOf, type PeerdbSnapshot, slotOf } from './readPeerdb.js';
 
 export { parentOf };
 
@@ -39,6 +40,8 @@ export interface PublishedState {
   rowsSynced: number | null;
   lagSeconds: number | null;
   slotLagBytes: number | null;
+  slotLagSampledAt: string | null;
+  slotWalStatus: string | null;
   /** observedAt of the update that last published the numbers. */
   numbersAt: string;
   observedAt: string;
@@ -51,12 +54,15 @@ export interface Observation {
   mirror: string;
   statusCode: number;
   workflowId: string | null;
-  flowType: 'cdc' | 'qrep';
+  flowType: 'cdc' | 'qrep' | 'xmin';
   source: string | null;
   destination: string | null;
   rowsSynced: number | null;
   lagSeconds: number | null;
   slotLagBytes: number | null;
+  /** The slot sample's own time (RFC 3339 UTC): an old sample is published as old. */
+  slotLagSampledAt: string | null;
+  slotWalStatus: string | null;
   error: { message: string; class: string } | null;
 }
 
@@ -94,18 +100,20 @@ export function observe(snapshot: PeerdbSnapshot): Observation[] {
     // since otherwise), or while the mirror is failed; never one logged before this flow existed
     // (an earlier mirror of the same name).
     const showError = e !== undefined && e.at >= f.createdAt && (f.status === FAILED || lastSyncAt === null || e.at > lastSyncAt);
-    const slot = f.cdc && f.sourceIsPostgres && shape.slotSizes ? tails.slots.get(SLOT_PREFIX + f.name) : undefined;
+    const slot = f.cdc && f.sourceIsPostgres && shape.slotSizes ? tails.slots.get(slotOf(f)) : undefined;
     return {
       mirror: f.name,
       statusCode: f.status,
       workflowId: f.workflowId,
-      flowType: f.cdc ? 'cdc' : 'qrep',
+      flowType: f.cdc ? 'cdc' : f.config.watermarkColumn?.toLowerCase() === 'xmin' ? 'xmin' : 'qrep',
       source: f.source,
       destination: f.destination,
       rowsSynced: rows ? (synced?.rows ?? 0) : null,
       // Milliseconds are plenty, and keep a pending batch's lag from differing at every digit.
       lagSeconds: f.cdc && pendingLag ? Math.round((pendingLag.get(f.name) ?? 0) * 1000) / 1000 : null,
       slotLagBytes: slot?.bytes ?? null,
+      slotLagSampledAt: slot?.at ?? null,
+      slotWalStatus: slot?.walStatus ?? null,
       error: showError ? { message: e.message, class: classifyError(e.message) } : null,
     };
   });
@@ -123,13 +131,17 @@ function identityChanged(o: Observation, status: Status, p: PublishedState): boo
     o.flowType !== p.flowType ||
     o.source !== p.source ||
     o.destination !== p.destination ||
+    o.slotWalStatus !== (p.slotWalStatus ?? null) ||
     (o.error?.class ?? null) !== p.errorClass ||
     (o.error?.message ?? null) !== p.errorMessage
   );
 }
 
 function numbersChanged(o: Observation, p: PublishedState): boolean {
-  return o.rowsSynced !== p.rowsSynced || o.lagSeconds !== p.lagSeconds || o.slotLagBytes !== p.slotLagBytes;
+  return (
+    o.rowsSynced !== p.rowsSynced || o.lagSeconds !== p.lagSeconds || o.slotLagBytes !== p.slotLagBytes ||
+    o.slotLagSampledAt !== (p.slotLagSampledAt ?? null)
+  );
 }
 
 /** Only the fields that have a value: `null` and absent mean the same to the daemon. */
@@ -165,7 +177,8 @@ export function decide(
     const version = nextVersion(now, prev);
     const update = compact({
       mirror: o.mirror, status, ...version, workflowId: o.workflowId, flowType: o.flowType, source: o.source,
-      destination: o.destination, rowsSynced: o.rowsSynced, lagSeconds: o.lagSeconds, slotLagBytes: o.slotLagBytes, error: o.error,
+      destination: o.destination, rowsSynced: o.rowsSynced, lagSeconds: o.lagSeconds, slotLagBytes: o.slotLagBytes,
+      slotLagSampledAt: o.slotLagSampledAt, slotWalStatus: o.slotWalStatus, error: o.error,
     });
     const parsed = parseUpdate(update, nowMs, maxFutureMs);
     if (!parsed.ok) {
@@ -186,6 +199,7 @@ export function decide(
         mirror: o.mirror, status, workflowId: o.workflowId, flowType: o.flowType, source: o.source, destination: o.destination,
         errorClass: o.error?.class ?? null, errorMessage: o.error?.message ?? null,
         rowsSynced: o.rowsSynced, lagSeconds: o.lagSeconds, slotLagBytes: o.slotLagBytes,
+        slotLagSampledAt: o.slotLagSampledAt, slotWalStatus: o.slotWalStatus,
         numbersAt: numbersMoved ? version.observedAt : prev.numbersAt,
         ...version, dropped: false,
       },

@@ -175,6 +175,13 @@ export class PeerdbPoller {
         this.loggedSkips.add(key);
         this.log.warn({ mirror: s.mirror, reason: s.reason, detail: s.detail }, 'PeerDB mirror skipped');
       }
+      for (const u of summary.undecodable) {
+        // Once per mirror: the source goes on as without a config (default slot, `qrep`), see config.ts.
+        const key = `${u.mirror}\u0000config`;
+        if (this.loggedSkips.has(key)) continue;
+        this.loggedSkips.add(key);
+        this.log.warn({ mirror: u.mirror, detail: u.reason }, 'PeerDB mirror config_proto does not decode: using the default slot name and flow type');
+      }
       const level = summary.published > 0 ? 'info' : 'debug';
       this.log[level]({ seen: summary.seen, published: summary.published, dropped: summary.dropped, skipped: summary.skipped.length }, 'PeerDB poll');
     } catch (err) {

@@ -17,6 +17,7 @@
  */
 import type pg from 'pg';
 import { UTC_MICROS } from '../../catalog/sql.js';
+import { decodeFlowConfig, type FlowConfig, NO_CONFIG } from './config.js';
 import { readRowsSynced, type RowsMemory, type RowTotals } from './rowsSynced.js';
 
 /** Session settings of the PeerDB connection: PeerDB's `timestamp` columns hold UTC (its workers
@@ -25,8 +26,7 @@ import { readRowsSynced, type RowsMemory, type RowTotals } from './rowsSynced.js
  * transaction is read only even if a statement here were ever wrong; no statement runs long. */
 export const PEERDB_SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c default_transaction_read_only=on -c statement_timeout=30000';
 
-/** The slot PeerDB creates for a CDC mirror unless its config names another (config_proto, which
- * SQL cannot decode). */
+/** The slot PeerDB creates for a CDC mirror unless its config names another (config.ts). */
 export const SLOT_PREFIX = 'peerflow_slot_';
 /** peer_slot_size.slot_size is in MiB (PeerDB computes pg_wal_lsn_diff(...) / 1024 / 1024). */
 export const MIB = 1_048_576;
@@ -60,13 +60,15 @@ export interface PeerdbShape {
   /** cdc_table_aggregate_counts (V43) and qrep_partitions.parent_mirror_name (V37): rowsSynced. */
   rowsSynced: boolean;
   slotSizes: boolean;
+  /** peer_slot_size.wal_status exists: slotWalStatus. */
+  slotWalStatus: boolean;
   flowErrors: boolean;
   /** qrep_runs.parent_mirror_name (V37): the names of snapshot children, for the first poll. */
   qrepRuns: boolean;
 }
 
 const COLUMNS_WE_READ: Record<string, string[]> = {
-  'public.flows': ['name', 'status', 'workflow_id', 'query_string', 'source_peer', 'destination_peer', 'created_at'],
+  'public.flows': ['name', 'status', 'workflow_id', 'query_string', 'source_peer', 'destination_peer', 'created_at', 'config_proto'],
   'public.peers': ['id', 'name', 'type'],
   'peerdb_stats.cdc_batches': ['flow_name', 'start_time', 'end_time'],
   'peerdb_stats.cdc_table_aggregate_counts': ['flow_name', 'total_count', 'last_updated_at'],
@@ -95,6 +97,7 @@ export async function readShape(client: pg.ClientBase): Promise<PeerdbShape> {
     cdcBatches: complete('peerdb_stats.cdc_batches') ? { syncTime: have.has('peerdb_stats.cdc_batches.sync_time') } : null,
     rowsSynced: complete('peerdb_stats.cdc_table_aggregate_counts') && complete('peerdb_stats.qrep_partitions'),
     slotSizes: complete('peerdb_stats.peer_slot_size'),
+    slotWalStatus: have.has('peerdb_stats.peer_slot_size.wal_status'),
     flowErrors: complete('peerdb_stats.flow_errors'),
     qrepRuns: complete('peerdb_stats.qrep_runs'),
   };
@@ -110,6 +113,13 @@ export interface FlowRow {
   sourceIsPostgres: boolean;
   /** RFC 3339 UTC, microseconds. */
   createdAt: string;
+  /** What config_proto says (config.ts); NO_CONFIG when it has none or did not decode. */
+  config: FlowConfig;
+}
+
+/** The slot whose samples are a CDC mirror's slot lag: the one its config names, else PeerDB's default. */
+export function slotOf(flow: Pick<FlowRow, 'name' | 'config'>): string {
+  return flow.config.slotName ?? SLOT_PREFIX + flow.name;
 }
 
 export interface ErrorRow {
@@ -123,8 +133,10 @@ export interface ErrorRow {
 export interface SlotSample {
   id: number;
   bytes: number | null;
-  /** RFC 3339 UTC, microseconds. */
+  /** RFC 3339 UTC, microseconds: the sample's updated_at (it can be hours old, docs/peerdb.md). */
   at: string;
+  /** pg_replication_slots.wal_status at the sample; null when PeerDB recorded none. */
+  walStatus: string | null;
 }
 
 /**
@@ -142,6 +154,10 @@ export interface Tails {
   errors: Map<string, ErrorRow>;
   /** The rows-synced read's memory (rowsSynced.ts); null: not read yet. */
   rows?: RowsMemory | null;
+  /** Slot names whose newest sample was looked up by name (a slot first named after the first poll). */
+  slotsLooked?: Set<string>;
+  /** Per flow: the row version its config was decoded at, and what it said. */
+  configs?: Map<string, { version: string; config: FlowConfig }>;
 }
 
 export interface PeerdbSnapshot {
@@ -155,6 +171,8 @@ export interface PeerdbSnapshot {
   /** Merged tails: newest slot sample per slot, newest error per flow name. */
   tails: Tails;
   shape: PeerdbShape;
+  /** Configs that did not decode, first seen at this poll's read of their row version. */
+  undecodable: { mirror: string; reason: string }[];
 }
 
 // Every bigint read here is cast to float8 (exact below 2^53, which ids, byte counts and row totals
@@ -242,16 +260,42 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
   // Every flow, one row per mirror (not a history table: no index needed), only the columns the
   // mapping uses; created_at as the server's ISO text (DateStyle ISO, see PEERDB_SESSION_OPTIONS).
   // Rows as arrays: node-pg builds no object per row (about a fifth of this read's client time).
-  type Flow = [name: string, status: number, workflowId: string | null, cdc: boolean, source: number, destination: number, created: string];
+  // The row version (xmin and ctid: any update of the row changes both) stands in for config_proto,
+  // which is kilobytes per flow and which PeerDB rewrites without always moving updated_at: the
+  // bytes are read only for flows whose row changed since the config was last decoded.
+  type Flow = [name: string, status: number, workflowId: string | null, cdc: boolean, source: number, destination: number, created: string, version: string];
   const { rows: flowRows } = await client.query<Flow>({
-    text: `select name, status, workflow_id, coalesce(query_string, '') = '', source_peer, destination_peer, created_at::text from flows`,
+    text: `select name, status, workflow_id, coalesce(query_string, '') = '', source_peer, destination_peer, created_at::text,
+                  xmin::text || '/' || ctid::text from flows`,
     rowMode: 'array',
   });
+  const known = tails?.configs ?? new Map<string, { version: string; config: FlowConfig }>();
+  const configs = new Map<string, { version: string; config: FlowConfig }>();
+  const stale: string[] = [];
+  for (const [name, , , , , , , version] of flowRows) {
+    const k = known.get(name);
+    if (k && k.version === version) configs.set(name, k);
+    else stale.push(name);
+  }
+  const undecodable: PeerdbSnapshot['undecodable'] = [];
+  if (stale.length > 0) {
+    // flows_name_unique: only the changed flows' configs.
+    const cdcOf = new Map(flowRows.map((r) => [r[0], r[3]]));
+    const { rows } = await client.query<{ name: string; version: string; config: Buffer | null }>(
+      `select name, xmin::text || '/' || ctid::text as version, config_proto as config from flows where name = any($1::text[])`,
+      [stale],
+    );
+    for (const r of rows) {
+      const config = decodeFlowConfig(r.config, cdcOf.get(r.name) ?? false);
+      if (config.undecodable !== null) undecodable.push({ mirror: r.name, reason: config.undecodable });
+      configs.set(r.name, { version: r.version, config: config.undecodable === null ? config : { ...NO_CONFIG, undecodable: config.undecodable } });
+    }
+  }
   const flows: FlowRow[] = flowRows.map(([name, status, workflowId, cdc, s, d, created]) => {
     const source = peers.get(s);
     return {
       name, status, workflowId, cdc, source: source?.name ?? null, destination: peers.get(d)?.name ?? null,
-      sourceIsPostgres: source?.postgres ?? false, createdAt: rfc3339(created),
+      sourceIsPostgres: source?.postgres ?? false, createdAt: rfc3339(created), config: configs.get(name)?.config ?? NO_CONFIG,
     };
   });
 
@@ -277,39 +321,56 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
     ({ totals: rowTotals, memory: rowsMemory } = await readRowsSynced(client, flows, now, tails?.rows ?? null));
   }
 
-  const merged: Tails = { ...(tails ?? { slotAfterId: 0, slotHoles: [], slots: new Map(), errorAfterId: 0, errorHoles: [], errors: new Map() }), rows: rowsMemory };
-  if (shape.slotSizes) Object.assign(merged, await readSlots(client, flows, tails));
+  const merged: Tails = {
+    ...(tails ?? { slotAfterId: 0, slotHoles: [], slots: new Map(), errorAfterId: 0, errorHoles: [], errors: new Map() }),
+    rows: rowsMemory, configs,
+  };
+  if (shape.slotSizes) Object.assign(merged, await readSlots(client, shape, flows, tails));
   if (shape.flowErrors) Object.assign(merged, await readErrors(client, shape, flows, tails));
-  return { now, flows, pendingLag, rows: rowTotals, tails: merged, shape };
+  return { now, flows, pendingLag, rows: rowTotals, tails: merged, shape, undecodable };
 }
 
-async function readSlots(client: pg.ClientBase, flows: FlowRow[], tails: Tails | null): Promise<Pick<Tails, 'slotAfterId' | 'slotHoles' | 'slots'>> {
-  type Row = { key: string; id: number; bytes: number | null; at: string };
-  const toEntry = (r: Row): [string, SlotSample] => [r.key, { id: r.id, bytes: r.bytes, at: r.at }];
-  if (tails === null) {
-    const slots = flows.filter((f) => f.cdc && f.sourceIsPostgres).map((f) => SLOT_PREFIX + f.name);
-    // index_slot_name (V12): the samples of one slot, newest taken per slot; peer_slot_size_pkey
-    // for where the tail starts.
+async function readSlots(
+  client: pg.ClientBase, shape: PeerdbShape, flows: FlowRow[], tails: Tails | null,
+): Promise<Pick<Tails, 'slotAfterId' | 'slotHoles' | 'slots' | 'slotsLooked'>> {
+  const wal = shape.slotWalStatus ? 'wal_status' : 'null::text';
+  type Row = { key: string; id: number; bytes: number | null; at: string; wal: string | null };
+  const toEntry = (r: Row): [string, SlotSample] => [r.key, { id: r.id, bytes: r.bytes, at: r.at, walStatus: r.wal || null }];
+  const wanted = flows.filter((f) => f.cdc && f.sourceIsPostgres).map(slotOf);
+  // index_slot_name (V12): the samples of one slot, newest taken per slot. On a leader's first poll
+  // every mirror's slot; later, only a slot no poll has looked up yet (a mirror new since, or whose
+  // config now names another slot): the tail below sees only samples appended after the first poll.
+  const newest = async (slots: string[]): Promise<Row[]> => {
+    if (slots.length === 0) return [];
     const { rows } = await client.query<Row>(
-      `select s.slot_name as key, x.id, x.slot_size as bytes, ${UTC_MICROS('x.updated_at')} as at
+      `select s.slot_name as key, x.id, x.slot_size as bytes, ${UTC_MICROS('x.updated_at')} as at, x.wal_status as wal
          from unnest($1::text[]) as s(slot_name)
         cross join lateral (
-          select id, (slot_size * ${MIB}::bigint)::float8 as slot_size, updated_at from peerdb_stats.peer_slot_size p
+          select id, (slot_size * ${MIB}::bigint)::float8 as slot_size, updated_at, ${wal} as wal_status from peerdb_stats.peer_slot_size p
            where p.slot_name = s.slot_name order by updated_at desc, id desc limit 1) as x`,
       [slots],
     );
+    return rows;
+  };
+  if (tails === null) {
+    const rows = await newest(wanted);
+    // peer_slot_size_pkey for where the tail starts.
     const { rows: [tail] } = await client.query<{ top: number; holes: number[] }>(topAndHoles('peerdb_stats.peer_slot_size'));
-    return { slotAfterId: tail!.top, slotHoles: tail!.holes, slots: new Map(rows.map(toEntry)) };
+    return { slotAfterId: tail!.top, slotHoles: tail!.holes, slots: new Map(rows.map(toEntry)), slotsLooked: new Set(wanted) };
   }
+  const looked = new Set(tails.slotsLooked ?? []);
+  const unseen = wanted.filter((s) => !looked.has(s) && !tails.slots.has(s));
+  for (const s of wanted) looked.add(s);
   // peer_slot_size_pkey: only the samples appended since the last poll, and the holes below it.
   const { rows } = await client.query<Row>(
-    `select slot_name as key, id, (slot_size * ${MIB}::bigint)::float8 as bytes, ${UTC_MICROS('updated_at')} as at
+    `select slot_name as key, id, (slot_size * ${MIB}::bigint)::float8 as bytes, ${UTC_MICROS('updated_at')} as at, ${wal} as wal
        from peerdb_stats.peer_slot_size where id > $1::int or id = any($2::int[]) order by id`,
     [tails.slotAfterId, tails.slotHoles],
   );
   const top = rows.reduce((max, r) => Math.max(max, r.id), tails.slotAfterId);
   const slotHoles = nextHoles(tails.slotHoles, tails.slotAfterId, rows.map((r) => r.id), top);
-  return { slotAfterId: top, slotHoles, slots: mergeTail(tails.slots, rows.map(toEntry)) };
+  const slots = mergeTail(tails.slots, (await newest(unseen)).map(toEntry));
+  return { slotAfterId: top, slotHoles, slots: mergeTail(slots, rows.map(toEntry)), slotsLooked: looked };
 }
 
 async function readErrors(

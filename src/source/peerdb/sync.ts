@@ -49,6 +49,8 @@ export interface SyncSummary {
   published: number;
   dropped: number;
   skipped: Decision['skipped'];
+  /** Mirrors whose config_proto did not decode at this poll's read of their row (readPeerdb.ts). */
+  undecodable: { mirror: string; reason: string }[];
   /** To hand to the next poll. */
   tails: Tails;
   /** PeerDB's clock at the poll. */
@@ -67,6 +69,7 @@ export async function syncOnce(ctx: SyncContext): Promise<SyncSummary> {
     published: decision.publish.length,
     dropped: decision.dropped,
     skipped: decision.skipped,
+    undecodable: snapshot.undecodable,
     tails: snapshot.tails,
     observedAt: snapshot.now,
     memory: published,
