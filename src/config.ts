@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { DEFAULT_SESSION_LIMITS, type SessionLimits, tlsProblem } from './db/connection.js';
+import { parseFamilyPatterns } from './metrics/families.js';
 import { AUTO_SHARD, autoShardIndex, NO_SHARDING, parseShard, type Shard } from './metrics/shard.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -37,6 +38,9 @@ export interface Config {
   metricsShard: Shard;
   /** n for MIRRORSTATE_METRICS_SHARD=auto; undefined otherwise. */
   metricsTotalShards: number | undefined;
+  /** Anchored expressions of the `peerdb_*` families served (docs/metrics.md: Allow and deny lists); at most one of the two. */
+  metricAllowlist: RegExp[] | undefined;
+  metricDenylist: RegExp[] | undefined;
   /** The pod's ordinal for MIRRORSTATE_METRICS_SHARD=auto, when the downward API passes it. */
   podIndex: number | undefined;
   /** Session limits of every connection the daemon opens (connection.ts); 0 = none. */
@@ -223,6 +227,16 @@ export const SETTINGS: readonly Setting[] = [
     defaultText: 'none', description: 'n for MIRRORSTATE_METRICS_SHARD=auto: the StatefulSet\'s replicas', parse: integer(1, 1024),
   }),
   setting({
+    key: 'metricAllowlist', env: 'MIRRORSTATE_METRIC_ALLOWLIST', flag: 'metric-allowlist', default: undefined, defaultText: 'none: every family',
+    description: 'comma-separated regular expressions, each matched against a whole peerdb_* family name: serve only the families matched (docs/metrics.md: Allow and deny lists)',
+    parse: parseFamilyPatterns,
+  }),
+  setting({
+    key: 'metricDenylist', env: 'MIRRORSTATE_METRIC_DENYLIST', flag: 'metric-denylist', default: undefined, defaultText: 'none',
+    description: 'comma-separated regular expressions, each matched against a whole peerdb_* family name: serve every family but those matched',
+    parse: parseFamilyPatterns,
+  }),
+  setting({
     key: 'podIndex', env: 'MIRRORSTATE_POD_INDEX', flag: 'pod-index', default: undefined,
     defaultText: 'the trailing -<i> of POD_NAME or HOSTNAME',
     description: 'this pod\'s ordinal for MIRRORSTATE_METRICS_SHARD=auto (the apps.kubernetes.io/pod-index label, by the downward API)',
@@ -279,6 +293,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
   }
   if (config.schema === config.bossSchema && config.queueDatabaseUrl === undefined) {
     problems.push('MIRRORSTATE_SCHEMA and MIRRORSTATE_BOSS_SCHEMA must differ: the catalog and pg-boss each own their schema');
+  }
+  if (config.metricAllowlist !== undefined && config.metricDenylist !== undefined) {
+    problems.push('MIRRORSTATE_METRIC_ALLOWLIST / --metric-allowlist and MIRRORSTATE_METRIC_DENYLIST / --metric-denylist: give at most one of the two');
   }
   resolveAutoShard(config as Partial<Config>, env, problems);
   if (problems.length > 0) throw new ConfigError(problems);

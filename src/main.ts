@@ -24,6 +24,7 @@ import { QueueJobsPoller } from './metrics/queueJobs.js';
 import { Outage } from './db/outage.js';
 import { QueueAnalyzer } from './queue/analyzer.js';
 import { registerMetricsRoute } from './metrics/route.js';
+import { selectFamilies } from './metrics/families.js';
 import { createSnapshotPool } from './metrics/snapshotPool.js';
 import { MirrorSnapshots } from './metrics/snapshot.js';
 import { createBoss } from './queue/boss.js';
@@ -154,7 +155,7 @@ export class Daemon {
     this.snapshotPool = createSnapshotPool(catalogUrl, log, catalogOutage, limits);
     const snapshots = new MirrorSnapshots({
       pool: this.snapshotPool, schema: config.schema, logger: log, shard: config.metricsShard, outage: catalogOutage,
-      watchUrl: catalogUrl, watchLimits: limits,
+      watchUrl: catalogUrl, watchLimits: limits, families: selectFamilies(config.metricAllowlist, config.metricDenylist),
     });
     this.snapshots = snapshots;
     snapshots.start();

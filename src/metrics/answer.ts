@@ -8,7 +8,7 @@
  */
 import { crc32Combine, crc32ShiftOperator } from './crc32.js';
 import { type Family, familyHeader, type Format } from './exposition.js';
-import { MIRROR_FAMILIES } from './families.js';
+import type { MirrorFamily } from './families.js';
 import { gzipPiece } from './gzip.js';
 import type { Bucket, GzipPiece } from './textCache.js';
 
@@ -32,6 +32,8 @@ interface FamilyGzip {
 }
 
 export class MirrorAnswers {
+  constructor(private readonly families: readonly MirrorFamily[]) {}
+
   /** Each family's header line(s) per format, as text and as a gzip piece: made once. */
   private readonly headerPieces = new Map<string, { text: Buffer; gzip: GzipPiece }>();
   /** The last join of each family: most families of most snapshots keep every piece (see textCache.ts). */
@@ -47,7 +49,7 @@ export class MirrorAnswers {
     if (part === undefined) {
       const plain: Buffer[] = [];
       let plainLength = 0;
-      for (const [f, family] of MIRROR_FAMILIES.entries()) {
+      for (const [f, family] of this.families.entries()) {
         const header = this.headerPiece(family, format).text;
         plain.push(header);
         plainLength += header.length;
@@ -62,7 +64,7 @@ export class MirrorAnswers {
       const deflated: Buffer[] = [];
       let deflatedLength = 0;
       let crc = 0;
-      for (const [f, family] of MIRROR_FAMILIES.entries()) {
+      for (const [f, family] of this.families.entries()) {
         const header = this.headerPiece(family, format).gzip;
         const joined = this.familyGzip(buckets, f);
         deflated.push(header.deflated, joined.deflated);

@@ -6,13 +6,15 @@
  */
 import { STATUSES, WAL_STATUSES } from '../update.js';
 import { escapeLabelValue, type Family, formatValue } from './exposition.js';
-import type { MirrorRow, TableSample } from './readMirrorRows.js';
+import type { MirrorRow, RowColumn, TableSample } from './readMirrorRows.js';
 
 export interface MirrorFamily extends Family {
   /** The labels of its samples, in the order they are printed. */
   readonly labels: readonly string[];
   /** This mirror's sample lines of the family, each ending in a line feed; `m` is `mirror="…"`, escaped. */
   samples(row: MirrorRow, m: string): string;
+  /** The row's values it prints (readMirrorRows.ts reads only those of the families served). */
+  readonly reads: readonly RowColumn[];
 }
 
 function line(name: string, labels: string, value: string): string {
@@ -26,6 +28,7 @@ function label(name: string, value: string | null): string {
 export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
   {
     name: 'peerdb_mirror_status',
+    reads: ['status'],
     type: 'gauge',
     labels: ['mirror', 'status'],
     help: 'Current status of the mirror as a state set: 1 for the current status, 0 for each of the other 11.',
@@ -34,6 +37,7 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
   },
   {
     name: 'peerdb_mirror_info',
+    reads: ['flow_type', 'source_peer', 'destination_peer', 'workflow_id'],
     type: 'gauge',
     labels: ['mirror', 'flow_type', 'source', 'destination', 'workflow_id'],
     help: 'Always 1: the mirror\'s flow type, source and destination peers and workflow id ("" when unknown).',
@@ -47,6 +51,7 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
   },
   {
     name: 'peerdb_mirror_status_since_timestamp_seconds',
+    reads: ['status_since'],
     type: 'gauge',
     labels: ['mirror'],
     help: 'When the mirror entered its current status (observedAt of that transition), in Unix seconds.',
@@ -54,6 +59,7 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
   },
   {
     name: 'peerdb_mirror_last_update_timestamp_seconds',
+    reads: ['observed_at'],
     type: 'gauge',
     labels: ['mirror'],
     help: 'observedAt of the newest applied update of the mirror, in Unix seconds.',
@@ -61,6 +67,7 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
   },
   {
     name: 'peerdb_mirror_status_transitions_total',
+    reads: ['transitions_total'],
     type: 'counter',
     labels: ['mirror'],
     help: 'Status transitions recorded for the mirror.',
@@ -68,6 +75,7 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
   },
   {
     name: 'peerdb_mirror_rows_synced_total',
+    reads: ['rows_synced'],
     type: 'counter',
     labels: ['mirror'],
     help: 'Rows synced by the mirror, as last reported by its workers (only mirrors that reported it).',
@@ -75,6 +83,7 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
   },
   {
     name: 'peerdb_mirror_lag_seconds',
+    reads: ['lag_seconds'],
     type: 'gauge',
     labels: ['mirror'],
     help: 'Replication lag of the mirror, as last reported by its workers (only mirrors that reported it).',
@@ -82,6 +91,7 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
   },
   {
     name: 'peerdb_mirror_slot_lag_bytes',
+    reads: ['slot_lag_bytes'],
     type: 'gauge',
     labels: ['mirror'],
     help: 'WAL bytes the source replication slot of the mirror holds back, as last reported (only mirrors that reported it).',
@@ -89,6 +99,7 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
   },
   {
     name: 'peerdb_mirror_slot_lag_sample_timestamp_seconds',
+    reads: ['slot_lag_sampled_at'],
     type: 'gauge',
     labels: ['mirror'],
     help: 'When the reported slot lag was measured, in Unix seconds (only mirrors that reported it).',
@@ -97,6 +108,7 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
   },
   {
     name: 'peerdb_mirror_slot_wal_status',
+    reads: ['slot_wal_status'],
     type: 'gauge',
     labels: ['mirror', 'wal_status'],
     help: 'WAL status of the mirror\'s source replication slot as a state set: 1 for the reported one, 0 for each of the other 3 (only mirrors that reported it).',
@@ -107,6 +119,7 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
   },
   {
     name: 'peerdb_mirror_error',
+    reads: ['error_class'],
     type: 'gauge',
     labels: ['mirror', 'class'],
     help: '1 while the mirror\'s current state carries an error, labelled with its class; absent otherwise.',
@@ -114,6 +127,7 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
   },
   {
     name: 'peerdb_mirror_tables',
+    reads: ['tables'],
     type: 'gauge',
     labels: ['mirror'],
     help: 'Tables the mirror last reported (only mirrors that reported tables).',
@@ -126,6 +140,7 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
   tableFamily('peerdb_mirror_table_snapshot_rows_synced', 'gauge', 'Rows the table\'s initial load synced so far (only tables that reported it).', 5),
   {
     name: 'peerdb_mirror_table_error',
+    reads: ['tables'],
     type: 'gauge',
     labels: ['mirror', 'table', 'class'],
     help: '1 while the table\'s last report carries an error, labelled with its class; absent otherwise.',
@@ -151,6 +166,7 @@ function tableFamily(name: string, type: 'gauge' | 'counter', help: string, at: 
   return {
     name, type, help,
     labels: ['mirror', 'table'],
+    reads: ['tables'],
     samples: (row, m) =>
       eachTable(row, (t) => {
         const value = t[at];
@@ -177,8 +193,34 @@ export function epoch(text: string): string {
   return text.slice(0, end);
 }
 
-/** One mirror's sample lines, one string per family of MIRROR_FAMILIES, in that order. */
-export function renderMirror(row: MirrorRow): string[] {
+/** One mirror's sample lines, one string per family of `families`, in that order. */
+export function renderMirror(row: MirrorRow, families: readonly MirrorFamily[] = MIRROR_FAMILIES): string[] {
   const m = `mirror="${escapeLabelValue(row.mirror)}"`;
-  return MIRROR_FAMILIES.map((family) => family.samples(row, m));
+  return families.map((family) => family.samples(row, m));
+}
+
+/**
+ * The families served under an allow list or a deny list (at most one of them; the config refuses
+ * both): each expression is matched against a whole family name, as kube-state-metrics does. A
+ * family left out is neither read from the catalog nor rendered.
+ */
+export function selectFamilies(allow: readonly RegExp[] | undefined, deny: readonly RegExp[] | undefined): readonly MirrorFamily[] {
+  if (allow === undefined && deny === undefined) return MIRROR_FAMILIES;
+  return MIRROR_FAMILIES.filter((f) =>
+    allow !== undefined ? allow.some((r) => r.test(f.name)) : !deny!.some((r) => r.test(f.name)));
+}
+
+/** A list setting's text as anchored expressions (`^(?:…)$` each), or the first invalid one's error. */
+export function parseFamilyPatterns(raw: string): RegExp[] | { error: string } {
+  const parts = raw.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  if (parts.length === 0) return { error: 'must list at least one regular expression' };
+  const patterns: RegExp[] = [];
+  for (const part of parts) {
+    try {
+      patterns.push(new RegExp(`^(?:${part})$`, 'u'));
+    } catch (err) {
+      return { error: `has an invalid regular expression "${part}": ${(err as Error).message}` };
+    }
+  }
+  return patterns;
 }

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { tables } from '../catalog/sql.js';
 import type { Pool, PoolClient } from '../db/pool.js';
+import { MIRROR_FAMILIES } from './families.js';
 import { mirrorRowColumns, type MirrorRow, shardFilter } from './readMirrorRows.js';
 import type { Shard } from './shard.js';
 
@@ -72,7 +73,7 @@ export interface MirrorFeed {
  * still returns them, in a row of nulls. Named (so prepared once per connection) by a hash of its
  * text.
  */
-export function feedStatement(schema: string, shard: Shard): FeedStatement {
+export function feedStatement(schema: string, shard: Shard, columns = mirrorRowColumns(schema, MIRROR_FAMILIES)): FeedStatement {
   const t = tables(schema);
   const text = `with scan as (
        select coalesce(array_agg(ctid), '{}') as changed from ${t.mirrors}
@@ -80,7 +81,7 @@ export function feedStatement(schema: string, shard: Shard): FeedStatement {
      select pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
        exists (select from ${t.mirrorRemovals} where xid >= $1::text::xid8) as removed, changed.*
      from (select) as this_snapshot left join (
-       select ${mirrorRowColumns(schema)}, dropped_at is not null as dropped from ${t.mirrors}
+       select ${columns}, dropped_at is not null as dropped from ${t.mirrors}
         where ctid = any((select changed from scan)::tid[])${shardFilter(shard)}
      ) as changed on true`;
   return { name: `mirrorstate_feed_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`, text };

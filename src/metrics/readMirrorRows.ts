@@ -27,6 +27,7 @@ import type { PoolClient } from '../db/pool.js';
 import { MIRROR_FIELD_LIST, type MirrorFieldMetricsColumns } from '../catalog/mirrorFields.js';
 import { tables } from '../catalog/sql.js';
 import type { Shard } from './shard.js';
+import { MIRROR_FAMILIES } from './families.js';
 
 export interface MirrorVersion {
   mirror: string;
@@ -78,30 +79,51 @@ function metricsColumn(f: (typeof MIRROR_FIELD_LIST)[number]): string {
   return f.column;
 }
 
-/**
- * The rendered columns of `mirrors`, with the mirror's tables as one JSON array of TableSample
- * (a correlated subquery: the tables come from the same statement, so the same snapshot, as the row
- * they are rendered with; the batch writer writes both in one transaction).
- */
-export function mirrorRowColumns(schema: string): string {
-  const t = tables(schema);
-  const tablesColumn = `(select json_agg(json_build_array(mt.table_name, mt.rows_synced::text, extract(epoch from mt.last_synced_at)::text,
+/** What a family may read of a mirror's row (MirrorFamily.reads): its columns, and `tables`. */
+export type RowColumn = Exclude<keyof MirrorRow, 'mirror' | 'version'>;
+
+function rowColumn(schema: string, column: RowColumn): string {
+  switch (column) {
+    case 'status':
+    case 'error_class':
+      return column;
+    case 'status_since':
+    case 'observed_at':
+      return `extract(epoch from ${column}) as ${column}`;
+    case 'transitions_total':
+      return 'transitions_total::text as transitions_total';
+    case 'tables':
+      // A correlated subquery: the tables come from the same statement, so the same snapshot, as
+      // the row they are rendered with (the batch writer writes both in one transaction).
+      return `(select json_agg(json_build_array(mt.table_name, mt.rows_synced::text, extract(epoch from mt.last_synced_at)::text,
       mt.snapshot_partitions::text, mt.snapshot_partitions_synced::text, mt.snapshot_rows_synced::text, mt.error_class) order by mt.table_name)
-    from ${t.mirrorTables} mt where mt.mirror = mirrors.mirror) as tables`;
-  return `mirror, ${VERSION} as version, status, ${MIRROR_FIELD_LIST.filter((f) => f.metrics).map(metricsColumn).join(', ')},
-  extract(epoch from status_since) as status_since, extract(epoch from observed_at) as observed_at,
-  transitions_total::text as transitions_total, error_class, ${tablesColumn}`;
+    from ${tables(schema).mirrorTables} mt where mt.mirror = mirrors.mirror) as tables`;
+    default: {
+      const field = MIRROR_FIELD_LIST.find((f) => f.metrics && f.column === column);
+      if (field === undefined) throw new Error(`no /metrics column ${column}`);
+      return metricsColumn(field);
+    }
+  }
 }
 
 /**
- * The gauge inputs of the named mirrors (dropped or missing ones are left out), in no particular
+ * The select list for the families served: the name and version, and only the values those
+ * families print (a denied family's column is not read; no per-table family, no tables read).
+ * A column not read is undefined in the row, and no family served looks at it.
+ */
+export function mirrorRowColumns(schema: string, families: readonly { reads: readonly RowColumn[] }[]): string {
+  const columns = new Set(families.flatMap((f) => f.reads));
+  return [`mirror, ${VERSION} as version`, ...[...columns].map((c) => rowColumn(schema, c))].join(', ');
+}
+
+/**
+ * The gauge inputs (`columns`: mirrorRowColumns) of the named mirrors (dropped or missing ones are left out), in no particular
  * order; `mirrors` undefined: of every live mirror of the shard.
  */
 export async function readMirrorRows(
-  client: PoolClient, schema: string, mirrors: readonly string[] | undefined, shard: Shard,
+  client: PoolClient, schema: string, mirrors: readonly string[] | undefined, shard: Shard, columns = mirrorRowColumns(schema, MIRROR_FAMILIES),
 ): Promise<MirrorRow[]> {
   const where = `dropped_at is null${shardFilter(shard)}`;
-  const columns = mirrorRowColumns(schema);
   const { rows } = mirrors === undefined
     ? await client.query<MirrorRow>(`select ${columns} from ${tables(schema).mirrors} where ${where}`)
     : await client.query<MirrorRow>(`select ${columns} from ${tables(schema).mirrors} where mirror = any($1::text[]) and ${where}`, [mirrors]);

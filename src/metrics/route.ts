@@ -98,9 +98,11 @@ export function sendDeadlineMs(header: string | string[] | undefined): number {
 export class MetricsRoute {
   /** Scrapes counted against MAX_CONCURRENT_SCRAPES. */
   private scrapesInFlight = 0;
-  private readonly answers = new MirrorAnswers();
+  private readonly answers: MirrorAnswers;
 
-  constructor(private readonly options: MetricsRouteOptions) {}
+  constructor(private readonly options: MetricsRouteOptions) {
+    this.answers = new MirrorAnswers(options.snapshots.families);
+  }
 
   async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (this.scrapesInFlight >= MAX_CONCURRENT_SCRAPES) {

@@ -46,7 +46,8 @@ import type { Logger } from '../log.js';
 import { inTransaction } from '../db/pool.js';
 import { type Bucket, MirrorTextCache } from './textCache.js';
 import { type FeedStatement, feedStatement, type MirrorChange, readFeedPosition, readMirrorFeed } from './feed.js';
-import { type MirrorRow, readMirrorRows, readMirrorVersions } from './readMirrorRows.js';
+import { mirrorRowColumns, type MirrorRow, readMirrorRows, readMirrorVersions } from './readMirrorRows.js';
+import { MIRROR_FAMILIES, type MirrorFamily } from './families.js';
 import { NO_SHARDING, type Shard } from './shard.js';
 import { isConnectionLoss } from '../db/sqlstate.js';
 import type { Outage } from '../db/outage.js';
@@ -118,6 +119,8 @@ export interface MirrorSnapshotsOptions {
   watchUrl?: string;
   /** Session limits of the listening connection. */
   watchLimits?: SessionLimits;
+  /** The per-mirror families served (default: all; see selectFamilies): only their columns are read. */
+  families?: readonly MirrorFamily[];
   /** REFRESH_GAP_MIN_MS and REFRESH_GAP_MAX_MS, for tests ([g, g]: a fixed gap of g). */
   refreshGapBoundsMs?: readonly [number, number];
 }
@@ -126,7 +129,10 @@ export class MirrorSnapshots {
   /** While backing off after a connection loss: no read before this (performance.now()). */
   private retryAt = 0;
   private backoffMs = 0;
-  private readonly cache = new MirrorTextCache();
+  private readonly cache: MirrorTextCache;
+  /** The families served, and the select list that reads what they print. */
+  readonly families: readonly MirrorFamily[];
+  readonly columns: string;
   private flight: Promise<Snapshot> | undefined;
   private last: Snapshot | undefined;
   private catalogWasUp = true;
@@ -156,7 +162,10 @@ export class MirrorSnapshots {
   private readonly feedStatement: FeedStatement;
 
   constructor(private readonly options: MirrorSnapshotsOptions) {
-    this.feedStatement = feedStatement(options.schema, options.shard ?? NO_SHARDING);
+    this.families = options.families ?? MIRROR_FAMILIES;
+    this.columns = mirrorRowColumns(options.schema, this.families);
+    this.cache = new MirrorTextCache(this.families);
+    this.feedStatement = feedStatement(options.schema, options.shard ?? NO_SHARDING, this.columns);
     this.log = options.logger.child({ component: 'metrics' });
     if (options.watchUrl !== undefined) {
       this.watch = new CatalogWatch({
@@ -372,7 +381,7 @@ export class MirrorSnapshots {
       const stale = this.cache.stale(versions);
       // A cold cache reads every row at once rather than naming them all in an array.
       const rows: MirrorRow[] =
-        stale.length === 0 ? [] : await readMirrorRows(client, schema, stale.length > versions.length / 2 ? undefined : stale, shard);
+        stale.length === 0 ? [] : await readMirrorRows(client, schema, stale.length > versions.length / 2 ? undefined : stale, shard, this.columns);
       return { horizon, changes: undefined, rows };
     });
   }

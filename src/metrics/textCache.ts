@@ -4,7 +4,7 @@
  * per bucket. A catalog read re-renders only the mirrors whose version changed and rebuilds only
  * their buckets; a scrape streams the buffers (route.ts) or their cached gzip pieces (gzip.ts).
  */
-import { MIRROR_FAMILIES, renderMirror } from './families.js';
+import { type MirrorFamily, renderMirror } from './families.js';
 import type { MirrorChange } from './feed.js';
 import type { MirrorRow, MirrorVersion } from './readMirrorRows.js';
 
@@ -69,10 +69,12 @@ type Source = string[] | number;
  * (one copy per run of unchanged mirrors) and writing the new renders: no per-mirror Buffer
  * objects. `mirrors` is sorted; `sources[j]` says where mirror j's text comes from.
  */
-function buildBucket(mirrors: readonly string[], sources: readonly Source[], replaced: Bucket | undefined, scratch: Buffer): Bucket {
+function buildBucket(
+  families: number, mirrors: readonly string[], sources: readonly Source[], replaced: Bucket | undefined, scratch: Buffer,
+): Bucket {
   const n = mirrors.length;
   const stride = n + 1;
-  const offsets = new Array<number>(MIRROR_FAMILIES.length * stride);
+  const offsets = new Array<number>(families * stride);
   const sameMembers = replaced !== undefined && (replaced.mirrors === mirrors || (replaced.mirrors.length === n && replaced.mirrors.every((m, j) => m === mirrors[j])));
   const rs = (replaced?.mirrors.length ?? 0) + 1;
   const ro = replaced?.offsets ?? [];
@@ -80,7 +82,7 @@ function buildBucket(mirrors: readonly string[], sources: readonly Source[], rep
   const gzip: (GzipPiece | undefined)[] = [];
   const rebuilt: number[] = [];
   let size = 0;
-  for (let f = 0; f < MIRROR_FAMILIES.length; f++) {
+  for (let f = 0; f < families; f++) {
     if (sameMembers && familyUnchanged(replaced, sources, f, scratch)) {
       for (let j = 0; j <= n; j++) offsets[f * stride + j] = ro[f * rs + j]!;
       text.push(replaced.text[f]!);
@@ -167,6 +169,9 @@ interface CacheEntry {
  * mirror are rebuilt, from the new renders and views of the old bucket's unchanged text.
  */
 export class MirrorTextCache {
+  /** `families`: those served, in the order their text is kept (bucket.text[f]). */
+  constructor(private readonly families: readonly MirrorFamily[]) {}
+
   /** Where a new render is encoded to be compared with cached bytes (a mirror's lines of one family are far smaller). */
   private readonly scratch = Buffer.allocUnsafeSlow(1 << 16);
   private entries = new Map<string, CacheEntry>();
@@ -320,16 +325,16 @@ export class MirrorTextCache {
         mirrors = old!.mirrors;
         sources = new Array<Source>(mirrors.length);
         for (let j = 0; j < mirrors.length; j++) sources[j] = j;
-        for (const mirror of renderedIn.get(b) ?? []) sources[sortedIndex(mirrors, mirror)] = renderMirror(fresh.get(mirror)!);
+        for (const mirror of renderedIn.get(b) ?? []) sources[sortedIndex(mirrors, mirror)] = renderMirror(fresh.get(mirror)!, this.families);
       } else {
         const index = new Map(old?.mirrors.map((m, j) => [m, j]));
         mirrors = listed.sort();
         sources = mirrors.map((m) => {
           const row = fresh.get(m);
-          return row === undefined ? index.get(m)! : renderMirror(row);
+          return row === undefined ? index.get(m)! : renderMirror(row, this.families);
         });
       }
-      this.buckets[b] = mirrors.length === 0 ? undefined : buildBucket(mirrors, sources, old, this.scratch);
+      this.buckets[b] = mirrors.length === 0 ? undefined : buildBucket(this.families.length, mirrors, sources, old, this.scratch);
       built += mirrors.length;
       if (built >= yieldEvery) {
         built = 0;

@@ -68,3 +68,20 @@ describe('redactUrl', () => {
     ['not a url', '<unparseable url>'],
   ])('%s → %s', (url, shown) => expect(redactUrl(url)).toBe(shown));
 });
+
+describe('metric allow and deny lists', () => {
+  it('anchors each expression to the whole family name', () => {
+    const config = loadConfig({ MIRRORSTATE_METRIC_DENYLIST: 'peerdb_mirror_table_.*, peerdb_mirror_tables' });
+    expect(config.metricDenylist?.map((r) => r.source)).toEqual(['^(?:peerdb_mirror_table_.*)$', '^(?:peerdb_mirror_tables)$']);
+    expect(config.metricDenylist!.some((r) => r.test('peerdb_mirror_table'))).toBe(false);
+  });
+
+  it('stops start naming the setting of an invalid expression', () => {
+    expect(() => loadConfig({}, { 'metric-allowlist': 'peerdb_(' })).toThrow(/--metric-allowlist has an invalid regular expression "peerdb_\("/);
+  });
+
+  it('refuses both lists at once, naming both', () => {
+    expect(() => loadConfig({ MIRRORSTATE_METRIC_ALLOWLIST: 'peerdb_mirror_status', MIRRORSTATE_METRIC_DENYLIST: 'peerdb_mirror_info' }))
+      .toThrow(/MIRRORSTATE_METRIC_ALLOWLIST \/ --metric-allowlist and MIRRORSTATE_METRIC_DENYLIST \/ --metric-denylist: give at most one/);
+  });
+});
