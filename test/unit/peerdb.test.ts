@@ -8,12 +8,12 @@ const NOW = '2026-11-21T10:00:40.000000Z';
 const obs = (o: Partial<Observation> = {}): Observation => ({
   mirror: 'm', statusCode: 1, workflowId: 'm-peerflow', flowType: 'cdc', source: 's', destination: 'd',
   rowsSynced: 10, lagSeconds: 0, slotLagBytes: 1024, slotLagSampledAt: '2026-11-21T09:59:00.000000Z', slotWalStatus: 'reserved',
-  error: null, ...o,
+  statusSince: '2026-11-21T09:00:00.000000Z', errorAt: null, error: null, ...o,
 });
 const pub = (o: Partial<PublishedState> = {}): PublishedState => ({
   mirror: 'm', status: 'running', workflowId: 'm-peerflow', flowType: 'cdc', source: 's', destination: 'd', errorClass: null,
   errorMessage: null, rowsSynced: 10, lagSeconds: 0, slotLagBytes: 1024, slotLagSampledAt: '2026-11-21T09:59:00.000000Z',
-  slotWalStatus: 'reserved', numbersAt: '2026-11-21T10:00:00.000000Z',
+  slotWalStatus: 'reserved', enteredAt: null, numbersAt: '2026-11-21T10:00:00.000000Z',
   observedAt: '2026-11-21T10:00:00.000000Z', seq: 0, dropped: false, ...o,
 });
 const NOW_MS = Date.parse(NOW);
@@ -33,6 +33,9 @@ describe('decide', () => {
     { name: 'new slot sample, last numbers 10 s old: not yet', o: [obs({ slotLagSampledAt: '2026-11-21T10:00:20.000000Z' })], p: [pub({ numbersAt: '2026-11-21T10:00:30.000000Z' })], expect: [] },
     { name: 'new slot sample, last numbers 40 s old: now, with its own time', o: [obs({ slotLagSampledAt: '2026-11-21T10:00:20.000000Z' })], p: [pub()], expect: [{ slotLagSampledAt: '2026-11-21T10:00:20.000000Z', slotWalStatus: 'reserved' }] },
     { name: 'xmin flow type changed: now', o: [obs({ flowType: 'xmin' })], p: [pub({ flowType: 'qrep', numbersAt: '2026-11-21T10:00:39.000000Z' })], expect: [{ flowType: 'xmin' }] },
+    { name: 'error from before the entry into resync: gone', o: [obs({ statusCode: 9, statusSince: '2026-11-21T10:00:10.000000Z', errorAt: '2026-11-21T10:00:05.000000Z', error: { message: 'x', class: 'unknown' } })], p: [pub({ errorClass: 'unknown', errorMessage: 'x' })], expect: [{ status: 'resync', error: undefined }] },
+    { name: 'error after the entry into snapshot: shown', o: [obs({ statusCode: 5, statusSince: '2026-11-21T10:00:10.000000Z', errorAt: '2026-11-21T10:00:15.000000Z', error: { message: 'x', class: 'unknown' } })], p: [pub()], expect: [{ status: 'snapshot', error: { message: 'x', class: 'unknown' } }] },
+    { name: 'back to running: an error from before the remembered entry stays gone', o: [obs({ statusSince: '2026-11-21T10:00:30.000000Z', errorAt: '2026-11-21T10:00:05.000000Z', error: { message: 'x', class: 'unknown' } })], p: [pub({ status: 'snapshot', enteredAt: '2026-11-21T10:00:10.000000Z' })], expect: [{ status: 'running', error: undefined }] },
     { name: 'flows row gone: dropped once', o: [], p: [pub()], expect: [{ mirror: 'm', status: 'terminated', dropped: true }] },
     { name: 'already published as dropped: nothing', o: [], p: [pub({ dropped: true, status: 'terminated' })], expect: [] },
     { name: 'dropped and back (same name): everything', o: [obs()], p: [pub({ dropped: true, status: 'terminated' })], expect: [{ status: 'running', dropped: undefined }] },

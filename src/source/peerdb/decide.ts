@@ -4,7 +4,7 @@
  *
  * - a mirror the source never published (or published as dropped, now back): everything, now;
  * - a mirror whose status, error, peers, workflow, flow type or slot wal_status differs from what
- *   was published: now;
+ *   was published, or whose rowsSynced fell (a resync dropped its stats): now;
  * - a mirror whose numbers (rowsSynced, lagSeconds, slotLagBytes, slotLagSampledAt) alone differ: when the last
  *   numbers it published are at least NUMBERS_INTERVAL_MS old (PeerDB's clock);
  * - a published mirror whose flows row is gone: once, `terminated` with `dropped: true`, whenever
@@ -26,6 +26,8 @@ export { parentOf };
 
 export const NUMBERS_INTERVAL_MS = 30_000;
 const FAILED = STATUSES.indexOf('failed');
+/** Entering one of these starts the mirror's errors afresh (docs/peerdb.md, Resync). */
+const ENTRY_STATUSES: ReadonlySet<Status> = new Set(['resync', 'setup', 'snapshot']);
 
 /** What the source last published for one mirror. */
 export interface PublishedState {
@@ -42,6 +44,8 @@ export interface PublishedState {
   slotLagBytes: number | null;
   slotLagSampledAt: string | null;
   slotWalStatus: string | null;
+  /** flows.updated_at when the source last saw the mirror enter resync, setup or snapshot. */
+  enteredAt: string | null;
   /** observedAt of the update that last published the numbers. */
   numbersAt: string;
   observedAt: string;
@@ -63,6 +67,10 @@ export interface Observation {
   /** The slot sample's own time (RFC 3339 UTC): an old sample is published as old. */
   slotLagSampledAt: string | null;
   slotWalStatus: string | null;
+  /** flows.updated_at: when PeerDB last set the status (or edited the flow). */
+  statusSince: string;
+  /** When the error was logged. */
+  errorAt: string | null;
   error: { message: string; class: string } | null;
 }
 
@@ -114,6 +122,8 @@ export function observe(snapshot: PeerdbSnapshot): Observation[] {
       slotLagBytes: slot?.bytes ?? null,
       slotLagSampledAt: slot?.at ?? null,
       slotWalStatus: slot?.walStatus ?? null,
+      statusSince: f.updatedAt,
+      errorAt: showError ? e.at : null,
       error: showError ? { message: e.message, class: classifyError(e.message) } : null,
     };
   });
@@ -133,7 +143,10 @@ function identityChanged(o: Observation, status: Status, p: PublishedState): boo
     o.destination !== p.destination ||
     o.slotWalStatus !== (p.slotWalStatus ?? null) ||
     (o.error?.class ?? null) !== p.errorClass ||
-    (o.error?.message ?? null) !== p.errorMessage
+    (o.error?.message ?? null) !== p.errorMessage ||
+    // A total that falls is PeerDB dropping the mirror's stats (resync): shown at once, not after
+    // the numbers interval, so rowsSynced equals PeerDB's own total within one poll.
+    (o.rowsSynced !== null && p.rowsSynced !== null && o.rowsSynced < p.rowsSynced)
   );
 }
 
@@ -163,7 +176,8 @@ export function decide(
   const decision: Decision = { publish: [], skipped: [], seen: observations.length, dropped: 0 };
   const present = new Set<string>();
   const peerdbNowMs = Date.parse(now);
-  for (const o of observations) {
+  for (const observed of observations) {
+    let o = observed;
     present.add(o.mirror);
     const prev = published.get(o.mirror);
     const status = Number.isInteger(o.statusCode) ? STATUSES[o.statusCode] : undefined;
@@ -172,6 +186,11 @@ export function decide(
       continue;
     }
     const fresh = !prev || prev.dropped;
+    // An error logged before the mirror's latest entry into resync, setup or snapshot is over: the
+    // entry is flows.updated_at at the poll that first sees the new status (PeerDB sets both in one
+    // UPDATE), remembered with what was published so it survives restarts.
+    const entered = ENTRY_STATUSES.has(status) && (fresh || prev.status !== status) ? o.statusSince : fresh ? null : (prev.enteredAt ?? null);
+    if (o.error && entered !== null && o.errorAt !== null && o.errorAt < entered) o = { ...o, error: null, errorAt: null };
     // Cheapest test first: an idle poll of thousands of mirrors stops at identity and numbers.
     if (!fresh && !identityChanged(o, status, prev) && !(numbersChanged(o, prev) && peerdbNowMs - Date.parse(prev.numbersAt) >= NUMBERS_INTERVAL_MS)) continue;
     const version = nextVersion(now, prev);
@@ -199,7 +218,7 @@ export function decide(
         mirror: o.mirror, status, workflowId: o.workflowId, flowType: o.flowType, source: o.source, destination: o.destination,
         errorClass: o.error?.class ?? null, errorMessage: o.error?.message ?? null,
         rowsSynced: o.rowsSynced, lagSeconds: o.lagSeconds, slotLagBytes: o.slotLagBytes,
-        slotLagSampledAt: o.slotLagSampledAt, slotWalStatus: o.slotWalStatus,
+        slotLagSampledAt: o.slotLagSampledAt, slotWalStatus: o.slotWalStatus, enteredAt: entered,
         numbersAt: numbersMoved ? version.observedAt : prev.numbersAt,
         ...version, dropped: false,
       },

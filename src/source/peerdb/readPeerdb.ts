@@ -68,7 +68,7 @@ export interface PeerdbShape {
 }
 
 const COLUMNS_WE_READ: Record<string, string[]> = {
-  'public.flows': ['name', 'status', 'workflow_id', 'query_string', 'source_peer', 'destination_peer', 'created_at', 'config_proto'],
+  'public.flows': ['name', 'status', 'workflow_id', 'query_string', 'source_peer', 'destination_peer', 'created_at', 'updated_at', 'config_proto'],
   'public.peers': ['id', 'name', 'type'],
   'peerdb_stats.cdc_batches': ['flow_name', 'start_time', 'end_time'],
   'peerdb_stats.cdc_table_aggregate_counts': ['flow_name', 'total_count', 'last_updated_at'],
@@ -113,6 +113,8 @@ export interface FlowRow {
   sourceIsPostgres: boolean;
   /** RFC 3339 UTC, microseconds. */
   createdAt: string;
+  /** flows.updated_at, RFC 3339 UTC: PeerDB moves it on every status change (and config edits). */
+  updatedAt: string;
   /** What config_proto says (config.ts); NO_CONFIG when it has none or did not decode. */
   config: FlowConfig;
 }
@@ -263,10 +265,10 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
   // The row version (xmin and ctid: any update of the row changes both) stands in for config_proto,
   // which is kilobytes per flow and which PeerDB rewrites without always moving updated_at: the
   // bytes are read only for flows whose row changed since the config was last decoded.
-  type Flow = [name: string, status: number, workflowId: string | null, cdc: boolean, source: number, destination: number, created: string, version: string];
+  type Flow = [name: string, status: number, workflowId: string | null, cdc: boolean, source: number, destination: number, created: string, version: string, updated: string];
   const { rows: flowRows } = await client.query<Flow>({
     text: `select name, status, workflow_id, coalesce(query_string, '') = '', source_peer, destination_peer, created_at::text,
-                  xmin::text || '/' || ctid::text from flows`,
+                  xmin::text || '/' || ctid::text, updated_at::text from flows`,
     rowMode: 'array',
   });
   const known = tails?.configs ?? new Map<string, { version: string; config: FlowConfig }>();
@@ -291,11 +293,11 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
       configs.set(r.name, { version: r.version, config: config.undecodable === null ? config : { ...NO_CONFIG, undecodable: config.undecodable } });
     }
   }
-  const flows: FlowRow[] = flowRows.map(([name, status, workflowId, cdc, s, d, created]) => {
+  const flows: FlowRow[] = flowRows.map(([name, status, workflowId, cdc, s, d, created, , updated]) => {
     const source = peers.get(s);
     return {
       name, status, workflowId, cdc, source: source?.name ?? null, destination: peers.get(d)?.name ?? null,
-      sourceIsPostgres: source?.postgres ?? false, createdAt: rfc3339(created), config: configs.get(name)?.config ?? NO_CONFIG,
+      sourceIsPostgres: source?.postgres ?? false, createdAt: rfc3339(created), updatedAt: rfc3339(updated), config: configs.get(name)?.config ?? NO_CONFIG,
     };
   });
 

@@ -23,9 +23,15 @@
  *   deleted): the table counts of the flows in this poll's bucket (a hash of the name), and one
  *   range of partition ids, both rolling on so that each table is read again whole every
  *   RECONCILE_POLLS polls (10 minutes at the default 5 s interval). Any drift lasts no longer.
- * - A flow recreated under a name (resync: PeerDB drops it, deleting its stats, and inserts it
- *   again) or gone: that poll reads both tables whole again, as a first poll does. Such a poll
- *   publishes anyway; idle polls never do it.
+ * - A resync keeps the flows row (and its created_at) and may delete the mirror's stats while its
+ *   status is resync, setup or snapshot (PeerDB's drop flow workflow). So every poll re-reads whole,
+ *   by index, what is remembered of each flow in one of those statuses or whose status changed since
+ *   the last poll (WATCHED_STATUSES): its table counts by flow name, and its remembered partitions by
+ *   primary key (one not answered is gone). A drop of stats is seen at the next poll, at the cost of a
+ *   few index lookups for the few mirrors in those states.
+ * - A flow recreated under a name (an older PeerDB's resync, or a drop and create) or gone: that
+ *   poll reads both tables whole again, as a first poll does. Such a poll publishes anyway; idle
+ *   polls never do it.
  */
 import type pg from 'pg';
 import { UTC_MICROS } from '../../catalog/sql.js';
@@ -38,6 +44,8 @@ export const PARTITION_LOOKBACK_IDS = 1000;
 /** Both tables are re-read whole, slice by slice, once every this many polls. */
 export const RECONCILE_POLLS = 120;
 const MIN_PARTITION_SLICE = 100;
+/** FlowStatus codes during which PeerDB may drop a mirror's stats: setup 4, snapshot 5, resync 9. */
+export const WATCHED_STATUSES: ReadonlySet<number> = new Set([4, 5, 9]);
 
 interface Counted {
   rows: number;
@@ -63,6 +71,8 @@ export interface RowsMemory {
   partitionCursor: number;
   /** flow name → created_at at that poll: a flow recreated or gone triggers a whole read. */
   created: Map<string, string>;
+  /** flow name → status code at that poll: a change, or a watched status, re-reads the flow. */
+  statuses?: Map<string, number>;
   /** Per mirror, the finished partitions' sum (recomputed when a partition changed). */
   partitionTotals: Map<string, Counted>;
 }
@@ -78,13 +88,14 @@ type PartitionRow = { id: number; mirror: string; rows: number; at: string | nul
  */
 export async function readRowsSynced(
   client: pg.ClientBase,
-  flows: readonly { name: string; createdAt: string }[],
+  flows: readonly { name: string; createdAt: string; status: number }[],
   now: string,
   memory: RowsMemory | null,
 ): Promise<{ totals: RowTotals; memory: RowsMemory }> {
   const next = memory && !flowsRecreated(flows, memory) ? await readChanges(client, flows, memory) : await readWhole(client);
   next.readAt = now;
   next.created = new Map(flows.map((f) => [f.name, f.createdAt]));
+  next.statuses = new Map(flows.map((f) => [f.name, f.status]));
   return { totals: totalsOf(next), memory: next };
 }
 
@@ -124,7 +135,7 @@ async function readWhole(client: pg.ClientBase): Promise<RowsMemory> {
   return memory;
 }
 
-async function readChanges(client: pg.ClientBase, flows: readonly { name: string }[], memory: RowsMemory): Promise<RowsMemory> {
+async function readChanges(client: pg.ClientBase, flows: readonly { name: string; status: number }[], memory: RowsMemory): Promise<RowsMemory> {
   // Updated in place (copying 10^4–10^5 entries per poll would cost more than the read): a caller
   // whose poll fails drops the memory and starts again from a whole read (poller.ts does).
   const { counts, partitions } = memory;
@@ -133,8 +144,12 @@ async function readChanges(client: pg.ClientBase, flows: readonly { name: string
   // cdc_table_aggregate_counts_last_updated_idx: the rows written since the previous poll (less the
   // margin); cdc_table_aggregate_counts_flow_name_idx: the rows of this poll's reconciliation
   // bucket of flows (a stable hash of the name, so every flow comes round once per RECONCILE_POLLS).
+  // Plus the watched flows (a status change, or resync/setup/snapshot): see the file comment.
   const bucket = memory.poll % RECONCILE_POLLS;
-  const names = flows.filter((f) => bucketOf(f.name) === bucket).map((f) => f.name);
+  const watched = new Set(
+    flows.filter((f) => WATCHED_STATUSES.has(f.status) || (memory.statuses !== undefined && memory.statuses.get(f.name) !== f.status)).map((f) => f.name),
+  );
+  const names = flows.filter((f) => bucketOf(f.name) === bucket || watched.has(f.name)).map((f) => f.name);
   const since = new Date(Date.parse(memory.readAt) - COUNTS_MARGIN_MS).toISOString();
   const { rows: countRows } = await client.query<CountRow>(
     `select flow_name as flow, destination_table_name as tbl, total_count::float8 as rows, ${UTC_MICROS('last_updated_at')} as at
@@ -149,7 +164,8 @@ async function readChanges(client: pg.ClientBase, flows: readonly { name: string
   // qrep_partitions_pkey: new ids, the ones unfinished at the last poll, the holes among the last
   // PARTITION_LOOKBACK_IDS ids (inserts committed out of id order fill them), and the next
   // reconciliation slice.
-  const open = [...partitions].filter(([, p]) => !p.finished).map(([id]) => id);
+  // The watched mirrors' remembered partitions join them: one not answered was deleted.
+  const open = [...partitions].filter(([, p]) => !p.finished || watched.has(p.mirror)).map(([id]) => id);
   for (let id = Math.max(0, memory.partitionTopId - PARTITION_LOOKBACK_IDS) + 1; id <= memory.partitionTopId; id++) {
     if (!partitions.has(id)) open.push(id);
   }
