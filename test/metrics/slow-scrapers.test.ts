@@ -86,12 +86,14 @@ describe('slow scrapers', () => {
       expect(await refused.text()).toMatch(/too many concurrent scrapes/);
 
       stalled.pop()!.req.destroy();
-      await waitFor('a slot freed by the reader that left', async () => (await status()) === 200, 10_000, 50);
+      await waitFor('a slot freed by the reader that left', async () => (await status().catch(() => 0)) === 200, 10_000, 50);
     } finally {
       for (const s of stalled) s.req.destroy();
     }
     await waitFor('every slot free again', async () => {
-      const codes = await Promise.all(Array.from({ length: MAX_CONCURRENT_SCRAPES }, () => status()));
+      // On a loaded machine a full answer can take longer than its scrape deadline and be cut: that
+      // scrape did not get its slot refused, so it is tried again rather than failing the test.
+      const codes = await Promise.all(Array.from({ length: MAX_CONCURRENT_SCRAPES }, () => status().catch(() => 0)));
       return codes.every((c) => c === 200);
     }, 10_000, 50);
   });
