@@ -47,7 +47,13 @@ beforeAll(async () => {
     { mirror: 'detail', status: 'setup', observedAt: ago(60_000), workflowId: 'wf-<1>', flowType: 'cdc', source: 'pg', destination: 'sf' },
     { mirror: 'detail', status: 'running', observedAt: ago(50_000), rowsSynced: 1_234_567, lagSeconds: 200, slotLagBytes: 5.5 * 1024 ** 3 },
     { mirror: 'detail', status: 'failed', observedAt: ago(40_000), error: { class: 'ssl_error', message: '<script>document.title="pwned"</script> & "more"' } },
-    { mirror: 'gone', status: 'terminated', observedAt: ago(10_000), dropped: true },
+    {
+      // Dropped (so no list count changes), its page still shows: its tables too.
+      mirror: 'gone', status: 'terminated', observedAt: ago(10_000), dropped: true, tables: [
+        { table: 'public.orders', rowsSynced: 12_345, snapshot: { partitions: 8, partitionsSynced: 3, rowsSynced: 3000 } },
+        { table: '<b>x</b>"&\u202e', error: { class: 'schema_changed', message: '<i>boom</i>' } },
+      ],
+    },
   ]);
 });
 
@@ -187,6 +193,21 @@ describe('GET /mirrors/{mirror}', () => {
     expect(first).toBeGreaterThan(second as number); // newest first
     const capped = detailCounts((await get('/mirrors/detail?events=1&transitions=2')).body);
     expect(capped).toMatchObject({ transitionRows: 2, transitionsTotal: 3, eventRows: 1, journalLength: 3 });
+  });
+
+  it('shows a mirror\'s tables from the same snapshot: rows, initial-load progress as a bar with its figures, errors, names as text', async () => {
+    const { status, body } = await get('/mirrors/gone');
+    expect(status).toBe(200);
+    expect(body).toContain('<h2>Tables <small>2</small></h2>');
+    expect(body.match(/<tr data-table>/g)).toHaveLength(2);
+    expect(body).toContain('<code class="table-name"><bdi>public.orders</bdi></code>');
+    expect(body).toContain('12,345');
+    expect(body).toContain('<progress max="8" value="3"></progress>');
+    expect(body).toContain('<span class="load">3 of 8 partitions</span> · 3,000 rows');
+    expect(body).toContain('<code class="table-name"><bdi>&lt;b&gt;x&lt;/b&gt;&quot;&amp;\u202e</bdi></code>');
+    expect(body).not.toContain('<b>x</b>');
+    expect(body).toContain('<span class="err" title="&lt;i&gt;boom&lt;/i&gt;">schema_changed</span>');
+    expect((await get('/mirrors/detail')).body).toContain('No tables reported.');
   });
 
   it('answers an HTML 404 naming an unknown mirror as text', async () => {

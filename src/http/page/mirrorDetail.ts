@@ -1,9 +1,10 @@
 /**
- * A mirror's page (`GET /mirrors/{mirror}`): its current state, its newest transitions and its
- * newest journal events, rendered from one readMirror snapshot, so the counts in the headings
+ * A mirror's page (`GET /mirrors/{mirror}`): its current state, its tables, its newest transitions
+ * and its newest journal events, rendered from one readMirror snapshot, so the counts in the headings
  * describe the rows below them.
  */
 import type { JournalEvent, MirrorDetail, MirrorState, TransitionView } from '../../catalog/views.js';
+import type { TableView } from '../../catalog/tableFields.js';
 import { formatBytes, formatCount, formatDuration, formatUtc } from './format.js';
 import { type Html, html, htmlEach, type HtmlValue } from './html.js';
 import { none, orNone, page, statusBadge, timeAgo, timeFor } from './layout.js';
@@ -81,6 +82,22 @@ function table(head: Html, rows: Html | undefined, empty: string): Html {
     : html`<table><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table>`}</div>`;
 }
 
+/** Initial-load progress: a bar (partitionsSynced / partitions) with the figures as text. */
+function loadProgress(t: TableView): Html {
+  const snap = t.snapshot;
+  if (snap === null || snap.partitions === null) return snap?.rowsSynced != null ? html`${formatCount(snap.rowsSynced)} rows` : none();
+  const done = snap.partitionsSynced ?? 0;
+  const rows = snap.rowsSynced === null ? '' : html` · ${formatCount(snap.rowsSynced)} rows`;
+  return html`<progress max="${snap.partitions}" value="${Math.min(done, snap.partitions)}"></progress>
+<span class="load">${formatCount(done)} of ${formatCount(snap.partitions)} partitions</span>${rows}`;
+}
+
+function tableRow(t: TableView, nowMs: number): Html {
+  return html`<tr data-table><td><code class="table-name"><bdi>${t.table}</bdi></code></td>
+<td class="num">${t.rowsSynced === null ? none() : formatCount(t.rowsSynced)}</td><td>${at(t.lastSyncedAt, nowMs)}</td>
+<td>${loadProgress(t)}</td><td>${t.error ? html`<span class="err" title="${t.error.message}">${t.error.class}</span>` : none()}</td></tr>`;
+}
+
 /** Each event shows its whole payload (up to ~10 kB with an error message): fewer per chunk. */
 const EVENTS_PER_CHUNK = 20;
 
@@ -89,6 +106,7 @@ export async function renderMirrorDetail(detail: MirrorDetail, nowMs: number, ch
   const api = mirrorApiHref(m.mirror);
   const { transitions, journal } = detail;
   const transitionRows = transitions.length ? await htmlEach(transitions, (t) => transitionRow(t, nowMs)) : undefined;
+  const tableRows = detail.tables.length ? await htmlEach(detail.tables, (t) => tableRow(t, nowMs)) : undefined;
   const eventRows = journal.events.length ? await htmlEach(journal.events, (e) => eventRow(e, nowMs), EVENTS_PER_CHUNK) : undefined;
   const body = html`<p><a href="../">← all mirrors</a></p>
 <h1><bdi class="mirror-name">${m.mirror}</bdi> ${statusBadge(m.status)}${m.dropped ? html` <span class="badge s-dropped">dropped</span>` : ''}</h1>
@@ -97,6 +115,9 @@ ${m.error ? html`<div class="errbox"><strong>error</strong> <span class="err">${
 ${choice ? html`<h2>Timeline</h2>
 ${await renderTimeline(timelineSegments(detail.timeline, choice.window), choice.name, windowLinks(choice))}` : ''}
 ${stateCards(m, nowMs)}
+<h2>Tables <small>${formatCount(detail.tables.length)}</small></h2>
+${table(html`<th>Table</th><th class="num">Rows synced</th><th>Last synced</th><th>Initial load</th><th>Error</th>`,
+    tableRows, 'No tables reported.')}
 <h2>Transitions <small>newest ${formatCount(detail.transitions.length)} of ${formatCount(m.transitionsTotal)}</small></h2>
 ${table(html`<th>At</th><th>Change</th><th class="num">Seq</th><th>Workflow</th><th>Error</th>`,
     transitionRows, 'No transitions retained.')}
