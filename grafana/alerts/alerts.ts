@@ -111,17 +111,28 @@ export const ALERT_GROUPS: AlertGroup[] = [
           `The source slot of mirror {{ $labels.mirror }} has held more than ${bytes(c.number('bytes'))} of WAL for ${c.human('for')}: the source disk fills while the mirror does not consume. Check the mirror is running and its destination keeps up.`,
       },
       {
-        // Statuses in which a mirror keeps moving data, so a healthy one keeps sending updates (the
-        // PeerDB source sends numbers at most every 30 s while they move).
-        alert: 'MirrorNoUpdate',
+        // Silence is not a fault: a running mirror whose numbers stay still has nothing to sync. What
+        // does stop while a CDC mirror runs is PeerDB's slot sampler (about once a minute per
+        // mirror from its first CDC batch on): its samples growing old means PeerDB no longer sees
+        // the slot, or its workers stopped.
+        alert: 'MirrorSlotSamplesStopped',
         severity: 'warning',
         expr: (c) =>
-          `(${c.m('peerdb_mirror_status', 'status=~"running|snapshot|resync"')} == 1)\n` +
+          `(${c.m('peerdb_mirror_status', 'status="running"')} == 1)\n` +
           `  and on (${c.by}, instance, mirror)\n` +
-          `(time() - ${c.m('peerdb_mirror_last_update_timestamp_seconds')} > ${c.seconds('after')})`,
-        summary: (c) => `Mirror {{ $labels.mirror }} has sent no update for ${c.human('after')} in status {{ $labels.status }}`,
+          `(time() - ${c.m('peerdb_mirror_slot_lag_sample_timestamp_seconds')} > ${c.seconds('after')})`,
+        summary: (c) => `Slot samples of running mirror {{ $labels.mirror }} stopped ${c.human('after')} ago or more`,
         description: (c) =>
-          `Mirror {{ $labels.mirror }} has stayed in {{ $labels.status }} with no state update for more than ${c.human('after')}: neither its status nor its rows, lag or slot lag changed. Check the mirror moves data, and that its producer (or the PeerDB source) runs.`,
+          `PeerDB has recorded no slot-size sample for running mirror {{ $labels.mirror }} for more than ${c.human('after')}: its slot may be gone, or PeerDB's workers stopped. Its slot lag figures are that old.`,
+      },
+      {
+        alert: 'MirrorSlotWalAtRisk',
+        severity: 'critical',
+        for: true,
+        expr: (c) => `${c.m('peerdb_mirror_slot_wal_status', 'wal_status=~"unreserved|lost"')} == 1`,
+        summary: () => 'Replication slot of mirror {{ $labels.mirror }} is {{ $labels.wal_status }}',
+        description: (c) =>
+          `The source slot of mirror {{ $labels.mirror }} has been {{ $labels.wal_status }} for ${c.human('for')} by its latest sample: PostgreSQL may remove (unreserved) or has removed (lost) WAL the mirror still needs, and a lost slot means a resync.`,
       },
     ],
   },
