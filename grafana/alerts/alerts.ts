@@ -126,6 +126,22 @@ export const ALERT_GROUPS: AlertGroup[] = [
           `PeerDB has recorded no slot-size sample for running mirror {{ $labels.mirror }} for more than ${c.human('after')}: its slot may be gone, or PeerDB's workers stopped. Its slot lag figures are that old.`,
       },
       {
+        // PeerDB #4255: a mirror that hangs. Its source moves (the slot holds back ever more WAL)
+        // while it does not (rows synced stay still): a quiet source moves neither, so stays silent.
+        alert: 'MirrorHung',
+        severity: 'critical',
+        for: true,
+        expr: (c) =>
+          `(${c.m('peerdb_mirror_status', 'status="running"')} == 1)\n` +
+          `  and on (${c.by}, instance, mirror)\n` +
+          `(delta(${c.m('peerdb_mirror_slot_lag_bytes')}[${c.duration('window')}]) > ${c.number('bytes')})\n` +
+          `  and on (${c.by}, instance, mirror)\n` +
+          `(changes(${c.m('peerdb_mirror_rows_synced_total')}[${c.duration('window')}]) == 0)`,
+        summary: () => 'Mirror {{ $labels.mirror }} is hung: its slot lag grows while it syncs no rows',
+        description: (c) =>
+          `Running mirror {{ $labels.mirror }} synced no rows while its source slot's lag grew by more than ${bytes(c.number('bytes'))} within ${c.human('window')}, for ${c.human('for')}: the source has changes the mirror does not take.`,
+      },
+      {
         alert: 'MirrorSlotWalAtRisk',
         severity: 'critical',
         for: true,
