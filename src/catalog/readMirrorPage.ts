@@ -52,7 +52,12 @@ export interface MirrorPage {
   hasNext: boolean;
   /** When asked for: each mirror's status timeline over the window (absent: no transitions to its end). */
   sparklines?: Map<string, MirrorTimeline>;
+  /** Initial-load progress of the page's mirrors in `snapshot` or `resync` that reported partitions: their tables' sums. */
+  progress: Map<string, { partitionsSynced: number; partitions: number }>;
 }
+
+/** The statuses whose mirrors show initial-load progress in the list. */
+export const LOADING_STATUSES: readonly string[] = ['snapshot', 'resync'];
 
 function pageStatements(schema: string) {
   const t = tables(schema);
@@ -63,6 +68,8 @@ function pageStatements(schema: string) {
                 where ${where} and ($3::text is null or mirror > $3::text) order by mirror limit $4::int`,
     backwards: `select ${MIRROR_COLUMNS} from ${t.mirrors}
                  where ${where} and mirror < $3::text order by mirror desc limit $4::int`,
+    progress: `select mirror, coalesce(sum(snapshot_partitions_synced), 0)::text as synced, sum(snapshot_partitions)::text as partitions
+                from ${t.mirrorTables} where mirror = any($1::text[]) group by mirror having sum(snapshot_partitions) > 0`,
   };
 }
 
@@ -81,11 +88,19 @@ export async function readMirrorPage(pool: Pool, schema: string, query: MirrorPa
     const more = rows.length > query.limit;
     const page = rows.slice(0, query.limit).map(toMirrorState);
     if (backwards) page.reverse();
+    // In the same snapshot as the rows: a mirror's progress is of the tables its row was written with.
+    const loading = page.filter((m) => LOADING_STATUSES.includes(m.status)).map((m) => m.mirror);
+    const progress = new Map<string, { partitionsSynced: number; partitions: number }>();
+    if (loading.length > 0) {
+      const { rows: sums } = await client.query<{ mirror: string; synced: string; partitions: string }>(sql.progress, [loading]);
+      for (const r of sums) progress.set(r.mirror, { partitionsSynced: Number(r.synced), partitions: Number(r.partitions) });
+    }
     const timelines = sparklines && page.length > 0 ? await readTimelines(client, schema, page.map((m) => m.mirror), sparklines) : undefined;
     return {
       ...(sparklines ? { sparklines: timelines ?? new Map() } : {}),
       counts: counts.rows,
       mirrors: page,
+      progress,
       // Walking backwards we came from a page after this one; walking forwards from `after`, one before.
       hasPrevious: backwards ? more : query.after !== undefined,
       hasNext: backwards ? true : more,

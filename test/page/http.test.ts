@@ -43,7 +43,10 @@ beforeAll(async () => {
   daemon = await startDaemon({ databaseUrl: db.url, env: { MIRRORSTATE_TRIM_INTERVAL: '1h' } });
   await write(db.pool, [
     ...HOSTILE.map((mirror, i) => ({ mirror, status: 'running', observedAt: ago(30_000 - i), rowsSynced: 1000 + i })),
-    ...PAGED.map((mirror, i) => ({ mirror, status: 'snapshot', observedAt: ago(20_000 - i) })),
+    ...PAGED.map((mirror, i) => ({
+      mirror, status: 'snapshot', observedAt: ago(20_000 - i),
+      ...(i === 0 ? { tables: [{ table: 'a', snapshot: { partitions: 4, partitionsSynced: 1 } }, { table: 'b', snapshot: { partitions: 6, partitionsSynced: 6 } }] } : {}),
+    })),
     { mirror: 'detail', status: 'setup', observedAt: ago(60_000), workflowId: 'wf-<1>', flowType: 'cdc', source: 'pg', destination: 'sf' },
     { mirror: 'detail', status: 'running', observedAt: ago(50_000), rowsSynced: 1_234_567, lagSeconds: 200, slotLagBytes: 5.5 * 1024 ** 3 },
     { mirror: 'detail', status: 'failed', observedAt: ago(40_000), error: { class: 'ssl_error', message: '<script>document.title="pwned"</script> & "more"' } },
@@ -208,6 +211,16 @@ describe('GET /mirrors/{mirror}', () => {
     expect(body).not.toContain('<b>x</b>');
     expect(body).toContain('<span class="err" title="&lt;i&gt;boom&lt;/i&gt;">schema_changed</span>');
     expect((await get('/mirrors/detail')).body).toContain('No tables reported.');
+  });
+
+  it('shows a progress column for mirrors loading: their tables\' partitions summed, from the list\'s snapshot', async () => {
+    const { body } = await get('/?status=snapshot&limit=500');
+    const loading = /<tr data-mirror="paged_00"[^]*?<\/tr>/.exec(body)?.[0] ?? '';
+    expect(loading).toContain('<progress max="10" value="7"></progress>');
+    expect(loading).toContain('<span class="load">7 of 10</span>');
+    const other = /<tr data-mirror="paged_01"[^]*?<\/tr>/.exec(body)?.[0] ?? '';
+    expect(other).toContain('<td class="load">');
+    expect(other).not.toContain('<progress');
   });
 
   it('answers an HTML 404 naming an unknown mirror as text', async () => {

@@ -63,7 +63,13 @@ function pager(data: MirrorPage, query: MirrorPageQuery): Html {
   return html`<div class="pager">${firstPage}${previous}${next}</div>`;
 }
 
-function row(m: MirrorState, nowMs: number, spark: Html | undefined): Html {
+function loadCell(p: { partitionsSynced: number; partitions: number } | undefined): Html {
+  if (p === undefined) return none();
+  return html`<progress max="${p.partitions}" value="${Math.min(p.partitionsSynced, p.partitions)}"></progress>
+<span class="load">${formatCount(p.partitionsSynced)} of ${formatCount(p.partitions)}</span>`;
+}
+
+function row(m: MirrorState, nowMs: number, spark: Html | undefined, progress: MirrorPage['progress']): Html {
   const peers = m.source || m.destination ? `${m.source ?? '?'} → ${m.destination ?? '?'}` : '';
   const sub = [m.flowType, peers].filter(Boolean).join(' · ');
   const slotLag = m.slotLagBytes;
@@ -73,6 +79,7 @@ function row(m: MirrorState, nowMs: number, spark: Html | undefined): Html {
 ${spark === undefined ? '' : html`<td class="spark">${spark}</td>`}
 <td>${timeAgo(m.statusSince, nowMs)}</td>
 <td>${timeAgo(m.observedAt, nowMs)}</td>
+<td class="load">${loadCell(progress.get(m.mirror))}</td>
 <td class="num">${m.rowsSynced === null ? none() : formatCount(m.rowsSynced)}</td>
 <td class="num">${m.lagSeconds === null ? none() : formatDuration(m.lagSeconds)}</td>
 <td class="num">${slotLag === null ? none() : html`<span title="${formatCount(slotLag)} bytes">${formatBytes(slotLag)}</span>`}</td>
@@ -91,9 +98,9 @@ export async function renderMirrorList(data: MirrorPage, query: MirrorPageQuery,
       ? html`No mirrors yet. Publish an update, e.g. <code>mirrorstate publish --mirror orders_cdc --status running</code>.`
       : 'No mirrors on this page.'}</div>`
     : html`<table class="mirrors"><thead><tr><th>Mirror</th><th>Status</th>${data.sparklines ? html`<th>Last 24 h</th>` : ''}<th>Since</th><th>Last update</th>
-<th class="num">Rows synced</th><th class="num">Lag</th><th class="num">Slot lag</th><th>Error</th></tr></thead>
+<th>Initial load</th><th class="num">Rows synced</th><th class="num">Lag</th><th class="num">Slot lag</th><th>Error</th></tr></thead>
 <tbody>${await htmlEach(data.mirrors, (m) => row(m, nowMs, data.sparklines && sparkWindow
-    ? renderSparkline(timelineSegments(data.sparklines.get(m.mirror), sparkWindow)) : undefined))}</tbody></table>`;
+    ? renderSparkline(timelineSegments(data.sparklines.get(m.mirror), sparkWindow)) : undefined, data.progress))}</tbody></table>`;
   const body = html`${chips(t, query)}
 <div class="bar"><span class="range">${range}</span>${pager(data, query)}</div>
 <div class="card">${table}</div>
