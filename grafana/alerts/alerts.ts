@@ -142,6 +142,29 @@ export const ALERT_GROUPS: AlertGroup[] = [
           `Running mirror {{ $labels.mirror }} synced no rows while its source slot's lag grew by more than ${bytes(c.number('bytes'))} within ${c.human('window')}, for ${c.human('for')}: the source has changes the mirror does not take.`,
       },
       {
+        alert: 'MirrorTableError',
+        severity: 'warning',
+        for: true,
+        expr: (c) => `${c.m('peerdb_mirror_table_error')} == 1`,
+        summary: () => 'Table {{ $labels.table }} of mirror {{ $labels.mirror }} has an error ({{ $labels.class }})',
+        description: (c) =>
+          `Every report of table {{ $labels.table }} of mirror {{ $labels.mirror }} has carried an error of class {{ $labels.class }} for ${c.human('for')}.`,
+      },
+      {
+        // An initial load that stopped: partitions remain, and none finished within the window. A
+        // table with nothing left to load has no unfinished partitions, so never fires.
+        alert: 'MirrorTableLoadStalled',
+        severity: 'warning',
+        for: true,
+        expr: (c) =>
+          `(${c.m('peerdb_mirror_table_snapshot_partitions_synced')} < ${c.m('peerdb_mirror_table_snapshot_partitions')})\n` +
+          `  and on (${c.by}, instance, mirror, table)\n` +
+          `(changes(${c.m('peerdb_mirror_table_snapshot_partitions_synced')}[${c.duration('window')}]) == 0)`,
+        summary: (c) => `Initial load of table {{ $labels.table }} of mirror {{ $labels.mirror }} made no progress for ${c.human('window')}`,
+        description: (c) =>
+          `The initial load of table {{ $labels.table }} of mirror {{ $labels.mirror }} has unfinished partitions and finished none within ${c.human('window')}, for ${c.human('for')}.`,
+      },
+      {
         alert: 'MirrorSlotWalAtRisk',
         severity: 'critical',
         for: true,
