@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { DEFAULT_SESSION_LIMITS, type SessionLimits, tlsProblem } from './db/connection.js';
-import { parseFamilyPatterns } from './metrics/families.js';
+import { parseFamilyPatterns } from './metrics/familyPatterns.js';
 import { AUTO_SHARD, autoShardIndex, NO_SHARDING, parseShard, type Shard } from './metrics/shard.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';

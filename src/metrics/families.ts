@@ -209,18 +209,3 @@ export function selectFamilies(allow: readonly RegExp[] | undefined, deny: reado
   return MIRROR_FAMILIES.filter((f) =>
     allow !== undefined ? allow.some((r) => r.test(f.name)) : !deny!.some((r) => r.test(f.name)));
 }
-
-/** A list setting's text as anchored expressions (`^(?:…)$` each), or the first invalid one's error. */
-export function parseFamilyPatterns(raw: string): RegExp[] | { error: string } {
-  const parts = raw.split(',').map((p) => p.trim()).filter((p) => p !== '');
-  if (parts.length === 0) return { error: 'must list at least one regular expression' };
-  const patterns: RegExp[] = [];
-  for (const part of parts) {
-    try {
-      patterns.push(new RegExp(`^(?:${part})$`, 'u'));
-    } catch (err) {
-      return { error: `has an invalid regular expression "${part}": ${(err as Error).message}` };
-    }
-  }
-  return patterns;
-}

@@ -27,7 +27,6 @@ import type { PoolClient } from '../db/pool.js';
 import { MIRROR_FIELD_LIST, type MirrorFieldMetricsColumns } from '../catalog/mirrorFields.js';
 import { tables } from '../catalog/sql.js';
 import type { Shard } from './shard.js';
-import { MIRROR_FAMILIES } from './families.js';
 
 export interface MirrorVersion {
   mirror: string;
@@ -121,7 +120,7 @@ export function mirrorRowColumns(schema: string, families: readonly { reads: rea
  * order; `mirrors` undefined: of every live mirror of the shard.
  */
 export async function readMirrorRows(
-  client: PoolClient, schema: string, mirrors: readonly string[] | undefined, shard: Shard, columns = mirrorRowColumns(schema, MIRROR_FAMILIES),
+  client: PoolClient, schema: string, mirrors: readonly string[] | undefined, shard: Shard, columns: string,
 ): Promise<MirrorRow[]> {
   const where = `dropped_at is null${shardFilter(shard)}`;
   const { rows } = mirrors === undefined

@@ -13,7 +13,8 @@ import { readMirror } from '../../src/catalog/readMirror.js';
 import { clientExecutor } from '../../src/catalog/sql.js';
 import { inTransaction } from '../../src/db/pool.js';
 import { createLogger } from '../../src/log.js';
-import { readMirrorRows } from '../../src/metrics/readMirrorRows.js';
+import { MIRROR_FAMILIES } from '../../src/metrics/families.js';
+import { mirrorRowColumns, readMirrorRows } from '../../src/metrics/readMirrorRows.js';
 import { NO_SHARDING } from '../../src/metrics/shard.js';
 import type { UpdateInput } from '../../src/publish.js';
 import { parseUpdate, type StateUpdate } from '../../src/update.js';
@@ -84,7 +85,7 @@ describe('the declared mirror fields', () => {
       await write([parse({ mirror, observedAt: '2026-11-21T10:00:00Z', [name]: value })]);
       const first = await readMirror(db.pool, SCHEMA, mirror, { events: 0 });
       expect(first?.mirror[name]).toEqual(value);
-      const [row] = await inTransaction(db.pool, 'begin', (c) => readMirrorRows(c, SCHEMA, [mirror], NO_SHARDING));
+      const [row] = await inTransaction(db.pool, 'begin', (c) => readMirrorRows(c, SCHEMA, [mirror], NO_SHARDING, mirrorRowColumns(SCHEMA, MIRROR_FAMILIES)));
       const exported = (row as unknown as Record<string, unknown>)[f.column];
       expect(exported).toEqual(f.metrics ? METRICS_TEXT[f.sql](value) : undefined);
 
