@@ -52,8 +52,9 @@ describe('tables through the queue', () => {
       ['public.orders', 10, null],
     ]);
 
-    await publishUpdates(producer, [{ mirror: 'lib', status: 'running', observedAt: at(50), rowsSynced: 11 }]);
-    await waitFor('the status without tables', async () => (await mirror('lib'))?.mirror.observedAt.startsWith(at(50).slice(0, 19)) ?? false);
+    const withoutTables = at(50);
+    await publishUpdates(producer, [{ mirror: 'lib', status: 'running', observedAt: withoutTables, rowsSynced: 11 }]);
+    await waitFor('the status without tables', async () => (await mirror('lib'))?.mirror.observedAt.startsWith(withoutTables.slice(0, 19)) ?? false);
     expect(await tableNames('lib')).toEqual(['public.items', 'public.orders']);
 
     await publishUpdates(producer, [
