@@ -318,3 +318,43 @@ describe('one snapshot per page', () => {
     expect(writes).toBeGreaterThan(10);
   });
 });
+
+describe('one snapshot for a list page and its progress column', () => {
+  it('shows each loading mirror\'s progress from the tables of its row\'s commit, while writers replace them', async () => {
+    // Version v gives each mirror 1 + v % 5 tables of v partitions each and a rowsSynced of their
+    // sum: the progress bar's max equals the row's rowsSynced only when both come from one commit.
+    // Counted over a fixed number of page reads and writes, not a time window.
+    const loading = Array.from({ length: 5 }, (_, i) => `loading_${i}`);
+    let version = 0;
+    const writeVersion = async () => {
+      const v = ++version;
+      const count = 1 + (v % 5);
+      const tables = Array.from({ length: count }, (_, i) => ({ table: `t${i}`, snapshot: { partitions: v, partitionsSynced: v - 1 } }));
+      await write(db.pool, loading.map((mirror) => ({ mirror, status: 'resync', observedAt: ago(0, v % 1000), rowsSynced: v * count, tables })));
+    };
+    await writeVersion();
+    let reading = true;
+    const writer = (async () => {
+      while (reading || version < 40) await writeVersion();
+    })();
+    const skewed: string[] = [];
+    let reads = 0;
+    try {
+      for (; reads < 100; reads++) {
+        const { body } = await get('/?status=resync&limit=500');
+        for (const mirror of loading) {
+          const row = new RegExp(`<tr data-mirror="${mirror}"[^]*?</tr>`).exec(body)?.[0] ?? '';
+          const bar = /<progress max="(\d+)" value="(\d+)">/.exec(row);
+          const rows = /<td class="num">([\d,]+)<\/td>/.exec(row)?.[1]?.replaceAll(',', '');
+          if (bar?.[1] === undefined || bar[1] !== rows) skewed.push(`${mirror}: bar ${bar?.[0]}, rows ${rows}`);
+        }
+      }
+    } finally {
+      reading = false;
+      await writer;
+    }
+    expect(skewed.slice(0, 3)).toEqual([]);
+    expect(reads).toBe(100);
+    expect(version).toBeGreaterThanOrEqual(40);
+  });
+});
