@@ -4,31 +4,25 @@
  * drains the backlog, and the new indexes serve the status page's timeline over history written
  * before and after the migration alike.
  */
-import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { loadMigrations, migrate, MIGRATIONS_DIR } from '../../src/catalog/migrate.js';
-import { createLogger } from '../../src/log.js';
+import { loadMigrations } from '../../src/catalog/migrate.js';
 import { ensureQueues } from '../../src/queue/boss.js';
 import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { insertJobs, startProducer } from '../helpers/queue.js';
-import { writeAsPreviousBuild } from '../helpers/previousCatalog.js';
+import { migrateBefore, writeAsPreviousBuild } from '../helpers/previousCatalog.js';
 import { SCHEMA } from '../reads/support.js';
 
 const HOUR = 3_600_000;
-const before = mkdtempSync(path.join(tmpdir(), 'mirrorstate-migrations-'));
 let db: TestDatabase;
 let producer: PgBoss;
 let daemon: DaemonProcess | undefined;
 const at = (ms: number) => new Date(Date.now() - ms).toISOString();
 
 beforeAll(async () => {
-  for (const file of readdirSync(MIGRATIONS_DIR).filter((f) => f < '0007')) cpSync(path.join(MIGRATIONS_DIR, file), path.join(before, file));
   db = await createTestDatabase('migration0007');
-  await migrate(db.pool, SCHEMA, createLogger('silent'), before);
+  await migrateBefore(db.pool, SCHEMA, 7);
   await writeAsPreviousBuild(db.pool, SCHEMA, [
     { mirror: 'old', status: 'setup', observedAt: at(50 * HOUR) },
     { mirror: 'old', status: 'running', observedAt: at(30 * HOUR) },
@@ -46,7 +40,6 @@ afterAll(async () => {
   await daemon?.stop();
   await producer?.stop({ graceful: false });
   await db?.drop();
-  rmSync(before, { recursive: true, force: true });
 });
 
 it('migrates at start, drains the waiting backlog, and the timeline reads old and new history', async () => {

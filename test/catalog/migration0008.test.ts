@@ -4,30 +4,24 @@
  * of them already carrying the new fields (a producer upgraded before the daemon): the daemon of this
  * build migrates at start, keeps every old row as it was, and drains the backlog into the new table.
  */
-import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { loadMigrations, migrate, MIGRATIONS_DIR } from '../../src/catalog/migrate.js';
-import { createLogger } from '../../src/log.js';
+import { loadMigrations } from '../../src/catalog/migrate.js';
 import { ensureQueues } from '../../src/queue/boss.js';
 import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { writeAsPreviousBuild } from '../helpers/previousCatalog.js';
+import { migrateBefore, writeAsPreviousBuild } from '../helpers/previousCatalog.js';
 import { insertJobs, startProducer } from '../helpers/queue.js';
 import { invariantViolations, SCHEMA } from '../reads/support.js';
 
-const before = mkdtempSync(path.join(tmpdir(), 'mirrorstate-migrations-'));
 let db: TestDatabase;
 let producer: PgBoss;
 let daemon: DaemonProcess | undefined;
 const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString();
 
 beforeAll(async () => {
-  for (const file of readdirSync(MIGRATIONS_DIR).filter((f) => f < '0008')) cpSync(path.join(MIGRATIONS_DIR, file), path.join(before, file));
   db = await createTestDatabase('migration0008');
-  await migrate(db.pool, SCHEMA, createLogger('silent'), before);
+  await migrateBefore(db.pool, SCHEMA, 8);
   await writeAsPreviousBuild(db.pool, SCHEMA, [
     { mirror: 'old', status: 'setup', observedAt: at(300), rowsSynced: 0 },
     { mirror: 'old', status: 'running', observedAt: at(200), rowsSynced: 500 },
@@ -46,7 +40,6 @@ afterAll(async () => {
   await daemon?.stop();
   await producer?.stop({ graceful: false });
   await db?.drop();
-  rmSync(before, { recursive: true, force: true });
 });
 
 it('migrates at start, keeps the old rows, and drains the waiting backlog into the new columns and table', async () => {

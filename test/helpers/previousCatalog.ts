@@ -1,11 +1,29 @@
 /**
- * Writes updates into a catalog as a previous build did, for the tests of a migration on data the
- * previous build wrote: plain SQL on the columns every earlier migration has (the current batch
+ * A catalog as the build before a migration left it, for the tests of that migration on data the
+ * previous build wrote: its schema (migrateBefore), and its updates (writeAsPreviousBuild), plain SQL on the columns every earlier migration has (the current batch
  * writer also writes the columns a newer migration adds, so it cannot fill an older catalog).
  * Each update is applied in order, newer than the last: its journal row, its transition when the
  * status changes, and the mirror's row with the journal metadata kept exact.
  */
+import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type pg from 'pg';
+import { migrate, MIGRATIONS_DIR } from '../../src/catalog/migrate.js';
+import { createLogger } from '../../src/log.js';
+
+/** Migrates `schema` as the build before migration `version` did: every migration before it, none from it on. */
+export async function migrateBefore(pool: pg.Pool, schema: string, version: number): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mirrorstate-migrations-'));
+  try {
+    for (const file of readdirSync(MIGRATIONS_DIR).filter((f) => /^\d{4}_/.test(f) && Number(f.slice(0, 4)) < version)) {
+      cpSync(path.join(MIGRATIONS_DIR, file), path.join(dir, file));
+    }
+    await migrate(pool, schema, createLogger('silent'), dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 export interface PreviousUpdate {
   mirror: string;
