@@ -7,8 +7,8 @@
  */
 import { readFileSync } from 'node:fs';
 import {
-  BarGaugeDisplayMode, FieldColorModeId, GraphDrawStyle, LegendDisplayMode, type LegendPlacement, MappingType, SortOrder, ThresholdsMode, TooltipDisplayMode,
-  VariableHide, VisibilityMode,
+  BarGaugeDisplayMode, BarGaugeValueMode, FieldColorModeId, GraphDrawStyle, LegendDisplayMode, type LegendPlacement, MappingType, SortOrder, ThresholdsMode, TooltipDisplayMode,
+  TableCellDisplayMode, type TableCellOptions, VariableHide, VisibilityMode,
 } from '@grafana/schema';
 import { describe, expect, it } from 'vitest';
 import { DASHBOARDS } from '../typecheck/dashboards.js';
@@ -35,9 +35,23 @@ const AT_PATH: [RegExp, object][] = [
   [/legend\.displayMode$/, LegendDisplayMode], [/legend\.placement$/, ['bottom', 'right'] satisfies LegendPlacement[]], [/^panels\.\d+\.options\.displayMode$/, BarGaugeDisplayMode],
 ];
 
+/**
+ * A field override's value is untyped in the schema; a table cell's options (`custom.cellOptions`)
+ * are the schema's TableCellOptions, so their enums are checked as the field defaults' would be.
+ */
+function cellOptionViolations(value: TableCellOptions, path: string, out: string[]): void {
+  const enums: [string, object][] = [['type', TableCellDisplayMode], ['mode', BarGaugeDisplayMode], ['valueDisplayMode', BarGaugeValueMode]];
+  for (const [key, schema] of enums) {
+    const v = (value as unknown as Record<string, unknown>)[key];
+    if ((key === 'type' || v !== undefined) && !Object.values(schema).includes(v)) out.push(`${path}.${key} = ${JSON.stringify(v)}`);
+  }
+}
+
 function enumViolations(value: unknown, path: string, out: string[]): string[] {
   if (Array.isArray(value)) value.forEach((v, i) => enumViolations(v, `${path}.${i}`, out));
   else if (value && typeof value === 'object') {
+    const property = value as { id?: unknown; value?: unknown };
+    if (property.id === 'custom.cellOptions') cellOptionViolations(property.value as TableCellOptions, `${path}.value`, out);
     for (const [key, v] of Object.entries(value)) enumViolations(v, path ? `${path}.${key}` : key, out);
   } else {
     const key = path.split('.').at(-1) ?? '';

@@ -15,6 +15,7 @@ import { parse } from 'yaml';
 import { ALERT_GROUPS } from '../../grafana/alerts/alerts.js';
 import * as generators from '../../scripts/generate.js';
 import { CONFIG_FILE, generatedFiles, parseConfig, PROMETHEUS_RULE_FILE, RULES_FILE } from '../../scripts/generate.js';
+import { TABLE_FAMILY_NAMES } from '../../src/metrics/families.js';
 import { FAMILIES } from '../helpers/families.js';
 import { promtool as runPromtool } from '../helpers/prometheus.js';
 
@@ -33,10 +34,15 @@ function namesIn(expr: string): string[] {
 }
 
 interface Panel {
+  type: string;
   title: string;
   targets?: { expr: string }[];
 }
-const dashboard = JSON.parse(readFileSync(path.join(ROOT, 'grafana/dashboards/mirrorstate.json'), 'utf8')) as { uid: string; panels: Panel[] };
+const dashboard = JSON.parse(readFileSync(path.join(ROOT, 'grafana/dashboards/mirrorstate.json'), 'utf8')) as {
+  uid: string;
+  panels: Panel[];
+  templating: { list: { name: string; query?: { query: string } }[] };
+};
 const dashboardExprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
 const rulesText = readFileSync(path.join(ALERTS, 'mirrorstate.rules.yml'), 'utf8');
 const config = parseConfig(readFileSync(path.join(ROOT, CONFIG_FILE), 'utf8'));
@@ -138,7 +144,7 @@ describe('dashboard', () => {
     // Grafana's variables replaced by what they expand to, each expression a recording rule.
     const rules = dashboardExprs.map((expr, i) => ({
       record: `dashboard:expr_${i}`,
-      expr: expr.replaceAll('$__rate_interval', '5m').replaceAll('$job', '.+'),
+      expr: expr.replaceAll('$__rate_interval', '5m').replaceAll('$job', '.+').replaceAll('$mirror', '.+'),
     }));
     const file = path.join(tmp, 'dashboard.rules.json');
     writeFileSync(file, JSON.stringify({ groups: [{ name: 'dashboard', rules }] }));
@@ -152,5 +158,22 @@ describe('dashboard', () => {
     expect([...used].filter((n) => !SERIES_NAMES.has(n))).toEqual([]);
     const shown = FAMILIES.filter((f) => [...used].some((n) => n === f || HISTOGRAM_SUFFIXES.some((s) => n === f + s)));
     expect(shown.sort()).toEqual([...FAMILIES].sort());
+  });
+
+  it("Tables row: every series is chosen by the Job and Mirror variables, and every per-table family is shown there", () => {
+    const start = dashboard.panels.findIndex((p) => p.type === 'row' && p.title === 'Tables');
+    const end = dashboard.panels.findIndex((p, i) => i > start && p.type === 'row');
+    const row = dashboard.panels.slice(start + 1, end === -1 ? undefined : end);
+    const exprs = row.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
+    expect(exprs.length).toBeGreaterThan(10);
+    for (const expr of exprs) {
+      const series = [...expr.matchAll(/\b((?:peerdb|mirrorstate)_[a-z_]+)\b(\{[^}]*\})?/g)];
+      expect(series.length, expr).toBeGreaterThan(0);
+      for (const [whole, , matchers] of series) expect(matchers ?? '', `${whole} in ${expr}`).toMatch(/^\{job=~"\$job",mirror=~"\$mirror"[,}]/);
+    }
+    const used = new Set(exprs.flatMap(namesIn));
+    expect(TABLE_FAMILY_NAMES.filter((f) => !used.has(f))).toEqual([]);
+    // The Mirror variable lists the mirrors that reported tables, of the chosen jobs.
+    expect(dashboard.templating.list.find((v) => v.name === 'mirror')?.query?.query).toBe('label_values(peerdb_mirror_tables{job=~"$job"}, mirror)');
   });
 });
