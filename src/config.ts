@@ -34,6 +34,7 @@ export interface Config {
   /** Undefined: the PeerDB source is off. */
   peerdbUrl: string | undefined;
   peerdbPollIntervalMs: number;
+  peerdbNumbersIntervalMs: number;
   /** This replica's share of the per-mirror series (metrics/shard.ts); `auto` resolved at load. */
   metricsShard: Shard;
   /** n for MIRRORSTATE_METRICS_SHARD=auto; undefined otherwise. */
@@ -216,6 +217,10 @@ export const SETTINGS: readonly Setting[] = [
   setting({
     key: 'peerdbPollIntervalMs', env: 'MIRRORSTATE_PEERDB_POLL_INTERVAL', flag: 'peerdb-poll-interval', default: 5000,
     defaultText: '5s', description: 'how often the PeerDB source polls (at least 1s)', parse: positiveDuration,
+  }),
+  setting({
+    key: 'peerdbNumbersIntervalMs', env: 'MIRRORSTATE_PEERDB_NUMBERS_INTERVAL', flag: 'peerdb-numbers-interval', default: 30_000,
+    defaultText: '30s', description: "at most how often the PeerDB source publishes a mirror whose numbers alone changed (rows, lags, slot samples, tables); status and errors go at the next poll", parse: positiveDuration,
   }),
   setting({
     key: 'metricsShard', env: 'MIRRORSTATE_METRICS_SHARD', flag: 'metrics-shard', default: NO_SHARDING, defaultText: '0/1',

@@ -137,7 +137,7 @@ export class Daemon {
       this.peerdb = new PeerdbPoller({
         peerdbUrl: this.databases.peerdbUrl, catalogUrl, limits, schema: config.schema, boss: this.boss,
         queueSharesCatalog: queueSharesCatalog(config), intervalMs: config.peerdbPollIntervalMs, logger: log, metrics: this.metrics.peerdb,
-        maxFutureMs: config.maxFutureMs,
+        maxFutureMs: config.maxFutureMs, numbersIntervalMs: config.peerdbNumbersIntervalMs,
       });
       await this.peerdb.start();
     }

@@ -39,6 +39,7 @@ export async function peerdbSync(o: PeerdbSyncOptions): Promise<number> {
       const summary = await syncOnce({
         peerdb: peerdb.client, shape: peerdb.shape, catalog: leadership.client, schema: o.config.schema, boss: o.boss,
         queueSharesCatalog: queueSharesCatalog(o.config), tails: null, maxFutureMs: o.config.maxFutureMs,
+        numbersIntervalMs: o.config.peerdbNumbersIntervalMs,
       });
       const { seen, published, dropped, skipped, observedAt } = summary;
       o.out.write(`${JSON.stringify({ seen, published, dropped, skipped: skipped.length, observedAt })}\n`);

@@ -2,18 +2,19 @@
 import { describe, expect, it } from 'vitest';
 import { classifyError } from '../../src/source/peerdb/classify.js';
 import { decide, type Observation, parentOf, type PublishedState } from '../../src/source/peerdb/decide.js';
-import { mergeTail, nextHoles, rfc3339, TAIL_LOOKBACK_IDS } from '../../src/source/peerdb/readPeerdb.js';
+import { mergeTail, rfc3339 } from '../../src/source/peerdb/readPeerdb.js';
+import { nextHoles, TAIL_LOOKBACK_IDS } from '../../src/source/peerdb/rows.js';
 
 const NOW = '2026-11-21T10:00:40.000000Z';
 const obs = (o: Partial<Observation> = {}): Observation => ({
   mirror: 'm', statusCode: 1, workflowId: 'm-peerflow', flowType: 'cdc', source: 's', destination: 'd',
   rowsSynced: 10, lagSeconds: 0, slotLagBytes: 1024, slotLagSampledAt: '2026-11-21T09:59:00.000000Z', slotWalStatus: 'reserved',
-  statusSince: '2026-11-21T09:00:00.000000Z', errorAt: null, error: null, ...o,
+  statusSince: '2026-11-21T09:00:00.000000Z', errorAt: null, error: null, tables: null, ...o,
 });
 const pub = (o: Partial<PublishedState> = {}): PublishedState => ({
   mirror: 'm', status: 'running', workflowId: 'm-peerflow', flowType: 'cdc', source: 's', destination: 'd', errorClass: null,
   errorMessage: null, rowsSynced: 10, lagSeconds: 0, slotLagBytes: 1024, slotLagSampledAt: '2026-11-21T09:59:00.000000Z',
-  slotWalStatus: 'reserved', enteredAt: null, numbersAt: '2026-11-21T10:00:00.000000Z',
+  slotWalStatus: 'reserved', enteredAt: null, tablesDigest: null, numbersAt: '2026-11-21T10:00:00.000000Z',
   observedAt: '2026-11-21T10:00:00.000000Z', seq: 0, dropped: false, ...o,
 });
 const NOW_MS = Date.parse(NOW);

@@ -5,8 +5,9 @@
  * - a mirror the source never published (or published as dropped, now back): everything, now;
  * - a mirror whose status, error, peers, workflow, flow type or slot wal_status differs from what
  *   was published, or whose rowsSynced fell (a resync dropped its stats): now;
- * - a mirror whose numbers (rowsSynced, lagSeconds, slotLagBytes, slotLagSampledAt) alone differ: when the last
- *   numbers it published are at least NUMBERS_INTERVAL_MS old (PeerDB's clock);
+ * - a mirror whose numbers (rowsSynced, lagSeconds, slotLagBytes, slotLagSampledAt, its tables) alone differ:
+ *   when the last numbers it published are at least the numbers interval old (PeerDB's clock;
+ *   NUMBERS_INTERVAL_MS unless MIRRORSTATE_PEERDB_NUMBERS_INTERVAL says otherwise);
  * - a published mirror whose flows row is gone: once, `terminated` with `dropped: true`, whenever
  *   the poll notices (also a drop that happened while no daemon ran);
  * - nothing else. A status is compared by value, never by flows.updated_at, which PeerDB also
@@ -20,7 +21,9 @@
 import type { UpdateInput } from '../../publish.js';
 import { parseUpdate, STATUSES, type Status } from '../../update.js';
 import { classifyError } from './classify.js';
-import { type ErrorRow, parentOf, type PeerdbSnapshot, slotOf } from './readPeerdb.js';
+import { type PeerdbSnapshot, slotOf } from './readPeerdb.js';
+import { type ErrorRow, parentOf } from './rows.js';
+import { digestOf, type MirrorTables } from './tables.js';
 
 export { parentOf };
 
@@ -46,6 +49,8 @@ export interface PublishedState {
   slotWalStatus: string | null;
   /** flows.updated_at when the source last saw the mirror enter resync, setup or snapshot. */
   enteredAt: string | null;
+  /** The digest of the tables last published (tables.ts); null: none were. */
+  tablesDigest: string | null;
   /** observedAt of the update that last published the numbers. */
   numbersAt: string;
   observedAt: string;
@@ -72,6 +77,8 @@ export interface Observation {
   /** When the error was logged. */
   errorAt: string | null;
   error: { message: string; class: string } | null;
+  /** A CDC mirror's tables (tables.ts); null: not known (a QRep mirror, or PeerDB lacks the stats). */
+  tables: MirrorTables | null;
 }
 
 export type SkipReason = 'status' | 'name' | 'invalid';
@@ -92,7 +99,7 @@ function newest(a: ErrorRow | undefined, b: ErrorRow | undefined): ErrorRow | un
 
 /** PeerDB's rows → one observation per flow (docs/peerdb.md, Where each field comes from). Pure. */
 export function observe(snapshot: PeerdbSnapshot): Observation[] {
-  const { flows, pendingLag, rows, tails, shape } = snapshot;
+  const { flows, pendingLag, rows, tails, shape, tables } = snapshot;
   const names = new Set(flows.map((f) => f.name));
   // The newest error per mirror, over its own flow name and its snapshot children's.
   const errors = new Map<string, ErrorRow>();
@@ -125,6 +132,7 @@ export function observe(snapshot: PeerdbSnapshot): Observation[] {
       statusSince: f.updatedAt,
       errorAt: showError ? e.at : null,
       error: showError ? { message: e.message, class: classifyError(e.message) } : null,
+      tables: tables?.get(f.name) ?? null,
     };
   });
 }
@@ -153,8 +161,21 @@ function identityChanged(o: Observation, status: Status, p: PublishedState): boo
 function numbersChanged(o: Observation, p: PublishedState): boolean {
   return (
     o.rowsSynced !== p.rowsSynced || o.lagSeconds !== p.lagSeconds || o.slotLagBytes !== p.slotLagBytes ||
-    o.slotLagSampledAt !== (p.slotLagSampledAt ?? null)
+    o.slotLagSampledAt !== (p.slotLagSampledAt ?? null) || (o.tables?.digest ?? null) !== (p.tablesDigest ?? null)
   );
+}
+
+/** The tables without the errors logged before `entered` (the resync rule), digest recomputed; the
+ * same object when none is. */
+function withoutErrorsBefore(tables: MirrorTables, entered: string): MirrorTables {
+  if (!tables.errorAts.some((at) => at !== null && at < entered)) return tables;
+  const errorAts = tables.errorAts.map((at) => (at !== null && at < entered ? null : at));
+  const entries = tables.entries.map((entry, i) => {
+    if (errorAts[i] !== null || entry.error === undefined) return entry;
+    const { error: _old, ...rest } = entry;
+    return rest;
+  });
+  return { entries, errorAts, digest: digestOf(entries) };
 }
 
 /** Only the fields that have a value: `null` and absent mean the same to the daemon. */
@@ -172,6 +193,7 @@ export function decide(
   now: string,
   nowMs: number = Date.now(),
   maxFutureMs?: number,
+  numbersIntervalMs: number = NUMBERS_INTERVAL_MS,
 ): Decision {
   const decision: Decision = { publish: [], skipped: [], seen: observations.length, dropped: 0 };
   const present = new Set<string>();
@@ -191,13 +213,14 @@ export function decide(
     // UPDATE), remembered with what was published so it survives restarts.
     const entered = ENTRY_STATUSES.has(status) && (fresh || prev.status !== status) ? o.statusSince : fresh ? null : (prev.enteredAt ?? null);
     if (o.error && entered !== null && o.errorAt !== null && o.errorAt < entered) o = { ...o, error: null, errorAt: null };
+    if (o.tables && entered !== null) o = { ...o, tables: withoutErrorsBefore(o.tables, entered) };
     // Cheapest test first: an idle poll of thousands of mirrors stops at identity and numbers.
-    if (!fresh && !identityChanged(o, status, prev) && !(numbersChanged(o, prev) && peerdbNowMs - Date.parse(prev.numbersAt) >= NUMBERS_INTERVAL_MS)) continue;
+    if (!fresh && !identityChanged(o, status, prev) && !(numbersChanged(o, prev) && peerdbNowMs - Date.parse(prev.numbersAt) >= numbersIntervalMs)) continue;
     const version = nextVersion(now, prev);
     const update = compact({
       mirror: o.mirror, status, ...version, workflowId: o.workflowId, flowType: o.flowType, source: o.source,
       destination: o.destination, rowsSynced: o.rowsSynced, lagSeconds: o.lagSeconds, slotLagBytes: o.slotLagBytes,
-      slotLagSampledAt: o.slotLagSampledAt, slotWalStatus: o.slotWalStatus, error: o.error,
+      slotLagSampledAt: o.slotLagSampledAt, slotWalStatus: o.slotWalStatus, error: o.error, tables: o.tables?.entries,
     });
     const parsed = parseUpdate(update, nowMs, maxFutureMs);
     if (!parsed.ok) {
@@ -218,7 +241,7 @@ export function decide(
         mirror: o.mirror, status, workflowId: o.workflowId, flowType: o.flowType, source: o.source, destination: o.destination,
         errorClass: o.error?.class ?? null, errorMessage: o.error?.message ?? null,
         rowsSynced: o.rowsSynced, lagSeconds: o.lagSeconds, slotLagBytes: o.slotLagBytes,
-        slotLagSampledAt: o.slotLagSampledAt, slotWalStatus: o.slotWalStatus, enteredAt: entered,
+        slotLagSampledAt: o.slotLagSampledAt, slotWalStatus: o.slotWalStatus, enteredAt: entered, tablesDigest: o.tables?.digest ?? null,
         numbersAt: numbersMoved ? version.observedAt : prev.numbersAt,
         ...version, dropped: false,
       },

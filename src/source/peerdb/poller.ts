@@ -17,6 +17,7 @@ import type { PgBoss } from 'pg-boss';
 import { type Logger, redactUrl } from '../../log.js';
 import type { PeerdbMetrics } from '../../metrics/daemon.js';
 import { connectionConfig, DEFAULT_SESSION_LIMITS, type SessionLimits } from '../../db/connection.js';
+import { MAX_TABLES_PER_UPDATE } from '../../update.js';
 import { type Leadership, tryLead } from './leader.js';
 import { PEERDB_SESSION_OPTIONS, PeerdbTooOldError, type PeerdbShape, readShape, type Tails } from './readPeerdb.js';
 import { type SyncSummary, syncOnce } from './sync.js';
@@ -35,6 +36,8 @@ export interface PeerdbPollerOptions {
   intervalMs: number;
   /** MIRRORSTATE_MAX_FUTURE: what the daemon accepts is what the source publishes. */
   maxFutureMs?: number;
+  /** MIRRORSTATE_PEERDB_NUMBERS_INTERVAL (decide.ts). */
+  numbersIntervalMs?: number;
   logger: Logger;
   metrics: PeerdbMetrics;
   /** Session limits of its connections (default: the settings' defaults). */
@@ -150,14 +153,14 @@ export class PeerdbPoller {
   }
 
   private async poll(): Promise<void> {
-    const { metrics, boss, schema, queueSharesCatalog, peerdbUrl, maxFutureMs } = this.options;
+    const { metrics, boss, schema, queueSharesCatalog, peerdbUrl, maxFutureMs, numbersIntervalMs } = this.options;
     const leadership = this.leadership!;
     const end = metrics.pollDuration.startTimer();
     try {
       this.peerdb ??= await connectPeerdb(peerdbUrl, this.log, this.options.limits);
       const summary = await syncOnce({
         peerdb: this.peerdb.client, shape: this.peerdb.shape, catalog: leadership.client, schema, boss, queueSharesCatalog, tails: this.tails,
-        memory: this.memory, maxFutureMs,
+        memory: this.memory, maxFutureMs, numbersIntervalMs,
       });
       // A poll that ran while the lock went away changed nothing that counts (see sync.ts), and the
       // next leader starts from the catalog's memory; do not report it as ours.
@@ -181,6 +184,12 @@ export class PeerdbPoller {
         if (this.loggedSkips.has(key)) continue;
         this.loggedSkips.add(key);
         this.log.warn({ mirror: u.mirror, detail: u.reason }, 'PeerDB mirror config_proto does not decode: using the default slot name and flow type');
+      }
+      for (const t of summary.truncated) {
+        const key = `${t.mirror}\u0000tables`;
+        if (this.loggedSkips.has(key)) continue;
+        this.loggedSkips.add(key);
+        this.log.warn({ mirror: t.mirror, tables: t.tables, published: MAX_TABLES_PER_UPDATE }, 'PeerDB mirror has more tables than an update carries: publishing the first by name');
       }
       const level = summary.published > 0 ? 'info' : 'debug';
       this.log[level]({ seen: summary.seen, published: summary.published, dropped: summary.dropped, skipped: summary.skipped.length }, 'PeerDB poll');

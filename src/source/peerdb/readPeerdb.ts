@@ -18,7 +18,9 @@
 import type pg from 'pg';
 import { UTC_MICROS } from '../../catalog/sql.js';
 import { decodeFlowConfig, type FlowConfig, NO_CONFIG } from './config.js';
+import { CLONE_PREFIX, type ErrorRow, type FlowRow, nextHoles, parentOf, TAIL_LOOKBACK_IDS } from './rows.js';
 import { readRowsSynced, type RowsMemory, type RowTotals } from './rowsSynced.js';
+import { buildTables, flowsKeyOf, type MirrorTables, readRuns, type RunsMemory, type TablesMemory } from './tables.js';
 
 /** Session settings of the PeerDB connection: PeerDB's `timestamp` columns hold UTC (its workers
  * write `now()` of a UTC server, or Go's UTC time), so the session reads them as UTC, printed in
@@ -32,16 +34,6 @@ export const SLOT_PREFIX = 'peerflow_slot_';
 export const MIB = 1_048_576;
 /** PeerDB's DBType of a PostgreSQL peer: only those have a replication slot whose size PeerDB samples. */
 export const POSTGRES_PEER_TYPE = 3;
-/** Snapshot children of a CDC mirror run as flows named `clone_<mirror>_<table>_<run id>`. */
-export const CLONE_PREFIX = 'clone_';
-/**
- * Rows appended by transactions still open at the previous poll can carry ids below the highest id
- * it saw: ids it did not see. The tails remember those holes among the last TAIL_LOOKBACK_IDS ids
- * and look them up again by primary key on each poll (a row committed later fills its hole; a
- * rolled-back insert's hole stays until it falls out of the window). Re-reading the whole window
- * instead cost a thousand rows per table per poll.
- */
-export const TAIL_LOOKBACK_IDS = 1000;
 
 export class PeerdbTooOldError extends Error {
   constructor() {
@@ -65,6 +57,8 @@ export interface PeerdbShape {
   flowErrors: boolean;
   /** qrep_runs.parent_mirror_name (V37): the names of snapshot children, for the first poll. */
   qrepRuns: boolean;
+  /** What tables.ts reads exists; `namespaced`: cdc_table_aggregate_counts.destination_table_namespace (PeerDB PR #4416). */
+  tables: { namespaced: boolean } | null;
 }
 
 const COLUMNS_WE_READ: Record<string, string[]> = {
@@ -77,6 +71,12 @@ const COLUMNS_WE_READ: Record<string, string[]> = {
   'peerdb_stats.peer_slot_size': ['id', 'slot_name', 'slot_size', 'updated_at'],
   'peerdb_stats.flow_errors': ['id', 'flow_name', 'error_message', 'error_type', 'error_timestamp'],
 };
+
+/** What tables.ts reads beyond the rows-synced columns. */
+const TABLE_COLUMNS = [
+  'peerdb_stats.cdc_table_aggregate_counts.destination_table_name', 'peerdb_stats.qrep_partitions.flow_name',
+  'peerdb_stats.qrep_partitions.start_time', 'peerdb_stats.qrep_runs.id', 'peerdb_stats.qrep_runs.destination_table',
+];
 
 /** Reads which tables and columns exist (and are readable by our role). Throws PeerdbTooOldError. */
 export async function readShape(client: pg.ClientBase): Promise<PeerdbShape> {
@@ -100,37 +100,20 @@ export async function readShape(client: pg.ClientBase): Promise<PeerdbShape> {
     slotWalStatus: have.has('peerdb_stats.peer_slot_size.wal_status'),
     flowErrors: complete('peerdb_stats.flow_errors'),
     qrepRuns: complete('peerdb_stats.qrep_runs'),
+    tables:
+      complete('peerdb_stats.cdc_table_aggregate_counts') && complete('peerdb_stats.qrep_partitions') && complete('peerdb_stats.qrep_runs') &&
+      TABLE_COLUMNS.every((c) => have.has(c))
+        ? { namespaced: have.has('peerdb_stats.cdc_table_aggregate_counts.destination_table_namespace') }
+        : null,
   };
 }
 
-export interface FlowRow {
-  name: string;
-  status: number;
-  workflowId: string | null;
-  cdc: boolean;
-  source: string | null;
-  destination: string | null;
-  sourceIsPostgres: boolean;
-  /** RFC 3339 UTC, microseconds. */
-  createdAt: string;
-  /** flows.updated_at, RFC 3339 UTC: PeerDB moves it on every status change (and config edits). */
-  updatedAt: string;
-  /** What config_proto says (config.ts); NO_CONFIG when it has none or did not decode. */
-  config: FlowConfig;
-}
 
 /** The slot whose samples are a CDC mirror's slot lag: the one its config names, else PeerDB's default. */
 export function slotOf(flow: Pick<FlowRow, 'name' | 'config'>): string {
   return flow.config.slotName ?? SLOT_PREFIX + flow.name;
 }
 
-export interface ErrorRow {
-  id: number;
-  flowName: string;
-  message: string;
-  /** RFC 3339 UTC, microseconds. */
-  at: string;
-}
 
 export interface SlotSample {
   id: number;
@@ -160,6 +143,8 @@ export interface Tails {
   slotsLooked?: Set<string>;
   /** Per flow: the row version its config was decoded at, and what it said. */
   configs?: Map<string, { version: string; config: FlowConfig }>;
+  /** tables.ts's memory; null: not read yet. */
+  tables?: TablesMemory | null;
 }
 
 export interface PeerdbSnapshot {
@@ -175,6 +160,10 @@ export interface PeerdbSnapshot {
   shape: PeerdbShape;
   /** Configs that did not decode, first seen at this poll's read of their row version. */
   undecodable: { mirror: string; reason: string }[];
+  /** Per CDC mirror, its tables (tables.ts); null: PeerDB's catalog lacks what they come from. */
+  tables: ReadonlyMap<string, MirrorTables> | null;
+  /** Mirrors with more tables than an update may carry, built at this poll. */
+  truncated: { mirror: string; tables: number }[];
 }
 
 // Every bigint read here is cast to float8 (exact below 2^53, which ids, byte counts and row totals
@@ -189,32 +178,12 @@ export function rfc3339(iso: string): string {
   return `${iso.slice(0, 10)}T${iso.slice(11, 19)}.${fraction.padEnd(6, '0')}Z`;
 }
 
-/** The parent mirror of a snapshot child's flow name (`clone_<mirror>_<table>_<run>`): the longest
- * mirror name that fits, since `a` and `a_b` may both exist. */
-export function parentOf(flowName: string, mirrors: ReadonlySet<string>): string | undefined {
-  if (!flowName.startsWith(CLONE_PREFIX)) return undefined;
-  const rest = flowName.slice(CLONE_PREFIX.length);
-  for (let i = rest.lastIndexOf('_'); i > 0; i = rest.lastIndexOf('_', i - 1)) {
-    const candidate = rest.slice(0, i);
-    if (mirrors.has(candidate)) return candidate;
-  }
-  return undefined;
-}
 
 /** Newest first by (at, id): the order every "newest row" rule here uses. */
 function newer<T extends { id: number; at: string }>(a: T, b: T | undefined): boolean {
   return b === undefined || a.at > b.at || (a.at === b.at && a.id > b.id);
 }
 
-/** The holes to look up at the next poll: the old ones and the ids in (after, top] not seen, within
- * TAIL_LOOKBACK_IDS of top. Pure. */
-export function nextHoles(holes: readonly number[], after: number, seen: readonly number[], top: number): number[] {
-  const found = new Set(seen);
-  const floor = top - TAIL_LOOKBACK_IDS;
-  const next = holes.filter((id) => id > floor && !found.has(id));
-  for (let id = Math.max(after, floor) + 1; id <= top; id++) if (!found.has(id)) next.push(id);
-  return next;
-}
 
 /** The highest id of a history table and the holes below it (TAIL_LOOKBACK_IDS), by primary key:
  * where a leader's tail starts. */
@@ -316,11 +285,16 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
     pendingLag = new Map(rows.map((r) => [r.flow_name, r.lag]));
   }
 
+  let runs: { memory: RunsMemory; moved: boolean } | null = null;
   let rowTotals: PeerdbSnapshot['rows'] = null;
   let rowsMemory: RowsMemory | null = null;
   if (shape.rowsSynced) {
     // rowsSynced.ts: incrementally after a leader's first poll, through the indexes it names.
-    ({ totals: rowTotals, memory: rowsMemory } = await readRowsSynced(client, flows, now, tails?.rows ?? null));
+    const previousStatuses = tails?.rows?.statuses;
+    ({ totals: rowTotals, memory: rowsMemory } = await readRowsSynced(client, flows, now, tails?.rows ?? null, shape.tables?.namespaced ?? false));
+    if (shape.tables) {
+      runs = await readRuns(client, flows, previousStatuses, tails?.rows ? (tails.tables?.runs ?? null) : null);
+    }
   }
 
   const merged: Tails = {
@@ -328,8 +302,27 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
     rows: rowsMemory, configs,
   };
   if (shape.slotSizes) Object.assign(merged, await readSlots(client, shape, flows, tails));
-  if (shape.flowErrors) Object.assign(merged, await readErrors(client, shape, flows, tails));
-  return { now, flows, pendingLag, rows: rowTotals, tails: merged, shape, undecodable };
+  let childErrorsMoved = true;
+  if (shape.flowErrors) {
+    const read = await readErrors(client, shape, flows, tails);
+    childErrorsMoved = read.childErrorsMoved;
+    Object.assign(merged, { errorAfterId: read.errorAfterId, errorHoles: read.errorHoles, errors: read.errors });
+  }
+  let tables: PeerdbSnapshot['tables'] = null;
+  let truncated: PeerdbSnapshot['truncated'] = [];
+  merged.tables = null;
+  if (runs && rowsMemory) {
+    // Rebuilt only when something they come from moved: an idle poll of 10^5 tables costs nothing here.
+    const flowsKey = flowsKeyOf(flows);
+    const before = tails?.tables;
+    if (before && !runs.moved && !rowsMemory.moved && !childErrorsMoved && before.flowsKey === flowsKey) {
+      tables = before.built;
+    } else {
+      ({ built: tables, truncated } = buildTables(flows, rowsMemory, runs.memory.runs, merged.errors));
+    }
+    merged.tables = { runs: runs.memory, built: tables, flowsKey };
+  }
+  return { now, flows, pendingLag, rows: rowTotals, tails: merged, shape, undecodable, tables, truncated };
 }
 
 async function readSlots(
@@ -380,7 +373,7 @@ async function readErrors(
   shape: PeerdbShape,
   flows: FlowRow[],
   tails: Tails | null,
-): Promise<Pick<Tails, 'errorAfterId' | 'errorHoles' | 'errors'>> {
+): Promise<Pick<Tails, 'errorAfterId' | 'errorHoles' | 'errors'> & { childErrorsMoved: boolean }> {
   type Row = { key: string; id: number; message: string; at: string };
   const toEntry = (r: Row): [string, ErrorRow] => [r.key, { id: r.id, flowName: r.key, message: r.message, at: r.at }];
   if (tails === null) {
@@ -405,7 +398,7 @@ async function readErrors(
       [names],
     );
     const { rows: [tail] } = await client.query<{ top: number; holes: number[] }>(topAndHoles('peerdb_stats.flow_errors'));
-    return { errorAfterId: tail!.top, errorHoles: tail!.holes, errors: new Map(rows.map(toEntry)) };
+    return { errorAfterId: tail!.top, errorHoles: tail!.holes, errors: new Map(rows.map(toEntry)), childErrorsMoved: true };
   }
   // flow_errors_pkey: only the rows logged since the last poll, and the holes below it.
   const { rows } = await client.query<Row & { type: string }>(
@@ -420,5 +413,6 @@ async function readErrors(
   // finished clones of them): without this the map grows with every flow name PeerDB ever logged.
   const names = new Set(flows.map((f) => f.name));
   for (const name of errors.keys()) if (!names.has(name) && parentOf(name, names) === undefined) errors.delete(name);
-  return { errorAfterId: top, errorHoles, errors };
+  const childErrorsMoved = rows.some((r) => r.type === 'error' && r.key.startsWith(CLONE_PREFIX));
+  return { errorAfterId: top, errorHoles, errors, childErrorsMoved };
 }

@@ -47,13 +47,17 @@ const MIN_PARTITION_SLICE = 100;
 /** FlowStatus codes during which PeerDB may drop a mirror's stats: setup 4, snapshot 5, resync 9. */
 export const WATCHED_STATUSES: ReadonlySet<number> = new Set([4, 5, 9]);
 
-interface Counted {
+export interface Counted {
   rows: number;
   /** RFC 3339 UTC, microseconds: last_updated_at or end_time. */
   at: string | null;
 }
-interface Partition extends Counted {
+export interface Partition extends Counted {
   mirror: string;
+  /** The flow that ran it: a snapshot child (`clone_…`, tables.ts) or the QRep mirror itself. */
+  flow: string;
+  /** RFC 3339 UTC, microseconds: when PeerDB started the partition; null until it does. */
+  start: string | null;
   finished: boolean;
 }
 
@@ -75,12 +79,18 @@ export interface RowsMemory {
   statuses?: Map<string, number>;
   /** Per mirror, the finished partitions' sum (recomputed when a partition changed). */
   partitionTotals: Map<string, Counted>;
+  /** Whether this poll's read changed any table count or partition: tables.ts rebuilds tables only then. */
+  moved?: boolean;
 }
 
 export type RowTotals = Map<string, { rows: number; lastSyncAt: string | null }>;
 
 type CountRow = { flow: string; tbl: string; rows: number; at: string };
-type PartitionRow = { id: number; mirror: string; rows: number; at: string | null };
+type PartitionRow = { id: number; mirror: string; flow: string; rows: number; at: string | null; start: string | null };
+
+/** The partition columns every read takes (qrep_partitions; flow_name and start_time for tables.ts). */
+const PARTITION_COLUMNS = `id, parent_mirror_name as mirror, flow_name as flow, coalesce(rows_synced, 0)::float8 as rows,
+       ${UTC_MICROS('end_time')} as at, ${UTC_MICROS('start_time')} as start`;
 
 /**
  * Reads rows synced for every mirror; `memory` null (or a flow recreated or gone): the whole tables.
@@ -91,8 +101,10 @@ export async function readRowsSynced(
   flows: readonly { name: string; createdAt: string; status: number }[],
   now: string,
   memory: RowsMemory | null,
+  namespaced = false,
 ): Promise<{ totals: RowTotals; memory: RowsMemory }> {
-  const next = memory && !flowsRecreated(flows, memory) ? await readChanges(client, flows, memory) : await readWhole(client);
+  const table = namespaced ? NAMESPACED_TABLE : 'destination_table_name';
+  const next = memory && !flowsRecreated(flows, memory) ? await readChanges(client, flows, memory, table) : await readWhole(client, table);
   next.readAt = now;
   next.created = new Map(flows.map((f) => [f.name, f.createdAt]));
   next.statuses = new Map(flows.map((f) => [f.name, f.status]));
@@ -111,31 +123,42 @@ function flowsRecreated(flows: readonly { name: string; createdAt: string }[], m
   return known !== memory.created.size;
 }
 
-async function readWhole(client: pg.ClientBase): Promise<RowsMemory> {
+/**
+ * A table's name where PeerDB records its namespace apart (`destination_table_namespace`, PeerDB
+ * PR #4416): `<namespace>.<name>`, unless the name already starts with it. Same-named tables of two
+ * namespaces stay two tables (and two counts in the mirror's total).
+ */
+export const NAMESPACED_TABLE = `case when coalesce(destination_table_namespace, '') = ''
+         or starts_with(destination_table_name, destination_table_namespace || '.') then destination_table_name
+       else destination_table_namespace || '.' || destination_table_name end`;
+
+async function readWhole(client: pg.ClientBase, table: string): Promise<RowsMemory> {
   // The first poll of a leader: both tables whole (cdc_table_aggregate_counts holds one running
   // total per table of each flow; qrep_partitions one row per partition, no usable index).
   const { rows: counts } = await client.query<CountRow>(
-    `select flow_name as flow, destination_table_name as tbl, total_count::float8 as rows, ${UTC_MICROS('last_updated_at')} as at
+    `select flow_name as flow, ${table} as tbl, total_count::float8 as rows, ${UTC_MICROS('last_updated_at')} as at
        from peerdb_stats.cdc_table_aggregate_counts`,
   );
   const { rows: parts } = await client.query<PartitionRow>(
-    `select id, parent_mirror_name as mirror, coalesce(rows_synced, 0)::float8 as rows, ${UTC_MICROS('end_time')} as at
-       from peerdb_stats.qrep_partitions where parent_mirror_name is not null`,
+    `select ${PARTITION_COLUMNS} from peerdb_stats.qrep_partitions where parent_mirror_name is not null`,
   );
   const memory: RowsMemory = {
     readAt: '', poll: 0, counts: new Map(), partitions: new Map(), partitionTopId: 0, partitionCursor: 0,
-    created: new Map(), partitionTotals: new Map(),
+    created: new Map(), partitionTotals: new Map(), moved: true,
   };
+  const flowNames = new Map<string, string>();
   for (const r of counts) putCount(memory.counts, r);
   for (const r of parts) {
-    memory.partitions.set(r.id, partitionOf(r));
+    memory.partitions.set(r.id, partitionOf(r, flowNames));
     memory.partitionTopId = Math.max(memory.partitionTopId, r.id);
   }
   memory.partitionTotals = partitionTotalsOf(memory.partitions);
   return memory;
 }
 
-async function readChanges(client: pg.ClientBase, flows: readonly { name: string; status: number }[], memory: RowsMemory): Promise<RowsMemory> {
+async function readChanges(
+  client: pg.ClientBase, flows: readonly { name: string; status: number }[], memory: RowsMemory, table: string,
+): Promise<RowsMemory> {
   // Updated in place (copying 10^4–10^5 entries per poll would cost more than the read): a caller
   // whose poll fails drops the memory and starts again from a whole read (poller.ts does).
   const { counts, partitions } = memory;
@@ -152,14 +175,18 @@ async function readChanges(client: pg.ClientBase, flows: readonly { name: string
   const names = flows.filter((f) => bucketOf(f.name) === bucket || watched.has(f.name)).map((f) => f.name);
   const since = new Date(Date.parse(memory.readAt) - COUNTS_MARGIN_MS).toISOString();
   const { rows: countRows } = await client.query<CountRow>(
-    `select flow_name as flow, destination_table_name as tbl, total_count::float8 as rows, ${UTC_MICROS('last_updated_at')} as at
+    `select flow_name as flow, ${table} as tbl, total_count::float8 as rows, ${UTC_MICROS('last_updated_at')} as at
        from peerdb_stats.cdc_table_aggregate_counts
       where last_updated_at >= $1::timestamp or flow_name = any($2::text[])`,
     [since, names],
   );
   // Reconcile: for the bucket's flows, memory becomes exactly the answer.
+  const before = new Map(names.map((name) => [name, counts.get(name)]));
   for (const name of names) counts.delete(name);
-  for (const r of countRows) putCount(counts, r);
+  let movedCounts = false;
+  // A bucket flow's rows were forgotten just above: whether they moved is the comparison after.
+  for (const r of countRows) movedCounts = (putCount(counts, r) && !before.has(r.flow)) || movedCounts;
+  for (const [name, tables] of before) if (!sameCounts(tables, counts.get(name))) movedCounts = true;
 
   // qrep_partitions_pkey: new ids, the ones unfinished at the last poll, the holes among the last
   // PARTITION_LOOKBACK_IDS ids (inserts committed out of id order fill them), and the next
@@ -173,7 +200,7 @@ async function readChanges(client: pg.ClientBase, flows: readonly { name: string
   const from = memory.partitionCursor > memory.partitionTopId ? 0 : memory.partitionCursor;
   const newAfter = memory.partitionTopId;
   const { rows: partRows } = await client.query<PartitionRow>(
-    `select id, parent_mirror_name as mirror, coalesce(rows_synced, 0)::float8 as rows, ${UTC_MICROS('end_time')} as at
+    `select ${PARTITION_COLUMNS}
        from peerdb_stats.qrep_partitions
       where (id > $1::int or id = any($2::int[]) or (id >= $3::int and id < $4::int)) and parent_mirror_name is not null`,
     [newAfter, open, from, from + partSlice],
@@ -184,10 +211,12 @@ async function readChanges(client: pg.ClientBase, flows: readonly { name: string
   for (const id of open) if (!seen.has(id)) changedPartitions = partitions.delete(id) || changedPartitions;
   for (const id of partitions.keys()) if (readWholly(id) && !seen.has(id)) changedPartitions = partitions.delete(id) || changedPartitions;
   let top = memory.partitionTopId;
+  const flowNames = new Map<string, string>();
+  for (const p of partitions.values()) flowNames.set(p.flow, p.flow);
   for (const r of partRows) {
-    const p = partitionOf(r);
+    const p = partitionOf(r, flowNames);
     const before = partitions.get(r.id);
-    if (!before || before.rows !== p.rows || before.at !== p.at || before.mirror !== p.mirror) {
+    if (!before || before.rows !== p.rows || before.at !== p.at || before.mirror !== p.mirror || before.start !== p.start || before.flow !== p.flow) {
       partitions.set(r.id, p);
       changedPartitions = true;
     }
@@ -197,6 +226,7 @@ async function readChanges(client: pg.ClientBase, flows: readonly { name: string
   return {
     readAt: '', poll: memory.poll + 1, counts, partitions, partitionTopId: top, partitionCursor: from + partSlice, created: memory.created,
     partitionTotals: changedPartitions ? partitionTotalsOf(partitions) : memory.partitionTotals,
+    moved: changedPartitions || movedCounts,
   };
 }
 
@@ -207,15 +237,31 @@ export function bucketOf(name: string): number {
   return (h >>> 0) % RECONCILE_POLLS;
 }
 
-function putCount(counts: Map<string, Map<string, Counted>>, r: CountRow): void {
+/** Remembers a counts row; true when it differs from what was remembered. */
+function putCount(counts: Map<string, Map<string, Counted>>, r: CountRow): boolean {
   let tables = counts.get(r.flow);
   if (!tables) counts.set(r.flow, (tables = new Map()));
+  const before = tables.get(r.tbl);
   tables.set(r.tbl, { rows: r.rows, at: r.at });
+  return before === undefined || before.rows !== r.rows || before.at !== r.at;
 }
 
-function partitionOf(r: PartitionRow): Partition {
+function sameCounts(a: Map<string, Counted> | undefined, b: Map<string, Counted> | undefined): boolean {
+  if ((a?.size ?? 0) !== (b?.size ?? 0)) return false;
+  for (const [table, c] of a ?? []) {
+    const d = b?.get(table);
+    if (!d || d.rows !== c.rows || d.at !== c.at) return false;
+  }
+  return true;
+}
+
+/** `flowNames` shares one string per flow name among the partitions that name it (a load has
+ * hundreds): memory holds one copy, not one per row read. */
+function partitionOf(r: PartitionRow, flowNames: Map<string, string>): Partition {
   const finished = r.at !== null;
-  return { mirror: r.mirror, rows: finished ? r.rows : 0, at: r.at, finished };
+  let flow = flowNames.get(r.flow);
+  if (flow === undefined) flowNames.set(r.flow, (flow = r.flow));
+  return { mirror: r.mirror, flow, start: r.start, rows: finished ? r.rows : 0, at: r.at, finished };
 }
 
 function partitionTotalsOf(partitions: Map<number, Partition>): Map<string, Counted> {

@@ -42,6 +42,8 @@ export interface SyncContext {
   memory?: ReadonlyMap<string, PublishedState> | null;
   /** MIRRORSTATE_MAX_FUTURE: validate what is published as the daemon will. */
   maxFutureMs?: number;
+  /** MIRRORSTATE_PEERDB_NUMBERS_INTERVAL: at most how often numbers alone are published (decide.ts). */
+  numbersIntervalMs?: number;
 }
 
 export interface SyncSummary {
@@ -51,6 +53,8 @@ export interface SyncSummary {
   skipped: Decision['skipped'];
   /** Mirrors whose config_proto did not decode at this poll's read of their row (readPeerdb.ts). */
   undecodable: { mirror: string; reason: string }[];
+  /** Mirrors with more tables than an update carries (tables.ts). */
+  truncated: { mirror: string; tables: number }[];
   /** To hand to the next poll. */
   tails: Tails;
   /** PeerDB's clock at the poll. */
@@ -63,13 +67,14 @@ export async function syncOnce(ctx: SyncContext): Promise<SyncSummary> {
   const snapshot = await readPeerdb(ctx.peerdb, ctx.shape, ctx.tails);
   const catalog: Executor = { executeSql: (text, values) => ctx.catalog.query(text, values) };
   const published = ctx.memory ?? (await readPublished(catalog, ctx.schema));
-  const decision = decide(observe(snapshot), published, snapshot.now, Date.now(), ctx.maxFutureMs);
+  const decision = decide(observe(snapshot), published, snapshot.now, Date.now(), ctx.maxFutureMs, ctx.numbersIntervalMs);
   const summary: SyncSummary = {
     seen: decision.seen,
     published: decision.publish.length,
     dropped: decision.dropped,
     skipped: decision.skipped,
     undecodable: snapshot.undecodable,
+    truncated: snapshot.truncated,
     tails: snapshot.tails,
     observedAt: snapshot.now,
     memory: published,
