@@ -1,7 +1,8 @@
 /**
  * A catalog as the build before a migration left it, for the tests of that migration on data the
- * previous build wrote: its schema (migrateBefore), and its updates (writeAsPreviousBuild), plain SQL on the columns every earlier migration has (the current batch
- * writer also writes the columns a newer migration adds, so it cannot fill an older catalog).
+ * previous build wrote: its schema (migrateBefore), and its updates (writeAsPreviousBuild), plain
+ * SQL on the columns every earlier migration has (the current batch writer also writes the columns
+ * a newer migration adds, so it cannot fill an older catalog).
  * Each update is applied in order, newer than the last: its journal row, its transition when the
  * status changes, and the mirror's row with the journal metadata kept exact.
  */
