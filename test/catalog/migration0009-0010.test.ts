@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadMigrations } from '../../src/catalog/migrate.js';
 import { ensureQueues } from '../../src/queue/boss.js';
 import { CLI, type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { createTestDatabase } from '../helpers/db.js';
 import { createPeerdbCatalog, type PeerdbCatalog } from '../helpers/peerdb.js';
 import { migrateBefore, writeAsPreviousBuild } from '../helpers/previousCatalog.js';
 import { insertJobs, startProducer } from '../helpers/queue.js';
