@@ -303,7 +303,8 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   //    A mirror whose applied updates listed tables gets that set in the same statement: its other
   //    tables deleted, the listed ones written whole (a field an entry leaves out is null, nothing
   //    carried over). The two touch disjoint rows, so they can share the statement. Its row is
-  //    written too (an applied update), which is what the /metrics change feed follows.
+  //    written too (an applied update), which is what the /metrics change feed follows, and
+  //    says from then on that the mirror has reported tables (an empty list included).
   const { rows: inserted } = await db.executeSql(
     `with fresh as (
        insert into ${t.journal} (mirror, observed_at, seq, status, applied, payload)
@@ -332,6 +333,7 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
          ${SET_FIELDS},
          error_class = u.error_class, error_message = u.error_message, dropped_at = u.dropped_at,
          transitions_total = u.transitions_total,
+         tables_reported = m.tables_reported or m.mirror = any($6::text[]),
          journal_length = m.journal_length + coalesce(added.n, 0),
          journal_oldest_at = least(m.journal_oldest_at, added.oldest),
          updated_at = now()

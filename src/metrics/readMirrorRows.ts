@@ -41,7 +41,7 @@ export type MirrorRow = MirrorVersion & MirrorFieldMetricsColumns & {
   observed_at: string;
   transitions_total: string;
   error_class: string | null;
-  /** The mirror's tables (none reported: null), by name, read in the same statement as the row (one snapshot). */
+  /** The mirror's tables by name, read in the same statement as the row (one snapshot); null when it never reported tables. */
   tables: TableSample[] | null;
 };
 
@@ -93,10 +93,12 @@ function rowColumn(schema: string, column: RowColumn): string {
       return 'transitions_total::text as transitions_total';
     case 'tables':
       // A correlated subquery: the tables come from the same statement, so the same snapshot, as
-      // the row they are rendered with (the batch writer writes both in one transaction).
-      return `(select json_agg(json_build_array(mt.table_name, mt.rows_synced::text, extract(epoch from mt.last_synced_at)::text,
-      mt.snapshot_partitions::text, mt.snapshot_partitions_synced::text, mt.snapshot_rows_synced::text, mt.error_class) order by mt.table_name)
-    from ${tables(schema).mirrorTables} mt where mt.mirror = mirrors.mirror) as tables`;
+      // the row they are rendered with (the batch writer writes both in one transaction). A mirror
+      // that reported none has an empty list; one that never reported tables, none (null).
+      return `case when mirrors.tables_reported then coalesce((select json_agg(json_build_array(mt.table_name, mt.rows_synced::text,
+      extract(epoch from mt.last_synced_at)::text, mt.snapshot_partitions::text, mt.snapshot_partitions_synced::text,
+      mt.snapshot_rows_synced::text, mt.error_class) order by mt.table_name)
+    from ${tables(schema).mirrorTables} mt where mt.mirror = mirrors.mirror), '[]') end as tables`;
     default: {
       const field = MIRROR_FIELD_LIST.find((f) => f.metrics && f.column === column);
       if (field === undefined) throw new Error(`no /metrics column ${column}`);

@@ -52,7 +52,7 @@ it('migrates at start, keeps the old rows, and drains the waiting backlog into t
 
   // The mirror nothing new was said about is exactly as the previous build left it.
   const { rows: [quietAfter] } = await db.pool.query(`select * from ${SCHEMA}.mirrors where mirror = 'quiet'`);
-  expect(quietAfter).toEqual({ ...quietBefore, slot_lag_sampled_at: null, slot_wal_status: null });
+  expect(quietAfter).toEqual({ ...quietBefore, slot_lag_sampled_at: null, slot_wal_status: null, tables_reported: false });
 
   const { rows: [old] } = await db.pool.query(
     `select rows_synced, slot_lag_bytes, slot_wal_status, slot_lag_sampled_at is not null as sampled, journal_length from ${SCHEMA}.mirrors where mirror = 'old'`);

@@ -47,6 +47,7 @@ beforeAll(async () => {
     rowsSynced: 7, lagSeconds: 1.5, slotLagBytes: 99, transitionsTotal: 2,
   });
   await db.pool.query(`insert into "${SCHEMA}".mirror_tables (mirror, table_name, rows_synced) values ('m1', 't1', 5)`);
+  await db.pool.query(`update "${SCHEMA}".mirrors set tables_reported = true where mirror = 'm1'`);
 });
 
 afterAll(async () => {

@@ -40,12 +40,12 @@ interface TableFixture {
   errorClass?: string;
 }
 
-/** As the batch writer does: the mirror's row is rewritten with its tables, in one transaction. */
+/** As the batch writer does: the mirror's row is rewritten with its tables (and says it reported some), in one transaction. */
 async function putTables(mirror: string, list: TableFixture[], observedAt: string): Promise<void> {
   const client = await db.pool.connect();
   try {
     await client.query('begin');
-    await client.query(`update "${SCHEMA}".mirrors set observed_at = $2::timestamptz, updated_at = clock_timestamp() where mirror = $1`, [mirror, observedAt]);
+    await client.query(`update "${SCHEMA}".mirrors set observed_at = $2::timestamptz, tables_reported = true, updated_at = clock_timestamp() where mirror = $1`, [mirror, observedAt]);
     await client.query(`delete from "${SCHEMA}".mirror_tables where mirror = $1`, [mirror]);
     for (const t of list) {
       await client.query(
