@@ -14,13 +14,15 @@ import { mirrorRowColumns, type MirrorRow } from '../../src/metrics/readMirrorRo
 import { type Bucket, MirrorTextCache } from '../../src/metrics/textCache.js';
 
 export async function readMirrorNaive(
-  pool: Pool, schema: string, mirror: string, options: ReadMirrorOptions & { pauseMs?: number },
+  pool: Pool, schema: string, mirror: string, options: ReadMirrorOptions & { pauseMs?: number; between?: () => Promise<unknown> },
 ): Promise<MirrorDetail | undefined> {
   const sql = detailStatements(schema);
   const { rows: [row] } = await pool.query(sql.mirror, [mirror]);
   if (!row) return undefined;
   // Widens the window between the two moments, so the tests see the skew reliably.
   if (options.pauseMs) await pool.query('select pg_sleep($1::float8)', [options.pauseMs / 1000]);
+  // Or makes it certain: a test commits a write there.
+  await options.between?.();
   const events = await pool.query(sql.events, [mirror, options.events]);
   const transitions = await pool.query(sql.transitions, [mirror, options.transitions ?? DETAIL_TRANSITIONS]);
   const mirrorTables = await pool.query(sql.tables, [mirror]);
