@@ -117,6 +117,13 @@ export function qrepConfig(name: string, query: string, watermark: string): Uint
   return t.encode(t.fromObject({ flowJobName: name, query, watermarkColumn: watermark })).finish();
 }
 
+/** A table's initial load as the fixture wrote it (PeerdbPlayer.planLoad). */
+export interface Load {
+  child: string;
+  run: string;
+  partitions: string[];
+}
+
 /** Writes what PeerDB writes. Timestamps are `timestamp` (UTC) as PeerDB's. */
 export class PeerdbPlayer {
   constructor(readonly pool: pg.Pool) {}
@@ -199,6 +206,71 @@ export class PeerdbPlayer {
        values ($1, $2, $3, $4, now() at time zone 'UTC', case when $5 then now() at time zone 'UTC' end, 0, $4, $6)`,
       [flow, run, randomBytes(8).toString('hex'), rowsSynced, finished, parent],
     );
+  }
+
+  /**
+   * One table's initial load as snapshot_flow.go and monitoring.go write it: the child flow
+   * `clone_<mirror>_<source table>_<run id>` (illegal characters as underscores) gets its run
+   * (InitializeQRepRun, no partitions: planning); with `partitions`, the run again and all its
+   * partitions in one transaction. A resync's load goes to `<table>_resync`.
+   */
+  async planLoad(mirror: string, table: string, partitions: number | null, o: { runId?: string; resync?: boolean } = {}): Promise<Load> {
+    const child = `clone_${mirror}_${table}_${o.runId ?? 'r1'}`.replace(/[^A-Za-z0-9_]/g, '_');
+    const load: Load = { child, run: `run-${child}`, partitions: [] };
+    const client = await this.pool.connect();
+    try {
+      await client.query('begin');
+      await client.query(
+        `insert into peerdb_stats.qrep_runs (flow_name, run_uuid, source_table, destination_table, parent_mirror_name)
+         values ($1, $2, $3, $4, $5) on conflict do nothing`,
+        [child, load.run, table, o.resync ? `${table}_resync` : table, mirror],
+      );
+      for (let i = 0; i < (partitions ?? 0); i++) {
+        const uuid = randomBytes(8).toString('hex');
+        load.partitions.push(uuid);
+        await client.query(
+          `insert into peerdb_stats.qrep_partitions (flow_name, run_uuid, partition_uuid, restart_count, parent_mirror_name)
+           values ($1, $2, $3, 0, $4)`,
+          [child, load.run, uuid, mirror],
+        );
+      }
+      await client.query('commit');
+    } finally {
+      client.release();
+    }
+    return load;
+  }
+
+  /** UpdateStartTimeForPartition. */
+  async startPartition(load: Load, i: number): Promise<void> {
+    await this.pool.query(
+      `update peerdb_stats.qrep_partitions set start_time = now() at time zone 'UTC' where run_uuid = $1 and partition_uuid = $2`,
+      [load.run, load.partitions[i]],
+    );
+  }
+
+  /** replicateQRepPartition's end: UpdateRowsSyncedForPartition, then UpdateEndTimeForPartition. */
+  async finishPartition(load: Load, i: number, rows: number): Promise<void> {
+    await this.pool.query(`update peerdb_stats.qrep_partitions set rows_synced = $1 where run_uuid = $2 and partition_uuid = $3`, [rows, load.run, load.partitions[i]]);
+    await this.pool.query(
+      `update peerdb_stats.qrep_partitions set end_time = now() at time zone 'UTC' where run_uuid = $1 and partition_uuid = $2`,
+      [load.run, load.partitions[i]],
+    );
+  }
+
+  /** DeleteMirrorStats (monitoring.go), as a resync with drop-stats runs it: one transaction. */
+  async dropStats(mirror: string): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('begin');
+      await client.query(`delete from peerdb_stats.qrep_partitions where parent_mirror_name = $1`, [mirror]);
+      await client.query(`delete from peerdb_stats.qrep_runs where parent_mirror_name = $1`, [mirror]);
+      await client.query(`delete from peerdb_stats.cdc_batches where flow_name = $1`, [mirror]);
+      await client.query(`delete from peerdb_stats.cdc_table_aggregate_counts where flow_name = $1`, [mirror]);
+      await client.query('commit');
+    } finally {
+      client.release();
+    }
   }
 
   /** flowable.go's slot sampler: `slot` defaults to PeerDB's `peerflow_slot_<name>`; `agoSeconds` back-dates it. */

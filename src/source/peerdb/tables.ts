@@ -222,14 +222,15 @@ export function buildTables(
     const b = tableOf(run.mirror, run.table);
     if (run.id < b.runId) continue;
     b.runId = run.id;
+    // A run without partitions is still planning: the table is listed, its load figures unknown.
     const l = loads.get(child);
-    b.entry.snapshot = l
-      ? {
-          partitions: l.partitions, partitionsSynced: l.synced, rowsSynced: l.rows,
-          ...(l.start === null ? {} : { startedAt: l.start }),
-          ...(l.synced === l.partitions && l.end !== null ? { finishedAt: l.end } : {}),
-        }
-      : {};
+    if (l) {
+      b.entry.snapshot = {
+        partitions: l.partitions, partitionsSynced: l.synced, rowsSynced: l.rows,
+        ...(l.start === null ? {} : { startedAt: l.start }),
+        ...(l.synced === l.partitions && l.end !== null ? { finishedAt: l.end } : {}),
+      };
+    } else delete b.entry.snapshot;
     // The child's newest error, while newer than its last finished partition (PeerDB retried and got
     // on since otherwise), and never one logged before this flow of the mirror existed.
     const e = errors.get(child);
