@@ -43,6 +43,7 @@ td { padding:9px 12px; border-bottom:1px solid #eef1f4; vertical-align:top; }
 tbody tr:last-child td { border-bottom:0; } tbody tr:hover td { background:#fafcff; }
 .num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
 td.name { max-width:360px; word-break:break-all; } td.name a { font-weight:550; }
+.table-name { word-break:break-all; }
 .sub { color:var(--muted); font-size:12px; margin-top:1px; word-break:break-all; }
 time { white-space:nowrap; }
 .badge { display:inline-block; padding:1px 9px; border-radius:999px; font-size:12px; font-weight:600; line-height:19px;
