@@ -1,7 +1,7 @@
 /**
  * `npm run bench peerdb`: the PeerDB source on a catalog of 5,000 mirrors (4,000 CDC) with 100,000
  * tables (25 per CDC mirror: their counts, one initial-load run each), 200,000 partitions (two per
- * load; 8,000 loads still running), 1,000,000 cdc_batches rows, 500,000 peer_slot_size rows and
+ * load; 8,000 loads with their second partition still waiting), 1,000,000 cdc_batches rows, 500,000 peer_slot_size rows and
  * 50,000 flow_errors, filled with generate_series in a bench database of its own, read by a
  * SELECT-only role.
  *
@@ -63,7 +63,8 @@ async function fill(pool: pg.Pool): Promise<void> {
       select 'clone_' || name || '_public_t' || t || '_r', 'r-' || name || '-' || t, 'public.t' || t, 'public.t' || t, name
         from flows, generate_series(1, ${TABLES_PER_MIRROR}) t where query_string is null;
     insert into peerdb_stats.qrep_partitions (flow_name, run_uuid, partition_uuid, restart_count, rows_synced, start_time, end_time, parent_mirror_name)
-      select r.flow_name, r.run_uuid, p::text, 0, case when p = 1 or r.t > ${RUNNING_LOADS} then 1000 end, now() - interval '3 hours',
+      select r.flow_name, r.run_uuid, p::text, 0, case when p = 1 or r.t > ${RUNNING_LOADS} then 1000 end,
+             case when p = 1 or r.t > ${RUNNING_LOADS} then now() - interval '3 hours' end,
              case when p = 1 or r.t > ${RUNNING_LOADS} then now() - interval '2 hours' end, r.parent_mirror_name
         from (select flow_name, run_uuid, parent_mirror_name, substring(destination_table from 9)::int as t from peerdb_stats.qrep_runs) r,
              generate_series(1, 2) p`);
@@ -206,8 +207,10 @@ async function measure(build: Build, peerdbPool: pg.Pool, readerUrl: string, unf
     process.stderr.write('\n');
     const tableChanges: number[] = [];
     for (let i = 0; build.tables && i < CHANGES && unfinished.length > 0; i++) {
-      // A running load's last partition finishes (UpdateRowsSyncedForPartition, UpdateEndTimeForPartition).
+      // A running load's last partition, waiting its turn, runs and finishes at once
+      // (UpdateStartTimeForPartition, UpdateRowsSyncedForPartition, UpdateEndTimeForPartition).
       const { mirror, table, run } = unfinished.splice(Math.floor(Math.random() * unfinished.length), 1)[0]!;
+      await peerdbPool.query(`update peerdb_stats.qrep_partitions set start_time = now() at time zone 'UTC' where run_uuid = $1 and partition_uuid = '2'`, [run]);
       await peerdbPool.query(`update peerdb_stats.qrep_partitions set rows_synced = 1000 where run_uuid = $1 and partition_uuid = '2'`, [run]);
       await peerdbPool.query(`update peerdb_stats.qrep_partitions set end_time = now() at time zone 'UTC' where run_uuid = $1 and partition_uuid = '2'`, [run]);
       const committed = performance.now();

@@ -286,6 +286,7 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
   }
 
   let runs: { memory: RunsMemory; moved: boolean } | null = null;
+  let flowsKey = '';
   let rowTotals: PeerdbSnapshot['rows'] = null;
   let rowsMemory: RowsMemory | null = null;
   if (shape.rowsSynced) {
@@ -293,7 +294,9 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
     const previousStatuses = tails?.rows?.statuses;
     ({ totals: rowTotals, memory: rowsMemory } = await readRowsSynced(client, flows, now, tails?.rows ?? null, shape.tables?.namespaced ?? false));
     if (shape.tables) {
-      runs = await readRuns(client, flows, previousStatuses, tails?.rows ? (tails.tables?.runs ?? null) : null);
+      flowsKey = flowsKeyOf(flows);
+      const flowsChanged = tails?.tables?.flowsKey !== flowsKey;
+      runs = await readRuns(client, flows, previousStatuses, tails?.rows ? (tails.tables?.runs ?? null) : null, flowsChanged);
     }
   }
 
@@ -313,7 +316,6 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
   merged.tables = null;
   if (runs && rowsMemory) {
     // Rebuilt only when something they come from moved: an idle poll of 10^5 tables costs nothing here.
-    const flowsKey = flowsKeyOf(flows);
     const before = tails?.tables;
     if (before && !runs.moved && !rowsMemory.moved && !childErrorsMoved && before.flowsKey === flowsKey) {
       tables = before.built;

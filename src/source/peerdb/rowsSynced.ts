@@ -13,10 +13,12 @@
  *   the previous poll's clock minus COUNTS_MARGIN_MS (cdc_table_aggregate_counts_last_updated_idx)
  *   catches every write whose transaction took less than the margin; merging is idempotent (a row
  *   replaces what is remembered for its (flow, table)).
- * - Partitions: PeerDB inserts them unfinished (ids from a sequence) and later sets `rows_synced`
- *   and `end_time` by (run_uuid, partition_uuid). Each poll reads, by primary key, the ids above
- *   the highest seen, the ids still unfinished at the last poll, and the ids among the last
- *   PARTITION_LOOKBACK_IDS below the highest that it has not seen (inserts committed out of id order).
+ * - Partitions: PeerDB inserts a load's partitions all at once, unstarted (ids from a sequence),
+ *   then per partition sets `start_time` (its worker's clock) and later `rows_synced` and `end_time`
+ *   by (run_uuid, partition_uuid). Each poll reads, by primary key, the ids above the highest seen,
+ *   the ids started but unfinished at the last poll, and the ids among the last
+ *   PARTITION_LOOKBACK_IDS below the highest that it has not seen (inserts committed out of id
+ *   order); and by `start_time` the partitions started since the previous poll less the margin.
  * - Anything those rules could miss (a counts transaction open longer than the margin, a row
  *   PeerDB deletes, a finished partition rewritten): each poll also re-reads a slice of both tables
  *   whole and makes memory equal to it (what is remembered in the slice but not answered is
@@ -81,6 +83,12 @@ export interface RowsMemory {
   partitionTotals: Map<string, Counted>;
   /** Whether this poll's read changed any table count or partition: tables.ts rebuilds tables only then. */
   moved?: boolean;
+  /** One string per partition flow name, shared by its partitions (partitionOf). */
+  flowNames?: Map<string, string>;
+  /** The ids of partitions started and not finished: the few PeerDB is running now. */
+  running?: Set<number>;
+  /** The totals of the poll that built this memory. */
+  totals?: RowTotals;
 }
 
 export type RowTotals = Map<string, { rows: number; lastSyncAt: string | null }>;
@@ -108,7 +116,9 @@ export async function readRowsSynced(
   next.readAt = now;
   next.created = new Map(flows.map((f) => [f.name, f.createdAt]));
   next.statuses = new Map(flows.map((f) => [f.name, f.status]));
-  return { totals: totalsOf(next), memory: next };
+  // Totals move only with counts or partitions: an idle poll hands on the last ones.
+  if (next.moved || !next.totals) next.totals = totalsOf(next);
+  return { totals: next.totals, memory: next };
 }
 
 function flowsRecreated(flows: readonly { name: string; createdAt: string }[], memory: RowsMemory): boolean {
@@ -144,12 +154,15 @@ async function readWhole(client: pg.ClientBase, table: string): Promise<RowsMemo
   );
   const memory: RowsMemory = {
     readAt: '', poll: 0, counts: new Map(), partitions: new Map(), partitionTopId: 0, partitionCursor: 0,
-    created: new Map(), partitionTotals: new Map(), moved: true,
+    created: new Map(), partitionTotals: new Map(), moved: true, flowNames: new Map(),
   };
-  const flowNames = new Map<string, string>();
+  const flowNames = memory.flowNames!;
   for (const r of counts) putCount(memory.counts, r);
+  const running = (memory.running = new Set());
   for (const r of parts) {
-    memory.partitions.set(r.id, partitionOf(r, flowNames));
+    const p = partitionOf(r, flowNames);
+    memory.partitions.set(r.id, p);
+    if (p.start !== null && !p.finished) running.add(r.id);
     memory.partitionTopId = Math.max(memory.partitionTopId, r.id);
   }
   memory.partitionTotals = partitionTotalsOf(memory.partitions);
@@ -188,11 +201,17 @@ async function readChanges(
   for (const r of countRows) movedCounts = (putCount(counts, r) && !before.has(r.flow)) || movedCounts;
   for (const [name, tables] of before) if (!sameCounts(tables, counts.get(name))) movedCounts = true;
 
-  // qrep_partitions_pkey: new ids, the ones unfinished at the last poll, the holes among the last
-  // PARTITION_LOOKBACK_IDS ids (inserts committed out of id order fill them), and the next
-  // reconciliation slice.
+  // qrep_partitions_pkey: new ids, the ones started but unfinished at the last poll (PeerDB runs a
+  // few at a time), the holes among the last PARTITION_LOOKBACK_IDS ids (inserts committed out of id
+  // order fill them), and the next reconciliation slice; idx_qrep_partitions_start_time: the ones
+  // started since the previous poll less the margin (PeerDB sets start_time = its worker's now() in
+  // the UPDATE that starts a partition, before it can end it). A load's partitions waiting their
+  // turn are thus not read again at every poll: a load of 10^5 partitions planned at once costs
+  // only the few running.
   // The watched mirrors' remembered partitions join them: one not answered was deleted.
-  const open = [...partitions].filter(([, p]) => !p.finished || watched.has(p.mirror)).map(([id]) => id);
+  const running = memory.running ?? new Set<number>();
+  const open = [...running];
+  if (watched.size > 0) for (const [id, p] of partitions) if (watched.has(p.mirror) && !running.has(id)) open.push(id);
   for (let id = Math.max(0, memory.partitionTopId - PARTITION_LOOKBACK_IDS) + 1; id <= memory.partitionTopId; id++) {
     if (!partitions.has(id)) open.push(id);
   }
@@ -202,20 +221,26 @@ async function readChanges(
   const { rows: partRows } = await client.query<PartitionRow>(
     `select ${PARTITION_COLUMNS}
        from peerdb_stats.qrep_partitions
-      where (id > $1::int or id = any($2::int[]) or (id >= $3::int and id < $4::int)) and parent_mirror_name is not null`,
-    [newAfter, open, from, from + partSlice],
+      where (id > $1::int or id = any($2::int[]) or (id >= $3::int and id < $4::int) or start_time >= $5::timestamp)
+        and parent_mirror_name is not null`,
+    [newAfter, open, from, from + partSlice, since],
   );
   const seen = new Set(partRows.map((r) => r.id));
   // A remembered id in a range read whole (new ids, open ids and holes, the slice) but not answered is gone.
   const readWholly = (id: number) => id > newAfter || (id >= from && id < from + partSlice);
-  for (const id of open) if (!seen.has(id)) changedPartitions = partitions.delete(id) || changedPartitions;
-  for (const id of partitions.keys()) if (readWholly(id) && !seen.has(id)) changedPartitions = partitions.delete(id) || changedPartitions;
+  const forget = (id: number) => {
+    running.delete(id);
+    changedPartitions = partitions.delete(id) || changedPartitions;
+  };
+  for (const id of open) if (!seen.has(id)) forget(id);
+  for (let id = from; id < from + partSlice; id++) if (readWholly(id) && !seen.has(id)) forget(id);
   let top = memory.partitionTopId;
-  const flowNames = new Map<string, string>();
-  for (const p of partitions.values()) flowNames.set(p.flow, p.flow);
+  const flowNames = memory.flowNames ?? new Map<string, string>();
   for (const r of partRows) {
     const p = partitionOf(r, flowNames);
     const before = partitions.get(r.id);
+    if (p.start !== null && !p.finished) running.add(r.id);
+    else running.delete(r.id);
     if (!before || before.rows !== p.rows || before.at !== p.at || before.mirror !== p.mirror || before.start !== p.start || before.flow !== p.flow) {
       partitions.set(r.id, p);
       changedPartitions = true;
@@ -226,7 +251,7 @@ async function readChanges(
   return {
     readAt: '', poll: memory.poll + 1, counts, partitions, partitionTopId: top, partitionCursor: from + partSlice, created: memory.created,
     partitionTotals: changedPartitions ? partitionTotalsOf(partitions) : memory.partitionTotals,
-    moved: changedPartitions || movedCounts,
+    moved: changedPartitions || movedCounts, flowNames, running, totals: memory.totals,
   };
 }
 

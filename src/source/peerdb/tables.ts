@@ -46,6 +46,8 @@ interface Run {
 export interface RunsMemory {
   /** Snapshot child flow name → its run. */
   runs: Map<string, Run>;
+  /** Run id → its child flow name: the rolling slice's ids looked up without a pass over every run. */
+  byId: Map<number, string>;
   top: number;
   holes: number[];
   /** Where the next reconciliation slice of ids starts. */
@@ -78,13 +80,23 @@ export function tableOfRun(destination: string): string {
     : destination;
 }
 
-function putRun(runs: Map<string, Run>, r: RunRow): boolean {
+function putRun(memory: Pick<RunsMemory, 'runs' | 'byId'>, r: RunRow): boolean {
   if (r.tbl === null || r.tbl === '') return false;
-  const before = runs.get(r.flow);
+  const before = memory.runs.get(r.flow);
   if (before && before.id > r.id) return false;
   const table = tableOfRun(r.tbl);
   if (before && before.id === r.id && before.table === table && before.mirror === r.mirror) return false;
-  runs.set(r.flow, { id: r.id, mirror: r.mirror, table });
+  if (before) memory.byId.delete(before.id);
+  memory.runs.set(r.flow, { id: r.id, mirror: r.mirror, table });
+  memory.byId.set(r.id, r.flow);
+  return true;
+}
+
+function forgetRun(memory: Pick<RunsMemory, 'runs' | 'byId'>, flow: string): boolean {
+  const run = memory.runs.get(flow);
+  if (!run) return false;
+  memory.runs.delete(flow);
+  memory.byId.delete(run.id);
   return true;
 }
 
@@ -98,13 +110,14 @@ export async function readRuns(
   flows: readonly Pick<FlowRow, 'name' | 'status'>[],
   previousStatuses: ReadonlyMap<string, number> | undefined,
   memory: RunsMemory | null,
+  flowsChanged: boolean,
 ): Promise<{ memory: RunsMemory; moved: boolean }> {
   if (memory === null) {
     const { rows } = await client.query<RunRow>(`select ${RUN_COLUMNS} from peerdb_stats.qrep_runs where ${CHILD_RUNS}`);
-    const runs = new Map<string, Run>();
+    const fresh = { runs: new Map<string, Run>(), byId: new Map<number, string>() };
     let top = 0;
     for (const r of rows) {
-      putRun(runs, r);
+      putRun(fresh, r);
       top = Math.max(top, r.id);
     }
     const { rows: [tail] } = await client.query<{ holes: number[] }>(
@@ -112,13 +125,14 @@ export async function readRuns(
                      where not exists (select from peerdb_stats.qrep_runs r where r.id = g)) as holes`,
       [top],
     );
-    return { memory: { runs, top, holes: tail!.holes, cursor: 0 }, moved: true };
+    return { memory: { ...fresh, top, holes: tail!.holes, cursor: 0 }, moved: true };
   }
-  const { runs } = memory;
+  const { runs, byId } = memory;
   const watchedMirrors = new Set(
     flows.filter((f) => WATCHED_STATUSES.has(f.status) || (previousStatuses !== undefined && previousStatuses.get(f.name) !== f.status)).map((f) => f.name),
   );
-  const watchedFlows = [...runs].filter(([, r]) => watchedMirrors.has(r.mirror)).map(([flow]) => flow);
+  const watchedFlows: string[] = [];
+  if (watchedMirrors.size > 0) for (const [flow, r] of runs) if (watchedMirrors.has(r.mirror)) watchedFlows.push(flow);
   const slice = Math.max(MIN_RUN_SLICE, Math.ceil(memory.top / RECONCILE_POLLS));
   const from = memory.cursor > memory.top ? 0 : memory.cursor;
   // qrep_runs_pkey for the ids; idx_qrep_runs_flow_name (hash) for the watched children, one
@@ -136,19 +150,23 @@ export async function readRuns(
   const answered = new Set(rows.map((r) => r.flow));
   // A remembered run whose id was in a range read whole, or whose flow was looked up, but that is
   // not answered: PeerDB deleted it (a resync dropping the mirror's stats, a cancelled table addition).
-  const readWholly = (id: number) => id > memory.top || (id >= from && id < from + slice);
-  for (const flow of watchedFlows) if (!answered.has(flow)) moved = runs.delete(flow) || moved;
-  for (const [flow, r] of runs) if (readWholly(r.id) && !answered.has(flow)) moved = runs.delete(flow) || moved;
+  for (const flow of watchedFlows) if (!answered.has(flow)) moved = forgetRun(memory, flow) || moved;
+  for (let id = from; id < from + slice; id++) {
+    const flow = byId.get(id);
+    if (flow !== undefined && !answered.has(flow)) moved = forgetRun(memory, flow) || moved;
+  }
   let top = memory.top;
   for (const r of rows) {
-    moved = putRun(runs, r) || moved;
+    moved = putRun(memory, r) || moved;
     top = Math.max(top, r.id);
   }
   const holes = nextHoles(memory.holes, memory.top, rows.map((r) => r.id), top);
-  // Forget the runs of mirrors that no longer exist.
-  const names = new Set(flows.map((f) => f.name));
-  for (const [flow, r] of runs) if (!names.has(r.mirror)) runs.delete(flow);
-  return { memory: { runs, top, holes, cursor: from + slice }, moved };
+  if (flowsChanged) {
+    // Forget the runs of mirrors that no longer exist.
+    const names = new Set(flows.map((f) => f.name));
+    for (const [flow, r] of runs) if (!names.has(r.mirror)) forgetRun(memory, flow);
+  }
+  return { memory: { runs, byId, top, holes, cursor: from + slice }, moved };
 }
 
 interface Load {
