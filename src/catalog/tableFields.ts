@@ -1,49 +1,16 @@
 /**
  * A mirror's table as the catalog keeps it (`mirror_tables`, docs/tables.md), declared once: each
- * column, its SQL type, and where the update's entry (update.ts `TableEntry`) and the read API's
- * view carry it. The batch writer's document and statement (applyBatch.ts) and the readers' select
- * list and view (views.ts) are derived from this list.
+ * column, its SQL type, where the update's entry (update.ts `TableEntry`) and the read API's view
+ * carry it (the same path in both: `snapshot.partitions` is the entry's and the view's), and
+ * whether /metrics reads it. The batch writer's document and statement (applyBatch.ts), the
+ * readers' select list and view (views.ts) and the /metrics per-table read (metrics/readMirrorRows.ts)
+ * are derived from this list; a new column is a line here and a migration.
  */
 import type { TableEntry } from '../update.js';
 import type { SqlType } from './mirrorFields.js';
 import { UTC_MICROS } from './sql.js';
 
-interface TableField {
-  readonly column: string;
-  readonly sql: SqlType;
-  /** Its value in an update's entry. */
-  readonly of: (entry: TableEntry) => string | number | null | undefined;
-}
-
-export const TABLE_FIELDS: readonly TableField[] = [
-  { column: 'rows_synced', sql: 'bigint', of: (e) => e.rowsSynced },
-  { column: 'last_synced_at', sql: 'timestamptz', of: (e) => e.lastSyncedAt },
-  { column: 'snapshot_partitions', sql: 'bigint', of: (e) => e.snapshot?.partitions },
-  { column: 'snapshot_partitions_synced', sql: 'bigint', of: (e) => e.snapshot?.partitionsSynced },
-  { column: 'snapshot_rows_synced', sql: 'bigint', of: (e) => e.snapshot?.rowsSynced },
-  { column: 'snapshot_started_at', sql: 'timestamptz', of: (e) => e.snapshot?.startedAt },
-  { column: 'snapshot_finished_at', sql: 'timestamptz', of: (e) => e.snapshot?.finishedAt },
-  { column: 'error_class', sql: 'text', of: (e) => e.error?.class },
-  { column: 'error_message', sql: 'text', of: (e) => e.error?.message },
-];
-
-export const TABLE_COLUMNS = TABLE_FIELDS.map((f) => f.column);
-
-/** The columns with their types, as a json_to_recordset column definition list. */
-export const TABLE_RECORD_DEFINITION = TABLE_FIELDS.map((f) => `${f.column} ${f.sql}`).join(', ');
-
-/** One entry as a row of the writer's document: absent values left out (json_to_recordset reads them as null). */
-export function tableRow(mirror: string, entry: TableEntry): Record<string, unknown> {
-  const row: Record<string, unknown> = { mirror, table_name: entry.table };
-  for (const f of TABLE_FIELDS) row[f.column] = f.of(entry) ?? undefined;
-  return row;
-}
-
-/** The select list of a reader, timestamps as RFC 3339 UTC text with microseconds. */
-export const TABLE_SELECT = ['table_name', ...TABLE_FIELDS.map((f) => (f.sql === 'timestamptz' ? `${UTC_MICROS(f.column)} as ${f.column}` : f.column)),
-  `${UTC_MICROS('updated_at')} as updated_at`].join(', ');
-
-/** A table as the read API answers it (docs/http.md). */
+/** A table as the read API answers it (docs/http.md); an entry of an update has the same shape, without `updatedAt`. */
 export interface TableView {
   table: string;
   rowsSynced: number | null;
@@ -59,27 +26,77 @@ export interface TableView {
   updatedAt: string;
 }
 
-const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+/** The groups of a view (and of an entry): shown as null when none of their values is known. */
+type Group = 'snapshot' | 'error';
+/** Where a value sits in an entry and in the view: a top-level field, or a field of a group. */
+type ViewPath =
+  | 'rowsSynced' | 'lastSyncedAt'
+  | { [G in Group]: `${G}.${keyof NonNullable<TableView[G]> & string}` }[Group];
 
-/* eslint-disable @typescript-eslint/no-explicit-any -- a row of TABLE_SELECT */
-export function toTableView(r: any): TableView {
-  const snapshot = [r.snapshot_partitions, r.snapshot_partitions_synced, r.snapshot_rows_synced, r.snapshot_started_at, r.snapshot_finished_at]
-    .every((v) => v === null)
-    ? null
-    : {
-        partitions: num(r.snapshot_partitions),
-        partitionsSynced: num(r.snapshot_partitions_synced),
-        rowsSynced: num(r.snapshot_rows_synced),
-        startedAt: r.snapshot_started_at,
-        finishedAt: r.snapshot_finished_at,
-      };
-  return {
-    table: r.table_name,
-    rowsSynced: num(r.rows_synced),
-    lastSyncedAt: r.last_synced_at,
-    snapshot,
-    error: r.error_class === null && r.error_message === null ? null : { class: r.error_class ?? 'unknown', message: r.error_message ?? '' },
-    updatedAt: r.updated_at,
-  };
+interface TableField {
+  readonly column: string;
+  readonly sql: SqlType;
+  readonly path: ViewPath;
+  /** Read by /metrics for its per-table families (metrics/families.ts names them by column). */
+  readonly metrics: boolean;
+  /** In a view whose group is shown, what an unknown value reads as (the group's type has no null). */
+  readonly orElse?: string;
 }
-/* eslint-enable @typescript-eslint/no-explicit-any */
+
+export const TABLE_FIELDS: readonly TableField[] = [
+  { column: 'rows_synced', sql: 'bigint', path: 'rowsSynced', metrics: true },
+  { column: 'last_synced_at', sql: 'timestamptz', path: 'lastSyncedAt', metrics: true },
+  { column: 'snapshot_partitions', sql: 'bigint', path: 'snapshot.partitions', metrics: true },
+  { column: 'snapshot_partitions_synced', sql: 'bigint', path: 'snapshot.partitionsSynced', metrics: true },
+  { column: 'snapshot_rows_synced', sql: 'bigint', path: 'snapshot.rowsSynced', metrics: true },
+  { column: 'snapshot_started_at', sql: 'timestamptz', path: 'snapshot.startedAt', metrics: false },
+  { column: 'snapshot_finished_at', sql: 'timestamptz', path: 'snapshot.finishedAt', metrics: false },
+  { column: 'error_class', sql: 'text', path: 'error.class', metrics: true, orElse: 'unknown' },
+  { column: 'error_message', sql: 'text', path: 'error.message', metrics: false, orElse: '' },
+];
+
+/** Each field's path split once: its group (none for a top-level field) and its key. */
+const PATHS = TABLE_FIELDS.map((f) => {
+  const [first, second] = f.path.split('.') as [string, string?];
+  return second === undefined ? { group: undefined, key: first } : { group: first as Group, key: second };
+});
+
+export const TABLE_COLUMNS = TABLE_FIELDS.map((f) => f.column);
+
+/** The columns with their types, as a json_to_recordset column definition list. */
+export const TABLE_RECORD_DEFINITION = TABLE_FIELDS.map((f) => `${f.column} ${f.sql}`).join(', ');
+
+/** One entry as a row of the writer's document: absent values left out (json_to_recordset reads them as null). */
+export function tableRow(mirror: string, entry: TableEntry): Record<string, unknown> {
+  const row: Record<string, unknown> = { mirror, table_name: entry.table };
+  const from = entry as unknown as Record<string, Record<string, unknown> | null | undefined>;
+  for (let i = 0; i < TABLE_FIELDS.length; i++) {
+    const { group, key } = PATHS[i]!;
+    const value = group === undefined ? from[key] : from[group]?.[key];
+    row[TABLE_FIELDS[i]!.column] = value ?? undefined;
+  }
+  return row;
+}
+
+/** The select list of a reader, timestamps as RFC 3339 UTC text with microseconds. */
+export const TABLE_SELECT = ['table_name', ...TABLE_FIELDS.map((f) => (f.sql === 'timestamptz' ? `${UTC_MICROS(f.column)} as ${f.column}` : f.column)),
+  `${UTC_MICROS('updated_at')} as updated_at`].join(', ');
+
+/** A row of TABLE_SELECT (node-pg gives a bigint as text, which the view makes a number), keys in the declared order. */
+export function toTableView(r: Record<string, unknown>): TableView {
+  const values = TABLE_FIELDS.map((f) => {
+    const raw = r[f.column];
+    return raw === null || raw === undefined ? null : f.sql === 'bigint' ? Number(raw) : raw;
+  });
+  // A group is shown when any of its values is known; its other values are then null, or orElse.
+  const shown = new Set(PATHS.filter((p, i) => p.group !== undefined && values[i] !== null).map((p) => p.group));
+  const view: Record<string, unknown> = { table: r.table_name };
+  for (let i = 0; i < TABLE_FIELDS.length; i++) {
+    const { group, key } = PATHS[i]!;
+    if (group === undefined) view[key] = values[i];
+    else if (!shown.has(group)) view[group] = null;
+    else ((view[group] ??= {}) as Record<string, unknown>)[key] = values[i] ?? TABLE_FIELDS[i]!.orElse ?? null;
+  }
+  view.updatedAt = r.updated_at;
+  return view as unknown as TableView;
+}

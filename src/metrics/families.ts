@@ -6,7 +6,7 @@
  */
 import { STATUSES, WAL_STATUSES } from '../update.js';
 import { escapeLabelValue, type Family, formatValue } from './exposition.js';
-import type { MirrorRow, RowColumn, TableSample } from './readMirrorRows.js';
+import { type MirrorRow, type RowColumn, type TableSample, tableSampleIndex } from './readMirrorRows.js';
 
 export interface MirrorFamily extends Family {
   /** The labels of its samples, in the order they are printed. */
@@ -133,11 +133,11 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
     help: 'Tables the mirror last reported (only mirrors that reported tables).',
     samples: (row, m) => (row.tables === null ? '' : line('peerdb_mirror_tables', m, String(row.tables.length))),
   },
-  tableFamily('peerdb_mirror_table_rows_synced_total', 'counter', 'Rows synced into the table, as last reported (only tables that reported it).', 1),
-  tableFamily('peerdb_mirror_table_last_synced_timestamp_seconds', 'gauge', 'When the table last synced, in Unix seconds, as last reported (only tables that reported it).', 2),
-  tableFamily('peerdb_mirror_table_snapshot_partitions', 'gauge', 'Partitions of the table\'s initial load (only tables that reported it).', 3),
-  tableFamily('peerdb_mirror_table_snapshot_partitions_synced', 'gauge', 'Partitions of the table\'s initial load synced so far (only tables that reported it).', 4),
-  tableFamily('peerdb_mirror_table_snapshot_rows_synced', 'gauge', 'Rows the table\'s initial load synced so far (only tables that reported it).', 5),
+  tableFamily('peerdb_mirror_table_rows_synced_total', 'counter', 'Rows synced into the table, as last reported (only tables that reported it).', 'rows_synced'),
+  tableFamily('peerdb_mirror_table_last_synced_timestamp_seconds', 'gauge', 'When the table last synced, in Unix seconds, as last reported (only tables that reported it).', 'last_synced_at'),
+  tableFamily('peerdb_mirror_table_snapshot_partitions', 'gauge', 'Partitions of the table\'s initial load (only tables that reported it).', 'snapshot_partitions'),
+  tableFamily('peerdb_mirror_table_snapshot_partitions_synced', 'gauge', 'Partitions of the table\'s initial load synced so far (only tables that reported it).', 'snapshot_partitions_synced'),
+  tableFamily('peerdb_mirror_table_snapshot_rows_synced', 'gauge', 'Rows the table\'s initial load synced so far (only tables that reported it).', 'snapshot_rows_synced'),
   {
     name: 'peerdb_mirror_table_error',
     reads: ['tables'],
@@ -145,9 +145,15 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
     labels: ['mirror', 'table', 'class'],
     help: '1 while the table\'s last report carries an error, labelled with its class; absent otherwise.',
     samples: (row, m) =>
-      eachTable(row, (t) => (t[6] === null ? '' : line('peerdb_mirror_table_error', `${m},${tableLabel(t)},${label('class', t[6])}`, '1'))),
+      eachTable(row, (t) => {
+        const errorClass = t[ERROR_CLASS];
+        return errorClass === null || errorClass === undefined ? '' : line('peerdb_mirror_table_error', `${m},${tableLabel(t)},${label('class', errorClass)}`, '1');
+      }),
   },
 ];
+
+/** Where a TableSample holds the table's error class. */
+const ERROR_CLASS = tableSampleIndex('error_class');
 
 function tableLabel(t: TableSample): string {
   return label('table', t[0]);
@@ -160,9 +166,10 @@ function eachTable(row: MirrorRow, sample: (t: TableSample) => string): string {
   return text;
 }
 
-/** A per-table family of one value, `at` its place in TableSample; timestamps end in `_timestamp_seconds`. */
-function tableFamily(name: string, type: 'gauge' | 'counter', help: string, at: 1 | 2 | 3 | 4 | 5): MirrorFamily {
+/** A per-table family of one value, the table's `column` (catalog/tableFields.ts); timestamps end in `_timestamp_seconds`. */
+function tableFamily(name: string, type: 'gauge' | 'counter', help: string, column: string): MirrorFamily {
   const time = name.endsWith('_timestamp_seconds');
+  const at = tableSampleIndex(column);
   return {
     name, type, help,
     labels: ['mirror', 'table'],
@@ -170,7 +177,7 @@ function tableFamily(name: string, type: 'gauge' | 'counter', help: string, at: 
     samples: (row, m) =>
       eachTable(row, (t) => {
         const value = t[at];
-        return value === null ? '' : line(name, `${m},${tableLabel(t)}`, time ? epoch(value) : value);
+        return value === null || value === undefined ? '' : line(name, `${m},${tableLabel(t)}`, time ? epoch(value) : value);
       }),
   };
 }

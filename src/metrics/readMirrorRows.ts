@@ -24,8 +24,9 @@
  * as its exact text).
  */
 import type { PoolClient } from '../db/pool.js';
-import { MIRROR_FIELD_LIST, type MirrorFieldMetricsColumns } from '../catalog/mirrorFields.js';
+import { MIRROR_FIELD_LIST, type MirrorFieldMetricsColumns, type SqlType } from '../catalog/mirrorFields.js';
 import { tables } from '../catalog/sql.js';
+import { TABLE_FIELDS } from '../catalog/tableFields.js';
 import type { Shard } from './shard.js';
 
 export interface MirrorVersion {
@@ -45,15 +46,22 @@ export type MirrorRow = MirrorVersion & MirrorFieldMetricsColumns & {
   tables: TableSample[] | null;
 };
 
+/** The table columns /metrics reads (catalog/tableFields.ts), in the order a TableSample holds them after the name. */
+const TABLE_SAMPLE_FIELDS = TABLE_FIELDS.filter((f) => f.metrics);
+
 /**
- * One table as /metrics prints it: name, rowsSynced, lastSyncedAt (epoch seconds), snapshot
- * partitions, partitions synced, snapshot rows synced, error class; numbers as their exact text,
- * null where not reported.
+ * One table as /metrics prints it: its name, then the value of each column /metrics reads
+ * (tableSampleIndex says where); numbers as their exact text, timestamps as epoch seconds, null
+ * where not reported.
  */
-export type TableSample = [
-  table: string, rowsSynced: string | null, lastSynced: string | null, partitions: string | null,
-  partitionsSynced: string | null, snapshotRows: string | null, errorClass: string | null,
-];
+export type TableSample = readonly [table: string, ...values: (string | null)[]];
+
+/** Where a table column's value sits in a TableSample. */
+export function tableSampleIndex(column: string): number {
+  const at = TABLE_SAMPLE_FIELDS.findIndex((f) => f.column === column);
+  if (at < 0) throw new Error(`/metrics reads no table column ${column}`);
+  return at + 1;
+}
 
 export const VERSION = `xmin::text || '@' || extract(epoch from updated_at)::text`;
 
@@ -71,12 +79,17 @@ export async function readMirrorVersions(client: PoolClient, schema: string, sha
   return rows.map(([mirror, version]) => ({ mirror, version }));
 }
 
-/** A reported value as the families print it: bigints as their exact text, timestamps as epoch seconds. */
-function metricsColumn(f: (typeof MIRROR_FIELD_LIST)[number]): string {
-  if (f.sql === 'bigint') return `${f.column}::text as ${f.column}`;
-  if (f.sql === 'timestamptz') return `extract(epoch from ${f.column}) as ${f.column}`;
-  return f.column;
+/**
+ * A reported value as the families print it: bigints as their exact text, timestamps as epoch
+ * seconds (numeric, as text: inside a JSON document it would otherwise become a float).
+ */
+function metricsValue(expression: string, sql: SqlType): string {
+  if (sql === 'bigint') return `${expression}::text`;
+  if (sql === 'timestamptz') return `extract(epoch from ${expression})::text`;
+  return expression;
 }
+
+const TABLE_SAMPLE_VALUES = TABLE_SAMPLE_FIELDS.map((f) => metricsValue(`mt.${f.column}`, f.sql)).join(', ');
 
 /** What a family may read of a mirror's row (MirrorFamily.reads): its columns, and `tables`. */
 export type RowColumn = Exclude<keyof MirrorRow, 'mirror' | 'version'>;
@@ -95,14 +108,12 @@ function rowColumn(schema: string, column: RowColumn): string {
       // A correlated subquery: the tables come from the same statement, so the same snapshot, as
       // the row they are rendered with (the batch writer writes both in one transaction). A mirror
       // that reported none has an empty list; one that never reported tables, none (null).
-      return `case when mirrors.tables_reported then coalesce((select json_agg(json_build_array(mt.table_name, mt.rows_synced::text,
-      extract(epoch from mt.last_synced_at)::text, mt.snapshot_partitions::text, mt.snapshot_partitions_synced::text,
-      mt.snapshot_rows_synced::text, mt.error_class) order by mt.table_name)
-    from ${tables(schema).mirrorTables} mt where mt.mirror = mirrors.mirror), '[]') end as tables`;
+      return `case when mirrors.tables_reported then coalesce((select json_agg(json_build_array(mt.table_name, ${TABLE_SAMPLE_VALUES})
+      order by mt.table_name) from ${tables(schema).mirrorTables} mt where mt.mirror = mirrors.mirror), '[]') end as tables`;
     default: {
       const field = MIRROR_FIELD_LIST.find((f) => f.metrics && f.column === column);
       if (field === undefined) throw new Error(`no /metrics column ${column}`);
-      return metricsColumn(field);
+      return `${metricsValue(field.column, field.sql)} as ${field.column}`;
     }
   }
 }

@@ -1,5 +1,6 @@
 /** The `tables` field of an update (docs/tables.md): parsed whole, or the update refused naming `tables[i].field`. */
 import { describe, expect, it } from 'vitest';
+import { TABLE_FIELDS, tableRow, toTableView } from '../../src/catalog/tableFields.js';
 import { MAX_TABLES_PER_UPDATE, parseUpdate } from '../../src/update.js';
 
 const NOW = Date.parse('2026-12-05T12:00:00Z');
@@ -87,5 +88,35 @@ describe('slot sample fields', () => {
   ])('%j', (fields, expected) => {
     const r = parseUpdate({ ...base, ...fields }, NOW);
     expect(r.ok ? [] : r.errors.map((e) => e.field)).toEqual(expected);
+  });
+});
+
+describe('a table\'s view and row (catalog/tableFields.ts)', () => {
+  const unknown = Object.fromEntries(TABLE_FIELDS.map((f) => [f.column, null]));
+  const row = (values: Record<string, string | null>) => ({ table_name: 't', ...unknown, ...values, updated_at: 'u' });
+  it.each([
+    ['nothing known: groups null', {}, { rowsSynced: null, lastSyncedAt: null, snapshot: null, error: null }],
+    ['one value of a group shows the group, the rest null', { snapshot_rows_synced: '3' },
+      { snapshot: { partitions: null, partitionsSynced: null, rowsSynced: 3, startedAt: null, finishedAt: null }, error: null }],
+    ['an error without its class reads as unknown, without its message as empty', { error_message: 'm' }, { error: { class: 'unknown', message: 'm' } }],
+    ['', { error_class: 'c' }, { error: { class: 'c', message: '' } }],
+    ['bigints as numbers', { rows_synced: '9007199254740991', snapshot_partitions: '0' }, { rowsSynced: 9007199254740991, snapshot: expect.objectContaining({ partitions: 0 }) }],
+  ])('%s', (_, values, expected) => {
+    expect(toTableView(row(values))).toMatchObject({ table: 't', updatedAt: 'u', ...expected });
+  });
+
+  it('keeps the read API\'s key order', () => {
+    expect(Object.keys(toTableView(row({ snapshot_partitions: '1' })))).toEqual(['table', 'rowsSynced', 'lastSyncedAt', 'snapshot', 'error', 'updatedAt']);
+    expect(Object.keys(toTableView(row({ snapshot_partitions: '1' })).snapshot!)).toEqual(['partitions', 'partitionsSynced', 'rowsSynced', 'startedAt', 'finishedAt']);
+  });
+
+  it('an entry and the view it comes back as carry each field at the same path', () => {
+    const entry = {
+      table: 't', rowsSynced: 1, lastSyncedAt: 'a', error: { class: 'c', message: 'm' },
+      snapshot: { partitions: 2, partitionsSynced: 1, rowsSynced: 3, startedAt: 's', finishedAt: 'f' },
+    };
+    const written = tableRow('m', entry);
+    const asRead = Object.fromEntries(Object.entries(written).map(([k, v]) => [k, typeof v === 'number' ? String(v) : v]));
+    expect(toTableView({ ...asRead, updated_at: 'u' })).toEqual({ ...entry, updatedAt: 'u' });
   });
 });
