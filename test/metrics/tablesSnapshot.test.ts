@@ -97,16 +97,16 @@ function count(t: Tally, text: string): void {
   if (t.examples.length < 3) t.examples.push(...problems.slice(0, 3 - t.examples.length));
 }
 
-/** Scrapes with `read` while the writer commits, until `scrapes` scrapes and MIN_WRITES writes. */
+/** Scrapes with `read` while the writer commits, until `scrapes` scrapes and MIN_WRITES writes have both been made meanwhile. */
 async function underWrites(scrapes: number, read: () => Promise<string>): Promise<{ t: Tally; writes: number }> {
   const t = tally();
   const before = version;
   let reading = true;
   const writer = (async () => {
-    while (reading || version - before < MIN_WRITES) await writeVersion();
+    while (reading) await writeVersion();
   })();
   try {
-    while (t.scrapes < scrapes) count(t, await read());
+    while (t.scrapes < scrapes || version - before < MIN_WRITES) count(t, await read());
   } finally {
     reading = false;
     await writer;
