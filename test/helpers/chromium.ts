@@ -1,6 +1,7 @@
 /**
  * Debian's `chromium` in headless mode, driven through its command line: `--dump-dom` prints the DOM
- * after the page loaded and its scripts (if any) ran; `--screenshot` writes a PNG of the viewport.
+ * after the page loaded and its scripts (if any) ran; `--screenshot` writes a PNG of the viewport;
+ * and, for what only the laid-out page can say, evaluateInPage over the DevTools protocol.
  * A missing browser is an error, never a skip: `.ci/run` installs it (`apt-get install chromium`).
  */
 import { execFile, spawn } from 'node:child_process';
@@ -94,6 +95,8 @@ export async function evaluateInPage<T>(url: string, expression: string, o: { wi
     proc.on('error', (err) => reject(new Error(`${CHROMIUM} did not start: install Debian's chromium or set CHROMIUM`, { cause: err })));
     proc.on('exit', (code) => reject(new Error(`${CHROMIUM} exited (${code}): ${stderr.join('').slice(-2000)}`)));
   });
+  // Awaited through the races below; between them an early exit must not go unhandled.
+  exited.catch(() => undefined);
   const send = (method: string, params: object = {}, sessionId?: string) => {
     const id = nextId++;
     const answer = new Promise<Record<string, unknown>>((resolve, reject) => waiting.set(id, { resolve, reject }));
@@ -110,7 +113,9 @@ export async function evaluateInPage<T>(url: string, expression: string, o: { wi
       const { sessionId } = (await send('Target.attachToTarget', { targetId, flatten: true })) as { sessionId: string };
       await send('Page.enable', {}, sessionId);
       await send('Page.navigate', { url }, sessionId);
-      while (!events.some((e) => e.method === 'Page.loadEventFired' && e.sessionId === sessionId)) await new Promise((r) => setTimeout(r, 20));
+      while (!events.some((e) => e.method === 'Page.loadEventFired' && e.sessionId === sessionId)) {
+        await Promise.race([new Promise((r) => setTimeout(r, 20)), exited]);
+      }
       // Let late events (an <img onerror>, a timer) run before the page is read.
       await new Promise((r) => setTimeout(r, o.settleMs ?? 500));
       const { result, exceptionDetails } = (await send('Runtime.evaluate', { expression, returnByValue: true }, sessionId)) as {
@@ -121,7 +126,6 @@ export async function evaluateInPage<T>(url: string, expression: string, o: { wi
     })()]);
   } finally {
     clearTimeout(timer);
-    exited.catch(() => undefined);
     proc.kill('SIGKILL');
     await new Promise((r) => (proc.exitCode !== null || proc.signalCode !== null ? r(undefined) : proc.once('exit', r)));
     await rm(profile, { recursive: true, force: true });
