@@ -18,7 +18,8 @@
 import { inTransaction, type Pool } from '../db/pool.js';
 import type { Status } from '../update.js';
 import { MIRROR_COLUMNS, type MirrorState, SNAPSHOT_BEGIN, toMirrorState } from './views.js';
-import { type MirrorTimeline, readTimelines, type TimelineWindow } from './readTimelines.js';
+import { readSparklines, type Sparkline } from './readSparklines.js';
+import type { TimelineWindow } from './readTimelines.js';
 import { tables } from './sql.js';
 
 export const DEFAULT_PAGE_MIRRORS = 100;
@@ -50,8 +51,8 @@ export interface MirrorPage {
   /** Whether mirrors exist before the first / after the last of this page (within the filter). */
   hasPrevious: boolean;
   hasNext: boolean;
-  /** When asked for: each mirror's status timeline over the window (absent: no transitions to its end). */
-  sparklines?: Map<string, MirrorTimeline>;
+  /** When asked for: each mirror's statuses over the window (absent: no transitions to its end). */
+  sparklines?: Map<string, Sparkline>;
   /** Initial-load progress of the page's mirrors in `snapshot` or `resync` that reported partitions: their tables' sums. */
   progress: Map<string, { partitionsSynced: number; partitions: number }>;
 }
@@ -74,8 +75,8 @@ function pageStatements(schema: string) {
 }
 
 /**
- * With `sparklines`, every mirror of the page also gets its timeline over that window, in one more
- * statement for the whole page (readTimelines: index range scans of the page's mirrors only).
+ * With `sparklines`, every mirror of the page also gets its statuses over that window, in one more
+ * statement for the whole page (readSparklines: index range scans of the page's mirrors only).
  */
 export async function readMirrorPage(pool: Pool, schema: string, query: MirrorPageQuery, sparklines?: TimelineWindow): Promise<MirrorPage> {
   const sql = pageStatements(schema);
@@ -95,7 +96,7 @@ export async function readMirrorPage(pool: Pool, schema: string, query: MirrorPa
       const { rows: sums } = await client.query<{ mirror: string; synced: string; partitions: string }>(sql.progress, [loading]);
       for (const r of sums) progress.set(r.mirror, { partitionsSynced: Number(r.synced), partitions: Number(r.partitions) });
     }
-    const timelines = sparklines && page.length > 0 ? await readTimelines(client, schema, page.map((m) => m.mirror), sparklines) : undefined;
+    const timelines = sparklines && page.length > 0 ? await readSparklines(client, schema, page.map((m) => m.mirror), sparklines) : undefined;
     return {
       ...(sparklines ? { sparklines: timelines ?? new Map() } : {}),
       counts: counts.rows,

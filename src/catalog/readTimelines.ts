@@ -1,6 +1,6 @@
 /**
  * Status timelines: what a mirror's status was over a window of time, from its transitions, for
- * the status page (a mirror's timeline, the fleet page's sparklines). One statement for any number
+ * a mirror's page (the fleet page's sparklines read less: readSparklines.ts). One statement for any number
  * of mirrors, run inside the caller's snapshot transaction, so a timeline describes the same moment
  * as the rest of the page.
  *

@@ -3,8 +3,10 @@
  * for mirrors whose history was published through the queue and applied by the daemon. What
  * Chromium built must have one segment per status period in the window, in order, each with the
  * status and the exact boundaries of the catalog's transitions (the window's start and end, read
- * from the drawing, decide which transitions fall in it). A history denser than the drawing's
- * pixels is merged into marks that still account for every period. Hostile names stay text.
+ * from the drawing, decide which transitions fall in it): on a mirror's page from each segment's
+ * data attributes, on the fleet page from the sparkline's geometry itself (seconds from the
+ * window's start, to the second). A history denser than the drawing's pixels is merged into marks
+ * that still account for every period. Hostile names stay text.
  */
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +22,7 @@ const DAY = 24 * HOUR;
 const HOSTILE = `<img src=x onerror="document.title='pwned'"> "timeline" & <script>document.title='pwned'</script>`;
 const STEADY = 'steady_cdc';
 const BURST = 'burst_cdc';
+const BLIP = 'blip_cdc';
 
 let db: TestDatabase;
 let daemon: DaemonProcess;
@@ -32,6 +35,12 @@ const HISTORY: [number, string][] = [
   [10 * DAY, 'setup'], [6 * DAY, 'snapshot'], [5 * DAY + 3 * HOUR, 'running'], [2 * DAY + 3 * HOUR, 'failed'],
   [2 * DAY, 'running'], [3 * HOUR, 'paused'], [90 * 60_000, 'running'],
 ];
+/**
+ * A minute of `failed` between hours of `running`: narrower than a sparkline's pixel (12 minutes),
+ * alone, and both its transitions in one pixel's bucket (the middle of the 110th of 120 when the
+ * page is read within 6 minutes of t0), which the catalog read returns as one row.
+ */
+const BLIP_HISTORY: [number, string][] = [[5 * HOUR, 'running'], [114 * 60_000, 'failed'], [113 * 60_000, 'running']];
 /** 3,000 transitions a second apart within an hour two hours ago: far more than one per pixel. */
 const BURST_TRANSITIONS = 3_000;
 
@@ -90,6 +99,46 @@ function matchPeriods(shown: Rect[], want: Rect[]): number {
   return marks;
 }
 
+interface Piece { status: string; from: number; to: number }
+
+/**
+ * A sparkline's pieces in time order: each `M<x> 0h<w>v1h-<w>z` of a status's path is one period,
+ * x and w in seconds from the window's start; a `merged` path's pieces are merged marks.
+ */
+function pieces(svg: string): Piece[] {
+  const all = [...svg.matchAll(/<path class="(?:s-)?([^"]+)" d="([^"]*)"/g)].flatMap(([, status, d]) =>
+    [...(d ?? '').matchAll(/M(\d+) 0h(\d+)v1h-\2z/g)].map(([, x, w]) => ({ status: status ?? '', from: Number(x), to: Number(x) + Number(w) })));
+  // Every piece of every path is a period (the whole d is made of them).
+  expect(all.length).toBe([...svg.matchAll(/ d="([^"]*)"/g)].reduce((n, [, d]) => n + (d ?? '').split('M').length - 1, 0));
+  return all.sort((a, b) => a.from - b.from || a.to - b.to);
+}
+
+/** The catalog's periods in a sparkline's units: seconds from the window's start, rounded as drawn. */
+function inSeconds(want: Rect[], from: string): Piece[] {
+  const at = (iso: string) => Math.round((Date.parse(iso) - Date.parse(from)) / 1000);
+  return want.map((r) => ({ status: r.status, from: at(r.from), to: at(r.to) }));
+}
+
+/** Like matchPeriods for a sparkline: a merged mark spans whole periods, from one's start to a later one's end. */
+function matchPieces(shown: Piece[], want: Piece[]): number {
+  let k = 0;
+  let marks = 0;
+  for (const [i, piece] of shown.entries()) {
+    if (piece.status === 'merged') {
+      marks++;
+      expect(piece.from, `mark ${i}`).toBe(want[k]?.from);
+      const end = want.findIndex((p, j) => j > k && p.to === piece.to);
+      expect(end, `mark ${i} ends where a period ends`).toBeGreaterThan(k);
+      k = end + 1;
+    } else {
+      expect(piece, `segment ${i}`).toEqual(want[k]);
+      k++;
+    }
+  }
+  expect(k).toBe(want.length);
+  return marks;
+}
+
 const page = (path: string) => dumpDom(new URL(path, `${daemon.url}/`).href);
 
 beforeAll(async () => {
@@ -99,6 +148,7 @@ beforeAll(async () => {
   const updates = [
     ...HISTORY.map(([ago, status], i) => ({ mirror: STEADY, status, observedAt: iso(ago, i), seq: i })),
     ...HISTORY.map(([ago, status]) => ({ mirror: HOSTILE, status, observedAt: iso(ago + 1_000) })),
+    ...BLIP_HISTORY.map(([ago, status]) => ({ mirror: BLIP, status, observedAt: iso(ago) })),
     ...Array.from({ length: BURST_TRANSITIONS }, (_, i) => ({
       mirror: BURST, status: i % 2 ? 'failed' : 'running', observedAt: iso(3 * HOUR - i * 1_000),
     })),
@@ -109,7 +159,7 @@ beforeAll(async () => {
   await insertJobs(producer, jobs.reverse());
   await waitFor('the daemon to apply the history', async () => {
     const { rows } = await db.pool.query<{ n: number }>(`select count(*)::int as n from ${SCHEMA}.transitions`);
-    return rows[0]?.n === 2 * HISTORY.length + BURST_TRANSITIONS;
+    return rows[0]?.n === 2 * HISTORY.length + BLIP_HISTORY.length + BURST_TRANSITIONS;
   }, 60_000, 200);
 }, 120_000);
 
@@ -177,21 +227,30 @@ describe('fleet page sparklines in Chromium', () => {
     const rows = listedRows(dom);
     const sparks = svgs(dom, 'spark');
     expect(sparks).toHaveLength(rows.length);
-    expect(rows.map((r) => r.mirror).sort()).toEqual([BURST, STEADY, HOSTILE].sort());
+    expect(rows.map((r) => r.mirror).sort()).toEqual([BLIP, BURST, STEADY, HOSTILE].sort());
     for (const [i, row] of rows.entries()) {
       const svg = sparks[i] ?? '';
       const from = attribute(svg, 'data-from') ?? '';
       const to = attribute(svg, 'data-to') ?? '';
       expect(Date.parse(to) - Date.parse(from)).toBe(DAY);
+      expect(attribute(svg, 'viewBox')).toBe('0 0 86400 1');
       const want = await expected(row.mirror, from, to);
-      const shown = rects(svg);
+      const shown = pieces(svg);
+      // One title for the row (no title per period), which counts the periods.
+      expect(svg.match(/<title>/g)).toHaveLength(1);
+      expect(Number(/<title>last 24 h, ([\d,]+) status periods?/.exec(svg)?.[1]?.replaceAll(',', ''))).toBe(want.length);
       if (row.mirror === BURST) {
         expect(shown.length).toBeLessThanOrEqual(120);
-        expect(matchPeriods(shown, want)).toBeGreaterThan(0);
+        expect(matchPieces(shown, inSeconds(want, from))).toBeGreaterThan(0);
+      } else if (row.mirror === BLIP) {
+        // Its own colour, not a merged mark, whether its two transitions share a pixel or not.
+        expect(shown).toEqual(inSeconds(want, from));
+        expect(shown.map((r) => r.status)).toEqual(['running', 'failed', 'running']);
       } else {
         // A pixel of a 24-hour sparkline is 12 minutes: the 90-minute periods stay apart.
-        expect(shown, row.mirror).toEqual(want);
+        expect(shown, row.mirror).toEqual(inSeconds(want, from));
         expect(shown.map((r) => r.status)).toEqual(['running', 'paused', 'running']);
+        expect(matchPieces(shown, inSeconds(want, from))).toBe(0);
       }
     }
   });

@@ -75,6 +75,7 @@ details pre { margin:6px 0 0; white-space:pre-wrap; word-break:break-all; max-wi
 .windows span { background:#eef3ff; border-color:var(--accent); color:var(--fg); }
 svg.timeline, svg.spark { display:block; } svg.spark { display:inline-block; vertical-align:middle; border-radius:2px; }
 svg .seg { fill:var(--c, #cbd2d9); } svg .seg.merged { fill:#3e4c59; } svg .nodata { fill:#eef1f4; }
+svg.spark path { fill:var(--c, #cbd2d9); stroke:var(--c, #cbd2d9); stroke-width:1px; vector-effect:non-scaling-stroke; } svg.spark path.merged { --c:#3e4c59; }
 .axis { display:flex; justify-content:space-between; color:var(--muted); font-size:12px; margin-top:3px; }
 .legend { display:flex; flex-wrap:wrap; gap:4px 16px; list-style:none; margin:8px 0 4px; padding:0; font-size:12.5px; }
 .swatch { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:5px; background:var(--c, #cbd2d9); vertical-align:-1px; }

@@ -10,7 +10,7 @@ import { formatBytes, formatCount, formatDuration } from './format.js';
 import { type Html, html, htmlEach } from './html.js';
 import { none, page, statusBadge, timeAgo } from './layout.js';
 import { listHref, type ListParams, mirrorHref } from './links.js';
-import { renderSparkline, timelineSegments } from './timeline.js';
+import { sparklineRenderer } from './sparkline.js';
 import type { TimelineWindow } from '../../catalog/readTimelines.js';
 
 interface Totals {
@@ -89,6 +89,7 @@ ${spark === undefined ? '' : html`<td class="spark">${spark}</td>`}
 
 export async function renderMirrorList(data: MirrorPage, query: MirrorPageQuery, nowMs: number, sparkWindow?: TimelineWindow): Promise<Html> {
   const t = totals(data, query);
+  const sparklines = data.sparklines && sparkWindow ? sparklineRenderer(sparkWindow) : undefined;
   const what = `${query.status ? `${query.status} ` : ''}mirror${t.matching === 1 ? '' : 's'}${query.dropped ? ', dropped ones included' : ''}`;
   const range = data.mirrors.length === t.matching
     ? html`${formatCount(t.matching)} ${what}`
@@ -99,8 +100,7 @@ export async function renderMirrorList(data: MirrorPage, query: MirrorPageQuery,
       : 'No mirrors on this page.'}</div>`
     : html`<table class="mirrors"><thead><tr><th>Mirror</th><th>Status</th>${data.sparklines ? html`<th>Last 24 h</th>` : ''}<th>Since</th><th>Last update</th>
 <th>Initial load</th><th class="num">Rows synced</th><th class="num">Lag</th><th class="num">Slot lag</th><th>Error</th></tr></thead>
-<tbody>${await htmlEach(data.mirrors, (m) => row(m, nowMs, data.sparklines && sparkWindow
-    ? renderSparkline(timelineSegments(data.sparklines.get(m.mirror), sparkWindow)) : undefined, data.progress))}</tbody></table>`;
+<tbody>${await htmlEach(data.mirrors, (m) => row(m, nowMs, sparklines?.(data.sparklines?.get(m.mirror)), data.progress))}</tbody></table>`;
   const body = html`${chips(t, query)}
 <div class="bar"><span class="range">${range}</span>${pager(data, query)}</div>
 <div class="card">${table}</div>

@@ -21,9 +21,8 @@ import type { HttpServer } from '../server.js';
 import { type Html, html } from './html.js';
 import { notice, renderMirrorDetail, renderUnknownMirror } from './mirrorDetail.js';
 import { renderMirrorList } from './mirrorList.js';
-import {
-  DEFAULT_TIMELINE_WINDOW, SPARKLINE_WIDTH, SPARKLINE_WINDOW_SECONDS, TIMELINE_WIDTH, TIMELINE_WINDOWS, type TimelineWindowName, timelineWindow,
-} from './timeline.js';
+import { SPARKLINE_WIDTH, SPARKLINE_WINDOW_SECONDS } from './sparkline.js';
+import { DEFAULT_TIMELINE_WINDOW, TIMELINE_WIDTH, TIMELINE_WINDOWS, type TimelineWindowName, timelineWindow } from './timeline.js';
 
 export const DEFAULT_PAGE_EVENTS = 20;
 /** Below the API's 1000: each event shows its whole payload, and payloads may be large. */

@@ -1,6 +1,6 @@
 /**
- * Status timelines drawn as inline SVG: a mirror's statuses over a window on its page, and a small
- * sparkline per row of the fleet page. No script, no external asset: each segment is a <rect> in
+ * Status timelines drawn as inline SVG: a mirror's statuses over a window on its page (the fleet
+ * page's small sparklines, cheaper, are sparkline.ts). No script, no external asset: each segment is a <rect> in
  * the status colours of the badges (layout.ts), with its status, start, end and duration as text in
  * a <title> (and in data- attributes), and a legend that says the same without a mouse.
  *
@@ -23,10 +23,6 @@ export const DEFAULT_TIMELINE_WINDOW: TimelineWindowName = '7d';
 /** A mirror page's timeline is drawn in this many units (≈ pixels at the page's width). */
 export const TIMELINE_WIDTH = 1000;
 const TIMELINE_HEIGHT = 28;
-/** The fleet page's sparklines: the last 24 hours, this many pixels wide. */
-export const SPARKLINE_WINDOW_SECONDS = 86_400;
-export const SPARKLINE_WIDTH = 120;
-const SPARKLINE_HEIGHT = 14;
 
 export interface Segment {
   /** null for a merged mark of several periods narrower than a pixel. */
@@ -139,9 +135,4 @@ ${svg}
 <div class="axis"><time datetime="${from}">${formatUtc(from)}</time><time datetime="${to}">${formatUtc(to)}</time></div>
 ${t.segments.length === 0 ? html`<p class="muted">No status recorded in this window.</p>` : html`<ul class="legend">${legend}</ul>`}
 ${mergedNote}${list}</div>`;
-}
-
-/** A fleet-page sparkline: the same segments, small, titles only. */
-export function renderSparkline(t: Timeline): Html {
-  return html`<svg class="spark" viewBox="0 0 ${SPARKLINE_WIDTH} ${SPARKLINE_HEIGHT}" preserveAspectRatio="none" width="${SPARKLINE_WIDTH}" height="${SPARKLINE_HEIGHT}" role="img" aria-label="last 24 h" data-from="${new Date(t.fromMs).toISOString()}" data-to="${new Date(t.toMs).toISOString()}"><rect class="nodata" x="0" y="0" width="${SPARKLINE_WIDTH}" height="${SPARKLINE_HEIGHT}"/>${t.segments.map((s) => rect(s, t, SPARKLINE_WIDTH, SPARKLINE_HEIGHT))}</svg>`;
 }

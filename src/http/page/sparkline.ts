@@ -1,0 +1,108 @@
+/**
+ * The fleet page's sparklines: a mirror's statuses over the last 24 hours, one small inline SVG per
+ * row of up to 500 (no script, no external asset), cheap enough that the page costs about what it
+ * did without them (docs/performance.md):
+ * - one `<path>` per status, each period a rectangle in it, not an element per period;
+ * - the drawing's x axis is seconds from the window's start (viewBox 0 … 86,400), so each period is
+ *   drawn from its exact start to its exact end, rounded to the second, in short integers, and a
+ *   reader (or a test) gets the boundaries back from the geometry;
+ * - one row-level `<title>` (the SVG's accessible name, and its tooltip): the time in each status
+ *   and how many periods the day held. The period-by-period text is the mirror's own page's
+ *   timeline (timeline.ts), a click away.
+ *
+ * The periods are those of timeline.ts: the window opens with the status at its start, each
+ * transition starts a period, and consecutive periods narrower than a pixel (12 minutes) are drawn
+ * as one merged dark mark, which stops growing once it is a pixel wide. A lone narrow period keeps
+ * its colour: each path has a one-pixel stroke in its own colour (non-scaling), so a minute of
+ * `failed` still shows, and the statuses with the least time are drawn last, on top.
+ */
+import type { Sparkline } from '../../catalog/readSparklines.js';
+import type { TimelineWindow } from '../../catalog/readTimelines.js';
+import { formatCount, formatDuration } from './format.js';
+import { type Html, html, trustedHtml } from './html.js';
+
+/** The last 24 hours, drawn this many pixels wide (and read in as many buckets). */
+export const SPARKLINE_WINDOW_SECONDS = 86_400;
+export const SPARKLINE_WIDTH = 120;
+const SPARKLINE_HEIGHT = 14;
+
+export interface SparklinePeriod {
+  /** null: a merged mark of several periods narrower than a pixel. */
+  status: string | null;
+  /** Seconds from the window's start. */
+  from: number;
+  to: number;
+  /** How many status periods it stands for (1 unless merged). */
+  periods: number;
+}
+
+/** The periods of one sparkline (pure), and how many status periods the window holds in all. */
+export function sparklinePeriods(s: Sparkline | undefined, seconds: number, buckets: number): { periods: SparklinePeriod[]; count: number } {
+  const unit = seconds / buckets;
+  const raw: SparklinePeriod[] = [];
+  let current: { status: string; from: number } | null = s?.start ? { status: s.start, from: 0 } : null;
+  let count = s?.start ? 1 : 0;
+  const close = (to: number) => {
+    if (current) raw.push({ status: current.status, from: current.from, to, periods: 1 });
+  };
+  for (const b of s?.buckets ?? []) {
+    close(b.first);
+    count += b.count;
+    // A bucket of several transitions holds count − 1 periods narrower than a pixel; of two, one
+    // period, whose status is known (the first transition's).
+    if (b.count === 2) raw.push({ status: b.firstStatus, from: b.first, to: b.last, periods: 1 });
+    else if (b.count > 2) raw.push({ status: null, from: b.first, to: b.last, periods: b.count - 1 });
+    current = { status: b.status, from: b.last };
+  }
+  close(seconds);
+
+  const periods: SparklinePeriod[] = [];
+  const narrow = (p: SparklinePeriod) => p.to - p.from < unit;
+  for (const p of raw) {
+    const previous = periods[periods.length - 1];
+    if (previous && narrow(p) && narrow(previous)) {
+      periods[periods.length - 1] = { status: null, from: previous.from, to: p.to, periods: previous.periods + p.periods };
+    } else periods.push(p);
+  }
+  return { periods, count };
+}
+
+/** One rectangle of a path, x in seconds, the height the viewBox's 1. */
+const box = (from: number, to: number) => {
+  const x = Math.round(from);
+  const w = Math.round(to) - x;
+  return `M${x} 0h${w}v1h-${w}z`;
+};
+
+/**
+ * The page's renderer: the window is the same for every row, so the SVG's opening is built once;
+ * each row adds its title and its paths.
+ */
+export function sparklineRenderer(window: TimelineWindow): (s: Sparkline | undefined) => Html {
+  const seconds = Math.round((Date.parse(window.to) - Date.parse(window.from)) / 1000);
+  const unit = seconds / window.buckets;
+  const open = html`<svg class="spark" viewBox="0 0 ${seconds} 1" preserveAspectRatio="none" width="${SPARKLINE_WIDTH}" height="${SPARKLINE_HEIGHT}" role="img" data-from="${window.from}" data-to="${window.to}">`;
+  const background = trustedHtml(`<rect class="nodata" width="${seconds}" height="1"/>`);
+  return (s) => {
+    const { periods, count } = sparklinePeriods(s, seconds, window.buckets);
+    // status (or '' for merged marks) → [seconds drawn, path data]
+    const paths = new Map<string, [number, string]>();
+    let merged = 0;
+    for (const p of periods) {
+      const key = p.status ?? '';
+      const path = paths.get(key);
+      if (path) {
+        path[0] += p.to - p.from;
+        path[1] += box(p.from, p.to);
+      } else paths.set(key, [p.to - p.from, box(p.from, p.to)]);
+      if (p.status === null) merged += p.periods;
+    }
+    const statuses = [...paths].filter(([key]) => key !== '').sort((a, b) => b[1][0] - a[1][0]);
+    const marks = paths.get('');
+    const title = count === 0 ? 'last 24 h: no status recorded'
+      : `last 24 h, ${formatCount(count)} status period${count === 1 ? '' : 's'}: ${statuses.map(([status, [time]]) => `${status} ${formatDuration(time)}`).join(', ')}${
+        marks ? `${statuses.length ? ', ' : ''}${formatCount(merged)} shorter than ${formatDuration(unit)} drawn merged ${formatDuration(marks[0])}` : ''}`;
+    return html`${open}<title>${title}</title>${background}${statuses.map(([status, [, d]]) => html`<path class="s-${status}" d="${d}"/>`)}${
+      marks ? html`<path class="merged" d="${marks[1]}"/>` : ''}</svg>`;
+  };
+}

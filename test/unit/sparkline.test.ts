@@ -1,0 +1,55 @@
+/** From a sparkline read to what the fleet page draws (http/page/sparkline.ts): pure, table-driven. */
+import { describe, expect, it } from 'vitest';
+import type { Sparkline, SparklineBucket } from '../../src/catalog/readSparklines.js';
+import { sparklinePeriods, sparklineRenderer } from '../../src/http/page/sparkline.js';
+
+// A window of 100 s drawn 10 pixels wide: a pixel is 10 s.
+const WINDOW = { from: '2026-12-01T00:00:00.000Z', to: '2026-12-01T00:01:40.000Z', buckets: 10 };
+const one = (s: number, status: string): SparklineBucket => ({ count: 1, first: s, last: s, firstStatus: status, status });
+const line = (start: string | null, buckets: SparklineBucket[]): Sparkline => ({ start, buckets });
+const drawn = (s: Sparkline | undefined) =>
+  sparklinePeriods(s, 100, 10).periods.map((p) => `${p.status ?? `merged×${p.periods}`} ${p.from}-${p.to}`);
+
+describe('sparklinePeriods', () => {
+  it.each([
+    ['no history', undefined, []],
+    ['only a status from before the window', line('running', []), ['running 0-100']],
+    ['a first transition inside the window', line(null, [one(30, 'setup'), one(60, 'running')]), ['setup 30-60', 'running 60-100']],
+    ['a lone narrow period keeps its colour', line('running', [one(40, 'failed'), one(43, 'running')]), ['running 0-40', 'failed 40-43', 'running 43-100']],
+    ['two transitions in one pixel: the period between keeps its colour',
+      line('running', [{ count: 2, first: 51, last: 54, firstStatus: 'failed', status: 'running' }]), ['running 0-51', 'failed 51-54', 'running 54-100']],
+    ['more in one pixel: one mark', line('running', [{ count: 4, first: 51, last: 58, firstStatus: 'failed', status: 'running' }]),
+      ['running 0-51', 'merged×3 51-58', 'running 58-100']],
+    ['narrow periods across pixels merge, and a mark stops growing at a pixel',
+      line('running', [one(18, 'failed'), one(21, 'running'), one(24, 'failed'), one(27, 'running'), one(30, 'failed'), one(60, 'running')]),
+      ['running 0-18', 'merged×4 18-30', 'failed 30-60', 'running 60-100']],
+  ])('%s', (_name, input, expected) => {
+    expect(drawn(input)).toEqual(expected);
+  });
+});
+
+describe('sparklineRenderer', () => {
+  const render = sparklineRenderer(WINDOW);
+
+  it('draws one path per status, the least time on top, and one title for the row', () => {
+    const svg = render(line('running', [one(20.4, 'failed'), one(30.6, 'running'), one(80, 'paused')])).text;
+    expect(svg.match(/<path [^>]*>/g)).toEqual([
+      '<path class="s-running" d="M0 0h20v1h-20zM31 0h49v1h-49z"/>',
+      '<path class="s-paused" d="M80 0h20v1h-20z"/>',
+      '<path class="s-failed" d="M20 0h11v1h-11z"/>',
+    ]);
+    expect(svg).toContain('<title>last 24 h, 4 status periods: running 1 min 9 s, paused 20 s, failed 10 s</title>');
+    expect(svg).toContain('viewBox="0 0 100 1"');
+  });
+
+  it('draws merged marks last, and says how many periods they stand for', () => {
+    const svg = render(line('running', [{ count: 4, first: 51, last: 58, firstStatus: 'failed', status: 'running' }])).text;
+    expect(svg).toMatch(/<path class="merged" d="M51 0h7v1h-7z"\/><\/svg>$/);
+    expect(svg).toContain('5 status periods: running 1 min 33 s, 3 shorter than 10 s drawn merged 7 s');
+  });
+
+  it('says when nothing was recorded, and keeps a status as text', () => {
+    expect(render(undefined).text).toContain('<title>last 24 h: no status recorded</title>');
+    expect(render(line('"><script>', [])).text).toContain('class="s-&quot;&gt;&lt;script&gt;"');
+  });
+});
