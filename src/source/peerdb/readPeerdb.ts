@@ -285,7 +285,7 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
     pendingLag = new Map(rows.map((r) => [r.flow_name, r.lag]));
   }
 
-  let runs: { memory: RunsMemory; moved: boolean } | null = null;
+  let runs: { memory: RunsMemory; moved: boolean; children?: string[] } | null = null;
   let flowsKey = '';
   let rowTotals: PeerdbSnapshot['rows'] = null;
   let rowsMemory: RowsMemory | null = null;
@@ -307,7 +307,7 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
   if (shape.slotSizes) Object.assign(merged, await readSlots(client, shape, flows, tails));
   let childErrorsMoved = true;
   if (shape.flowErrors) {
-    const read = await readErrors(client, shape, flows, tails);
+    const read = await readErrors(client, shape, flows, tails, runs?.children);
     childErrorsMoved = read.childErrorsMoved;
     Object.assign(merged, { errorAfterId: read.errorAfterId, errorHoles: read.errorHoles, errors: read.errors });
   }
@@ -375,12 +375,15 @@ async function readErrors(
   shape: PeerdbShape,
   flows: FlowRow[],
   tails: Tails | null,
+  children: string[] | undefined,
 ): Promise<Pick<Tails, 'errorAfterId' | 'errorHoles' | 'errors'> & { childErrorsMoved: boolean }> {
   type Row = { key: string; id: number; message: string; at: string };
   const toEntry = (r: Row): [string, ErrorRow] => [r.key, { id: r.id, flowName: r.key, message: r.message, at: r.at }];
   if (tails === null) {
     const names = flows.map((f) => f.name);
-    if (shape.qrepRuns) {
+    // The runs read whole at this poll (tables.ts) named the snapshot children already.
+    if (children) names.push(...children);
+    else if (shape.qrepRuns) {
       // Snapshot children's flow names, from the runs PeerDB records for them (one row per run,
       // not per batch; no index on parent_mirror_name exists, see docs/peerdb.md, Cost on PeerDB's catalog).
       const { rows } = await client.query<{ flow_name: string }>(

@@ -111,7 +111,7 @@ export async function readRuns(
   previousStatuses: ReadonlyMap<string, number> | undefined,
   memory: RunsMemory | null,
   flowsChanged: boolean,
-): Promise<{ memory: RunsMemory; moved: boolean }> {
+): Promise<{ memory: RunsMemory; moved: boolean; children?: string[] }> {
   if (memory === null) {
     const { rows } = await client.query<RunRow>(`select ${RUN_COLUMNS} from peerdb_stats.qrep_runs where ${CHILD_RUNS}`);
     const fresh = { runs: new Map<string, Run>(), byId: new Map<number, string>() };
@@ -125,7 +125,8 @@ export async function readRuns(
                      where not exists (select from peerdb_stats.qrep_runs r where r.id = g)) as holes`,
       [top],
     );
-    return { memory: { ...fresh, top, holes: tail!.holes, cursor: 0 }, moved: true };
+    // Every snapshot child's name, for the first read of their errors (readPeerdb.ts).
+    return { memory: { ...fresh, top, holes: tail!.holes, cursor: 0 }, moved: true, children: [...new Set(rows.map((r) => r.flow))] };
   }
   const { runs, byId } = memory;
   const watchedMirrors = new Set(
