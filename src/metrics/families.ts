@@ -127,11 +127,11 @@ export const MIRROR_FAMILIES: readonly MirrorFamily[] = [
   },
   {
     name: 'peerdb_mirror_tables',
-    reads: ['tables'],
+    reads: ['table_count'],
     type: 'gauge',
     labels: ['mirror'],
     help: 'Tables the mirror last reported (only mirrors that reported tables).',
-    samples: (row, m) => (row.tables === null ? '' : line('peerdb_mirror_tables', m, String(row.tables.length))),
+    samples: (row, m) => (row.table_count === null ? '' : line('peerdb_mirror_tables', m, row.table_count)),
   },
   tableFamily('peerdb_mirror_table_rows_synced_total', 'counter', 'Rows synced into the table, as last reported (only tables that reported it).', 'rows_synced'),
   tableFamily('peerdb_mirror_table_last_synced_timestamp_seconds', 'gauge', 'When the table last synced, in Unix seconds, as last reported (only tables that reported it).', 'last_synced_at'),

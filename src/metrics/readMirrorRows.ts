@@ -44,6 +44,12 @@ export type MirrorRow = MirrorVersion & MirrorFieldMetricsColumns & {
   error_class: string | null;
   /** The mirror's tables by name, read in the same statement as the row (one snapshot); null when it never reported tables. */
   tables: TableSample[] | null;
+  /**
+   * How many tables the mirror has, as text; null when it never reported tables. All that
+   * `peerdb_mirror_tables` prints: with the per-table families denied no table is read and parsed,
+   * only counted.
+   */
+  table_count: string | null;
 };
 
 /** The table columns /metrics reads (catalog/tableFields.ts), in the order a TableSample holds them after the name. */
@@ -110,6 +116,10 @@ function rowColumn(schema: string, column: RowColumn): string {
       // that reported none has an empty list; one that never reported tables, none (null).
       return `case when mirrors.tables_reported then coalesce((select json_agg(json_build_array(mt.table_name, ${TABLE_SAMPLE_VALUES})
       order by mt.table_name) from ${tables(schema).mirrorTables} mt where mt.mirror = mirrors.mirror), '[]') end as tables`;
+    case 'table_count':
+      // The same statement too: a count of the mirror's range of the primary key (index only).
+      return `case when mirrors.tables_reported then (select count(*) from ${tables(schema).mirrorTables} mt
+      where mt.mirror = mirrors.mirror)::text end as table_count`;
     default: {
       const field = MIRROR_FIELD_LIST.find((f) => f.metrics && f.column === column);
       if (field === undefined) throw new Error(`no /metrics column ${column}`);

@@ -93,6 +93,22 @@ describe('metric allow and deny lists', () => {
     expect(all).toContain('slot_lag_bytes');
   });
 
+  it('with the per-table families denied, peerdb_mirror_tables counts the tables without reading them', async () => {
+    await db.pool.query(`insert into "${SCHEMA}".mirror_tables (mirror, table_name) values ('m1', 't2'), ('m1', 't3')`);
+    try {
+      const { url, snapshots } = await serve(undefined, 'peerdb_mirror_table_.*');
+      const { text } = await scrape(url);
+      expect(text).toContain('peerdb_mirror_tables{mirror="m1"} 3\n');
+      expect(text).not.toMatch(/peerdb_mirror_table_/);
+      // Counted in the same statement; no table's values are read, aggregated or parsed.
+      expect(snapshots.columns).toContain('count(*)');
+      expect(snapshots.columns).not.toContain('json_agg');
+      expect(mirrorRowColumns(SCHEMA, MIRROR_FAMILIES)).toContain('json_agg');
+    } finally {
+      await db.pool.query(`delete from "${SCHEMA}".mirror_tables where mirror = 'm1' and table_name <> 't1'`);
+    }
+  });
+
   it('the server runs what the builder built: a denied column is in no statement of the scrape', async () => {
     const { url, snapshots } = await serve(undefined, 'peerdb_mirror_table_.*,peerdb_mirror_tables');
     // pg_stat_activity's query of our own snapshot pool's connections is the statement each last ran.
