@@ -126,7 +126,7 @@ export class MetricsRoute {
     const gzip = acceptsGzip(req.headers['accept-encoding'] as string | undefined);
     // The daemon's own families are collected while the catalog is asked.
     const [scrape, own] = await Promise.all([
-      this.options.snapshots.forScrape(readBudgetMs(req.headers['x-prometheus-scrape-timeout-seconds'])),
+      this.options.snapshots.forScrape(readBudgetMs(req.headers['x-prometheus-scrape-timeout-seconds']), gzip && req.method !== 'HEAD'),
       renderRegistry(this.options.registry, format),
     ]);
     const buckets = scrape.snapshot?.buckets ?? [];

@@ -53,6 +53,7 @@ import { isConnectionLoss } from '../db/sqlstate.js';
 import type { Outage } from '../db/outage.js';
 import type { SessionLimits } from '../db/connection.js';
 import { CatalogWatch } from './watch.js';
+import { compressBuckets } from './gzip.js';
 
 /**
  * Rendering yields to the event loop once a slice of RENDER_SLICE_MS has passed, checked every
@@ -155,6 +156,8 @@ export class MirrorSnapshots {
   private refreshTimer: NodeJS.Timeout | undefined;
   /** performance.now() of the last scrape, for FOLLOW_UNSCRAPED_MS, and the last intervals between scrapes. */
   private lastScrapeAt = -Infinity;
+  /** performance.now() of the last scrape that asked for gzip (see read). */
+  private lastGzipScrapeAt = -Infinity;
   private readonly scrapeIntervals: number[] = [];
   private closed = false;
 
@@ -182,6 +185,11 @@ export class MirrorSnapshots {
     }
   }
 
+  /** True while a catalog read runs (scrapes meanwhile are served from the cache, see above). */
+  get reading(): boolean {
+    return this.flight !== undefined;
+  }
+
   /** True while the catalog's changes are heard (see watch.ts). */
   get listening(): boolean {
     return this.watch?.listening === true;
@@ -199,10 +207,14 @@ export class MirrorSnapshots {
     await this.flight?.catch(() => undefined);
   }
 
-  /** The latest snapshot, from the cache when it is current (see above), else read now, waiting at most `budgetMs`. */
-  async forScrape(budgetMs: number): Promise<ScrapeSnapshot> {
+  /**
+   * The latest snapshot, from the cache when it is current (see above), else read now, waiting at
+   * most `budgetMs`. `gzip`: the scrape asks for gzip, so reads compress ahead (see read).
+   */
+  async forScrape(budgetMs: number, gzip = false): Promise<ScrapeSnapshot> {
     const followed = this.following();
     const now = performance.now();
+    if (gzip) this.lastGzipScrapeAt = now;
     if (this.lastScrapeAt > -Infinity) {
       this.scrapeIntervals.push(now - this.lastScrapeAt);
       if (this.scrapeIntervals.length > SCRAPE_INTERVALS_KEPT) this.scrapeIntervals.shift();
@@ -320,7 +332,13 @@ export class MirrorSnapshots {
       const settled = (err?: unknown): void => {
         this.flight = undefined;
         if (err === undefined) this.noteUp();
-        else this.noteDown(err instanceof Error ? err : new Error(String(err)));
+        else {
+          // Until a read succeeds, scrapes read for themselves. A read still running is no failure:
+          // scrapes meanwhile are served from the cache under the rules above (a read of 100,000
+          // tables runs a few hundred ms, and every scrape in it used to wait for it).
+          this.lastReadFailed = true;
+          this.noteDown(err instanceof Error ? err : new Error(String(err)));
+        }
         if (this.watch !== undefined && this.changes !== this.changesRead) this.scheduleRefresh();
       };
       flight.then(() => settled(), (err: unknown) => settled(err ?? new Error('catalog read failed')));
@@ -335,7 +353,6 @@ export class MirrorSnapshots {
     const changes = this.changes;
     this.reads++;
     this.lastReadStart = started;
-    this.lastReadFailed = true; // until it succeeds
     // Everything from one snapshot: a row written in between cannot pair an old version with new
     // values (or the reverse) and then stick in the cache. A warm cache reads the change feed since
     // the previous snapshot's horizon in one statement (see feed.ts); a cold one, or one
@@ -349,6 +366,11 @@ export class MirrorSnapshots {
     const buckets = read.changes !== undefined
       ? await this.cache.patch(read.changes, yieldTo, RENDER_CHECK_MIRRORS)
       : await this.cache.update(read.rows, yieldTo, RENDER_CHECK_MIRRORS);
+    // While gzip scrapes come, the rebuilt buckets are compressed here, in slices, before any
+    // scrape is answered from them: scrapes meanwhile hand out the previous snapshot, whose pieces
+    // are all made, so a gzip scrape compresses nothing (at 100,000 tables a read's rebuilt buckets
+    // took a following scrape ~200 ms to compress: docs/performance.md, "Tables on /metrics").
+    if (performance.now() - this.lastGzipScrapeAt <= FOLLOW_UNSCRAPED_MS) await compressBuckets(buckets);
     this.feedFrom = read.horizon;
     this.lastRendered = this.cache.rendered;
     this.lastReadKind = read.changes !== undefined ? 'feed' : 'full';
