@@ -38,7 +38,7 @@ function rss(pid: number): number {
 }
 
 /** Samples a process's RSS until stopped; keeps the peak and the last value. */
-function sampler(pid: number) {
+export function sampler(pid: number) {
   let peak = 0;
   let last = 0;
   const timer = setInterval(() => {

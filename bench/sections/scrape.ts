@@ -82,7 +82,7 @@ export async function churn(pool: pg.Pool, mirrors: number): Promise<string> {
   return `\npeerdb_mirror_rows_synced_total{mirror="${rows[0]!.mirror}"} ${rows[0]!.rows_synced}\n`;
 }
 
-function value(text: string, series: string): number {
+export function value(text: string, series: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? NaN : Number(line.slice(series.length + 1));
 }
@@ -92,11 +92,12 @@ interface Got {
   body: Buffer;
 }
 
-/** One GET with the raw bytes (no decoding on our side, so plain and gzip cost what they cost to send). */
-function get(url: string, gzip: boolean): Promise<Got> {
+/** One GET with the raw bytes (no decoding on our side, so plain and gzip cost what they cost to send); `accept`: an Accept header. */
+export function get(url: string, gzip: boolean, accept?: string): Promise<Got> {
   const started = performance.now();
+  const headers: Record<string, string> = { ...(gzip ? { 'accept-encoding': 'gzip' } : {}), ...(accept === undefined ? {} : { accept }) };
   return new Promise((resolve, reject) => {
-    const req = request(url, { headers: gzip ? { 'accept-encoding': 'gzip' } : {}, agent: false }, (res) => {
+    const req = request(url, { headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ ms: performance.now() - started, body: Buffer.concat(chunks) }));
@@ -108,13 +109,13 @@ function get(url: string, gzip: boolean): Promise<Got> {
 }
 
 /** The floor: a bare node:http server in its own process handing out fixed bytes. */
-async function startFloor(body: Buffer, gzip: boolean): Promise<{ url: string; stop(): void }> {
+async function startFloor(body: Buffer, gzip: boolean, contentType = 'text/plain; version=0.0.4'): Promise<{ url: string; stop(): void }> {
   const file = join(tmpdir(), `ms-bench-static-${process.pid}-${gzip ? 'gz' : 'plain'}`);
   writeFileSync(file, body);
   const proc = spawn(process.execPath, ['-e', `
     const body = require('fs').readFileSync(${JSON.stringify(file)});
     const s = require('http').createServer((req, res) => {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', ${gzip ? "'content-encoding': 'gzip'," : ''} });
+      res.writeHead(200, { 'content-type': ${JSON.stringify(contentType)}, ${gzip ? "'content-encoding': 'gzip'," : ''} });
       res.end(body);
     });
     s.listen(0, '127.0.0.1', () => console.log(s.address().port));`], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -128,15 +129,15 @@ async function startFloor(body: Buffer, gzip: boolean): Promise<{ url: string; s
   };
 }
 
-const median = (xs: number[]): number => percentile([...xs].sort((a, b) => a - b), 50);
+export const median = (xs: number[]): number => percentile([...xs].sort((a, b) => a - b), 50);
 
 /** Each element of `items`, starting at `round` mod its length: who goes first alternates by round. */
-function rotate<T>(items: readonly T[], round: number): T[] {
+export function rotate<T>(items: readonly T[], round: number): T[] {
   const k = round % items.length;
   return [...items.slice(k), ...items.slice(0, k)];
 }
 
-interface Measured {
+export interface Measured {
   cold: number;
   plain: number;
   gzip: number;
@@ -145,6 +146,11 @@ interface Measured {
   /** Medians of the rounds' ratios: plain / plain floor, gzip / plain floor. */
   ratio: number;
   gzipRatio: number;
+  /** Median of the rounds' ratios: gzip / gzip floor (the same compressed bytes from a static server). */
+  gzipFloorRatio: number;
+  /** Every round's time, plain and gzip, in round order (for ratios between daemons of the same rounds). */
+  plainTimes: number[];
+  gzipTimes: number[];
   bytes: number;
   gzipBytes: number;
   series: number;
@@ -210,6 +216,9 @@ async function settle(t: Target, floorPlain: number[], floorGzip: number[]): Pro
     floorGzip: median(floorGzip),
     ratio: median(t.plain.map((x, i) => x / floorPlain[i]!)),
     gzipRatio: median(t.gzip.map((x, i) => x / floorPlain[i]!)),
+    gzipFloorRatio: median(t.gzip.map((x, i) => x / floorGzip[i]!)),
+    plainTimes: t.plain,
+    gzipTimes: t.gzip,
     bytes: t.body.length,
     gzipBytes: t.gzBody.length,
     series: text.split('\n').filter((l) => l.startsWith('peerdb_')).length,
@@ -232,9 +241,9 @@ async function settle(t: Target, floorPlain: number[], floorGzip: number[]): Pro
  * the daemon reading the change when told. (A scrape more than 2 s after the cache was last
  * current reads for itself and holds the change at once.)
  */
-async function timeToVisible(url: string, pool: pg.Pool, mirrors: number): Promise<number> {
+async function timeToVisible(url: string, pool: pg.Pool, mirrors: number, makeChange: Churn): Promise<number> {
   await get(`${url}/metrics`, false);
-  const change = await churn(pool, mirrors);
+  const change = await makeChange(pool, mirrors);
   const committed = performance.now();
   for (;;) {
     const started = performance.now();
@@ -242,31 +251,47 @@ async function timeToVisible(url: string, pool: pg.Pool, mirrors: number): Promi
   }
 }
 
+/** A change to the catalog between scrapes; returns a series line a scrape holds once it shows the change. */
+export type Churn = (pool: pg.Pool, mirrors: number) => Promise<string>;
+
+export interface MeasureOptions {
+  /** The change made before each half round (default: churn, 1% of the mirrors). */
+  churn?: Churn;
+  /** The Accept header of every scrape, plain and gzip (default none: the text format). */
+  accept?: string;
+  /** The floor's Content-Type (default the text format's). */
+  contentType?: string;
+}
+
 /**
  * `times` rounds over the daemons at `urls` and the floor: 1% of the fleet changes, every daemon
  * is scraped plain and the floor too; 1% more changes, every daemon is scraped with gzip and the
- * gzip floor too. Cold first scrapes apart.
+ * gzip floor too. Cold first scrapes apart. The floor hands out the last daemon's bytes.
  */
-async function measure(urls: { label: string; url: string }[], pool: pg.Pool, mirrors: number, times: number): Promise<Measured[]> {
+export async function measure(
+  urls: { label: string; url: string }[], pool: pg.Pool, mirrors: number, times: number, options: MeasureOptions = {},
+): Promise<Measured[]> {
+  const makeChange = options.churn ?? churn;
+  const { accept } = options;
   const targets: Target[] = [];
   for (const { label, url } of urls) {
-    const cold = await get(`${url}/metrics`, false);
+    const cold = await get(`${url}/metrics`, false, accept);
     targets.push({
-      label, url, cold, plain: [], gzip: [], blocks: [], body: cold.body, gzBody: (await get(`${url}/metrics`, true)).body,
+      label, url, cold, plain: [], gzip: [], blocks: [], body: cold.body, gzBody: (await get(`${url}/metrics`, true, accept)).body,
       fresh: [], ages: [], visible: [],
     });
   }
   const mine = targets[targets.length - 1]!;
-  const floor = await startFloor(mine.body, false);
-  const gzFloor = await startFloor(mine.gzBody, true);
+  const floor = await startFloor(mine.body, false, options.contentType);
+  const gzFloor = await startFloor(mine.gzBody, true, options.contentType);
   const floorPlain: number[] = [];
   const floorGzip: number[] = [];
   /** Half a round: 1% of the fleet changes, then every daemon and the floor in turn, in one encoding. */
   const scrapeAll = async (round: number, gzip: boolean) => {
-    const change = await churn(pool, mirrors);
+    const change = await makeChange(pool, mirrors);
     for (const t of rotate([...targets, undefined], round)) {
       const askedAt = Date.now();
-      const got = await get(t === undefined ? (gzip ? gzFloor : floor).url : `${t.url}/metrics`, gzip);
+      const got = await get(t === undefined ? (gzip ? gzFloor : floor).url : `${t.url}/metrics`, gzip, accept);
       if (t === undefined) (gzip ? floorGzip : floorPlain).push(got.ms);
       else if (gzip) {
         t.gzip.push(got.ms);
@@ -295,7 +320,7 @@ async function measure(urls: { label: string; url: string }[], pool: pg.Pool, mi
   for (let i = 0; i < VISIBILITY_TRIALS; i++) {
     for (const t of rotate(targets, i)) {
       await new Promise((r) => setTimeout(r, QUIET_MS));
-      t.visible.push(await timeToVisible(t.url, pool, mirrors));
+      t.visible.push(await timeToVisible(t.url, pool, mirrors, makeChange));
     }
     process.stderr.write(`\r  ${mirrors.toLocaleString('en')} mirrors: change visible after, trial ${i + 1}/${VISIBILITY_TRIALS}   `);
   }
