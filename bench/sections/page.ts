@@ -21,7 +21,7 @@
  * BENCH_BASELINE_DIST names another build's dist/ (e.g. a worktree of an older commit, built with
  * `npx tsc -p tsconfig.build.json`): its status page is served beside this one, on the same catalog
  * and in the same run, and the fleet pages and the 50,000-transition mirror's page are measured on
- * both.
+ * both, a round of each in turn (sideBySide).
  */
 import { availableParallelism, loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -115,16 +115,25 @@ interface Result { p50: number; p99: number; blockMs: number; maxMs: number }
 
 const ROUNDS = 5;
 
+interface Round { times: number[]; maxMs: number }
+
+async function watchRound(round: () => Promise<number[]>): Promise<Round> {
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  const times = await round();
+  loop.disable();
+  return { times, maxMs: loop.max / 1e6 };
+}
+
 async function watched(rounds: (() => Promise<number[]>)[]): Promise<Result> {
-  const times: number[] = [];
-  const maxima: number[] = [];
-  for (const round of rounds) {
-    const loop = monitorEventLoopDelay({ resolution: 1 });
-    loop.enable();
-    times.push(...await round());
-    loop.disable();
-    maxima.push(loop.max / 1e6);
-  }
+  const done: Round[] = [];
+  for (const round of rounds) done.push(await watchRound(round));
+  return summary(done);
+}
+
+function summary(rounds: Round[]): Result {
+  const times = rounds.flatMap((r) => r.times);
+  const maxima = rounds.map((r) => r.maxMs);
   times.sort((a, b) => a - b);
   maxima.sort((a, b) => a - b);
   return { p50: percentile(times, 50), p99: percentile(times, 99), blockMs: percentile(maxima, 50), maxMs: maxima[maxima.length - 1] ?? NaN };
@@ -135,14 +144,32 @@ function inRounds<T>(items: T[]): T[][] {
   return Array.from({ length: ROUNDS }, (_, i) => items.slice(i * size, (i + 1) * size));
 }
 
+const client = (base: string, list: string[]) => new Promise<number[]>((resolve, reject) => {
+  const worker = new Worker(CLIENT, { eval: true, workerData: { base, paths: list } });
+  worker.once('message', resolve);
+  worker.once('error', reject);
+});
+
 async function overHttp(base: string, paths: string[]): Promise<Result> {
-  const run = (list: string[]) => new Promise<number[]>((resolve, reject) => {
-    const worker = new Worker(CLIENT, { eval: true, workerData: { base, paths: list } });
-    worker.once('message', resolve);
-    worker.once('error', reject);
-  });
-  await run(paths.slice(0, WARMUP));
-  return watched(inRounds(paths).map((list) => () => run(list)));
+  await client(base, paths.slice(0, WARMUP));
+  return watched(inRounds(paths).map((list) => () => client(base, list)));
+}
+
+/**
+ * The same paths from this build and from the baseline build, a round of each in turn: the load of
+ * a shared machine drifts over minutes, and measuring one build after the other would credit the
+ * drift to the code.
+ */
+async function sideBySide(base: string, baseline: string, paths: string[]): Promise<[Result, Result]> {
+  await client(base, paths.slice(0, WARMUP));
+  await client(baseline, paths.slice(0, WARMUP));
+  const ours: Round[] = [];
+  const theirs: Round[] = [];
+  for (const list of inRounds(paths)) {
+    ours.push(await watchRound(() => client(base, list)));
+    theirs.push(await watchRound(() => client(baseline, list)));
+  }
+  return [summary(ours), summary(theirs)];
 }
 
 async function inProcess(count: number, read: () => Promise<unknown>): Promise<Result> {
@@ -195,14 +222,22 @@ async function measure(base: string, pool: pg.Pool, mirrors: number, detail: boo
     rows.push(`| ${what} | ${mirrors.toLocaleString('en')} | ${requests || '–'} | ${requests ? ms(r.p50) : '–'} | ${requests ? ms(r.p99) : '–'} | ${ms(r.blockMs)} | ${ms(r.maxMs)} |`);
   const repeat = (path: string, n = REQUESTS) => Array.from({ length: n }, () => path);
   const started = performance.now();
-  add('`GET /` (first page, 100 rows)', REQUESTS, await overHttp(base, repeat('/')));
-  if (baseline) add('baseline build: `GET /`', REQUESTS, await overHttp(baseline, repeat('/')));
+  const compared = async (what: string, path: string, requests = REQUESTS) => {
+    if (!baseline) return add(what, requests, await overHttp(base, repeat(path, requests)));
+    const [ours, theirs] = await sideBySide(base, baseline, repeat(path, requests));
+    add(what, requests, ours);
+    add(`baseline build: ${what.replace(/ \(.*\)$/, '')}`, requests, theirs);
+  };
+  await compared('`GET /` (first page, 100 rows)', '/');
   add('noise floor: the event loop idle as long', 0, await idle(performance.now() - started));
   add('`GET /?after=…` (a random page, 100 rows)', REQUESTS,
     await overHttp(base, randomNames(mirrors, REQUESTS).map((n) => `/?after=${n}`)));
   add('`GET /?status=failed` (1% of the fleet)', REQUESTS, await overHttp(base, repeat('/?status=failed')));
-  add('`GET /?limit=500` (the largest page)', REQUESTS, await overHttp(base, repeat('/?limit=500')));
-  if (baseline) add('baseline build: `GET /?limit=500`', REQUESTS, await overHttp(baseline, repeat('/?limit=500')));
+  await compared('`GET /?limit=500` (the largest page)', '/?limit=500');
+  if (baseline) {
+    const [ours, theirs] = await Promise.all([base, baseline].map(async (url) => Buffer.byteLength(await (await fetch(`${url}/?limit=500`)).text())));
+    rows.push(`| \`/?limit=500\`: ${formatKiB(ours ?? 0)} (baseline ${formatKiB(theirs ?? 0)}), ${Math.round(((ours ?? 0) - (theirs ?? 0)) / 500)} B a row more | | | | | | |`);
+  }
   add('baseline: bare readMirrorPage (100 rows, no HTTP, no HTML)', REQUESTS,
     await inProcess(REQUESTS, () => readMirrorPage(pool, SCHEMA, { limit: 100 })));
   add('baseline: the counts statement alone', REQUESTS, await inProcess(REQUESTS, () =>
@@ -214,9 +249,7 @@ async function measure(base: string, pool: pg.Pool, mirrors: number, detail: boo
     add('baseline: `GET /api/v1/mirrors/{mirror}` (JSON, the same read)', REQUESTS,
       await overHttp(base, randomNames(mirrors, REQUESTS).map((n) => `/api/v1/mirrors/${n}`)));
     const long = `/mirrors/${LONG_HISTORY}`;
-    add(`\`GET /mirrors/${LONG_HISTORY}\` (${LONG_TRANSITIONS.toLocaleString('en')} transitions in the 7-day timeline)`, HEAVY_REQUESTS,
-      await overHttp(base, repeat(long, HEAVY_REQUESTS)));
-    if (baseline) add(`baseline build: \`GET /mirrors/${LONG_HISTORY}\` (no timeline)`, HEAVY_REQUESTS, await overHttp(baseline, repeat(long, HEAVY_REQUESTS)));
+    await compared(`\`GET /mirrors/${LONG_HISTORY}\` (${LONG_TRANSITIONS.toLocaleString('en')} transitions in the 7-day timeline)`, long, HEAVY_REQUESTS);
     const now = await sizes(base, long);
     const before = baseline ? await sizes(baseline, long) : undefined;
     rows.push(`| ${LONG_HISTORY}: page ${formatKiB(now.page)}${before ? ` (baseline ${formatKiB(before.page)})` : ''}, timeline SVG ${formatKiB(now.svg)} with ${now.segments} segments | | | | | | |`);

@@ -76,7 +76,8 @@ function pageStatements(schema: string) {
 
 /**
  * With `sparklines`, every mirror of the page also gets its statuses over that window, in one more
- * statement for the whole page (readSparklines: index range scans of the page's mirrors only).
+ * statement for the whole page (readSparklines: index range scans of the page's mirrors whose
+ * status changed within the window only).
  */
 export async function readMirrorPage(pool: Pool, schema: string, query: MirrorPageQuery, sparklines?: TimelineWindow): Promise<MirrorPage> {
   const sql = pageStatements(schema);
@@ -96,7 +97,7 @@ export async function readMirrorPage(pool: Pool, schema: string, query: MirrorPa
       const { rows: sums } = await client.query<{ mirror: string; synced: string; partitions: string }>(sql.progress, [loading]);
       for (const r of sums) progress.set(r.mirror, { partitionsSynced: Number(r.synced), partitions: Number(r.partitions) });
     }
-    const timelines = sparklines && page.length > 0 ? await readSparklines(client, schema, page.map((m) => m.mirror), sparklines) : undefined;
+    const timelines = sparklines && page.length > 0 ? await readSparklines(client, schema, page, sparklines) : undefined;
     return {
       ...(sparklines ? { sparklines: timelines ?? new Map() } : {}),
       counts: counts.rows,

@@ -14,10 +14,13 @@
  *   bucket): no sort at all, where an aggregate per bucket would sort each bucket. Each bucket comes
  *   back as its first and its last transition (one row when they are the same) and their running
  *   numbers, which give the count: at most two rows per pixel.
- * The status each window opens with is one backward probe of the same index per mirror.
+ * The status each window opens with is one backward probe of the same index per mirror, and only
+ * mirrors whose status changed within the window are read at all: in a fleet that is mostly
+ * steady, most rows of a page draw from the mirror's row alone.
  */
 import type { PoolClient } from '../db/pool.js';
 import type { TimelineWindow } from './readTimelines.js';
+import type { MirrorState } from './views.js';
 import { tables } from './sql.js';
 
 export interface SparklineBucket {
@@ -62,10 +65,25 @@ function statement(schema: string): string {
 
 interface Row { mirror: string; bucket: number; n: string; status: string; at: number | null }
 
-/** The sparklines of `mirrors` over `window`; a mirror without transitions up to its end is absent. */
-export async function readSparklines(client: PoolClient, schema: string, mirrors: string[], window: TimelineWindow): Promise<Map<string, Sparkline>> {
-  const seconds = (Date.parse(window.to) - Date.parse(window.from)) / 1000;
-  const { rows } = await client.query<Row>(statement(schema), [mirrors, window.from, window.to, window.buckets, seconds / window.buckets]);
+/**
+ * The sparklines of `mirrors` (rows of the same snapshot) over `window`; a mirror without
+ * transitions up to its end is absent. A mirror whose status began before the window has had that
+ * status throughout it: its row says so (status_since is its newest transition's time, and the
+ * status that transition's), so only the others are read.
+ */
+export async function readSparklines(
+  client: PoolClient, schema: string, mirrors: readonly Pick<MirrorState, 'mirror' | 'status' | 'statusSince'>[], window: TimelineWindow,
+): Promise<Map<string, Sparkline>> {
+  const sparklines = new Map<string, Sparkline>();
+  const fromMs = Date.parse(window.from);
+  const changed: string[] = [];
+  for (const m of mirrors) {
+    if (Date.parse(m.statusSince) < fromMs) sparklines.set(m.mirror, { start: m.status, buckets: [] });
+    else changed.push(m.mirror);
+  }
+  if (changed.length === 0) return sparklines;
+  const seconds = (Date.parse(window.to) - fromMs) / 1000;
+  const { rows } = await client.query<Row>(statement(schema), [changed, window.from, window.to, window.buckets, seconds / window.buckets]);
   const byMirror = new Map<string, { start: string | null; edges: Row[] }>();
   for (const r of rows) {
     let m = byMirror.get(r.mirror);
@@ -76,7 +94,6 @@ export async function readSparklines(client: PoolClient, schema: string, mirrors
     if (r.bucket < 0) m.start = r.status;
     else m.edges.push(r);
   }
-  const sparklines = new Map<string, Sparkline>();
   for (const [mirror, { start, edges }] of byMirror) {
     // In time order: a bucket's first transition, then its last (one row when it is both).
     edges.sort((a, b) => Number(a.n) - Number(b.n));

@@ -23,6 +23,7 @@ const HOSTILE = `<img src=x onerror="document.title='pwned'"> "timeline" & <scri
 const STEADY = 'steady_cdc';
 const BURST = 'burst_cdc';
 const BLIP = 'blip_cdc';
+const QUIET = 'quiet_cdc';
 
 let db: TestDatabase;
 let daemon: DaemonProcess;
@@ -41,6 +42,8 @@ const HISTORY: [number, string][] = [
  * page is read within 6 minutes of t0), which the catalog read returns as one row.
  */
 const BLIP_HISTORY: [number, string][] = [[5 * HOUR, 'running'], [114 * 60_000, 'failed'], [113 * 60_000, 'running']];
+/** No change in the last 24 hours: its sparkline is drawn from its row, without reading transitions. */
+const QUIET_HISTORY: [number, string][] = [[3 * DAY, 'setup'], [2 * DAY, 'running']];
 /** 3,000 transitions a second apart within an hour two hours ago: far more than one per pixel. */
 const BURST_TRANSITIONS = 3_000;
 
@@ -149,6 +152,7 @@ beforeAll(async () => {
     ...HISTORY.map(([ago, status], i) => ({ mirror: STEADY, status, observedAt: iso(ago, i), seq: i })),
     ...HISTORY.map(([ago, status]) => ({ mirror: HOSTILE, status, observedAt: iso(ago + 1_000) })),
     ...BLIP_HISTORY.map(([ago, status]) => ({ mirror: BLIP, status, observedAt: iso(ago) })),
+    ...QUIET_HISTORY.map(([ago, status]) => ({ mirror: QUIET, status, observedAt: iso(ago) })),
     ...Array.from({ length: BURST_TRANSITIONS }, (_, i) => ({
       mirror: BURST, status: i % 2 ? 'failed' : 'running', observedAt: iso(3 * HOUR - i * 1_000),
     })),
@@ -159,7 +163,7 @@ beforeAll(async () => {
   await insertJobs(producer, jobs.reverse());
   await waitFor('the daemon to apply the history', async () => {
     const { rows } = await db.pool.query<{ n: number }>(`select count(*)::int as n from ${SCHEMA}.transitions`);
-    return rows[0]?.n === 2 * HISTORY.length + BLIP_HISTORY.length + BURST_TRANSITIONS;
+    return rows[0]?.n === 2 * HISTORY.length + BLIP_HISTORY.length + QUIET_HISTORY.length + BURST_TRANSITIONS;
   }, 60_000, 200);
 }, 120_000);
 
@@ -227,7 +231,7 @@ describe('fleet page sparklines in Chromium', () => {
     const rows = listedRows(dom);
     const sparks = svgs(dom, 'spark');
     expect(sparks).toHaveLength(rows.length);
-    expect(rows.map((r) => r.mirror).sort()).toEqual([BLIP, BURST, STEADY, HOSTILE].sort());
+    expect(rows.map((r) => r.mirror).sort()).toEqual([BLIP, BURST, QUIET, STEADY, HOSTILE].sort());
     for (const [i, row] of rows.entries()) {
       const svg = sparks[i] ?? '';
       const from = attribute(svg, 'data-from') ?? '';
@@ -246,6 +250,9 @@ describe('fleet page sparklines in Chromium', () => {
         // Its own colour, not a merged mark, whether its two transitions share a pixel or not.
         expect(shown).toEqual(inSeconds(want, from));
         expect(shown.map((r) => r.status)).toEqual(['running', 'failed', 'running']);
+      } else if (row.mirror === QUIET) {
+        expect(shown).toEqual(inSeconds(want, from));
+        expect(shown).toEqual([{ status: 'running', from: 0, to: 86_400 }]);
       } else {
         // A pixel of a 24-hour sparkline is 12 minutes: the 90-minute periods stay apart.
         expect(shown, row.mirror).toEqual(inSeconds(want, from));
