@@ -206,6 +206,28 @@ function rowsJson(rows: Iterable<NextRow>): string {
 const SET_FIELDS = FIELD_COLUMNS.map((column) => `${column} = u.${column}`).join(', ');
 const ROW_DOCUMENT_FIELDS = MIRROR_FIELD_LIST.map((f) => `${f.column} ${f.sql}`).join(', ');
 
+/**
+ * The last statement's table writes ($5: the replaced sets' rows, $6: their mirrors), appended only
+ * when the batch carries a table set: most batches carry none, and those then plan and run no table
+ * step at all.
+ */
+function tableCtes(schema: string): string {
+  const t = tables(schema);
+  return `, nt as (
+       select * from json_to_recordset($5::json)
+         as x(mirror text, table_name text, ${TABLE_RECORD_DEFINITION})
+     ), tdel as (
+       delete from ${t.mirrorTables} as mt
+        where mt.mirror = any($6::text[])
+          and not exists (select 1 from nt where nt.mirror = mt.mirror and nt.table_name = mt.table_name)
+     ), tins as (
+       insert into ${t.mirrorTables} (mirror, table_name, ${TABLE_COLUMNS.join(', ')})
+       select mirror, table_name, ${TABLE_COLUMNS.join(', ')} from nt
+       on conflict (mirror, table_name) do update set
+         ${TABLE_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}, updated_at = now()
+     )`;
+}
+
 export async function applyBatch(db: Executor, schema: string, batch: StateUpdate[]): Promise<BatchOutcome> {
   const t = tables(schema);
   const outcome: BatchOutcome = { applied: 0, stale: 0, duplicate: 0, transitions: 0 };
@@ -304,7 +326,10 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   //    tables deleted, the listed ones written whole (a field an entry leaves out is null, nothing
   //    carried over). The two touch disjoint rows, so they can share the statement. Its row is
   //    written too (an applied update), which is what the /metrics change feed follows, and
-  //    says from then on that the mirror has reported tables (an empty list included).
+  //    says from then on that the mirror has reported tables (an empty list included). A batch
+  //    without a table set (most of them) leaves the table steps out of the statement (tableCtes):
+  //    planned and run empty they cost ~1 ms a statement (docs/performance.md, "Write path: figures
+  //    behind choices").
   const { rows: inserted } = await db.executeSql(
     `with fresh as (
        insert into ${t.journal} (mirror, observed_at, seq, status, applied, payload)
@@ -333,7 +358,7 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
          ${SET_FIELDS},
          error_class = u.error_class, error_message = u.error_message, dropped_at = u.dropped_at,
          transitions_total = u.transitions_total,
-         tables_reported = m.tables_reported or m.mirror = any($6::text[]),
+         ${tableSets.size === 0 ? '' : 'tables_reported = m.tables_reported or m.mirror = any($6::text[]),'}
          journal_length = m.journal_length + coalesce(added.n, 0),
          journal_oldest_at = least(m.journal_oldest_at, added.oldest),
          updated_at = now()
@@ -343,27 +368,14 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
               transitions_total bigint, changed boolean)
        left join added on added.mirror = u.mirror
        where m.mirror = u.mirror and (u.changed or added.n is not null)
-     ), nt as (
-       select * from json_to_recordset($5::json)
-         as x(mirror text, table_name text, ${TABLE_RECORD_DEFINITION})
-     ), tdel as (
-       delete from ${t.mirrorTables} as mt
-        where mt.mirror = any($6::text[])
-          and not exists (select 1 from nt where nt.mirror = mt.mirror and nt.table_name = mt.table_name)
-     ), tins as (
-       insert into ${t.mirrorTables} (mirror, table_name, ${TABLE_COLUMNS.join(', ')})
-       select mirror, table_name, ${TABLE_COLUMNS.join(', ')} from nt
-       on conflict (mirror, table_name) do update set
-         ${TABLE_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}, updated_at = now()
-     )
+     )${tableSets.size === 0 ? '' : tableCtes(schema)}
      select mirror, applied from j`,
     [
       seen.length === 0 ? journalIfAllApplied : journalJson(fresh),
       transitionsJson(transitions),
       rowsJson(nextRows.values()),
       journalJson(seen),
-      tableSets.size === 0 ? '[]' : tablesJson(tableSets),
-      [...tableSets.keys()],
+      ...(tableSets.size === 0 ? [] : [tablesJson(tableSets), [...tableSets.keys()]]),
     ],
   );
   for (const r of inserted as { applied: boolean }[]) {
