@@ -209,7 +209,10 @@ const ROW_DOCUMENT_FIELDS = MIRROR_FIELD_LIST.map((f) => `${f.column} ${f.sql}`)
 /**
  * The last statement's table writes ($5: the replaced sets' rows, $6: their mirrors), appended only
  * when the batch carries a table set: most batches carry none, and those then plan and run no table
- * step at all.
+ * step at all. A set is mostly what it was (a PeerDB mirror's tables, one of them moved): a row
+ * whose values are unchanged is left as it is, not rewritten; a new one is a plain insert. Neither
+ * can race another batch: the mirrors' rows are locked (step 2) before this statement runs, and the
+ * statement's snapshot sees every set committed before the lock was granted.
  */
 function tableCtes(schema: string): string {
   const t = tables(schema);
@@ -220,11 +223,15 @@ function tableCtes(schema: string): string {
        delete from ${t.mirrorTables} as mt
         where mt.mirror = any($6::text[])
           and not exists (select 1 from nt where nt.mirror = mt.mirror and nt.table_name = mt.table_name)
+     ), tupd as (
+       update ${t.mirrorTables} as mt set ${TABLE_COLUMNS.map((c) => `${c} = nt.${c}`).join(', ')}, updated_at = now()
+         from nt
+        where mt.mirror = nt.mirror and mt.table_name = nt.table_name
+          and (${TABLE_COLUMNS.map((c) => `mt.${c}`).join(', ')}) is distinct from (${TABLE_COLUMNS.map((c) => `nt.${c}`).join(', ')})
      ), tins as (
        insert into ${t.mirrorTables} (mirror, table_name, ${TABLE_COLUMNS.join(', ')})
        select mirror, table_name, ${TABLE_COLUMNS.join(', ')} from nt
-       on conflict (mirror, table_name) do update set
-         ${TABLE_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}, updated_at = now()
+        where not exists (select 1 from ${t.mirrorTables} as mt where mt.mirror = nt.mirror and mt.table_name = nt.table_name)
      )`;
 }
 
