@@ -19,6 +19,7 @@ import { inTransaction, type Pool } from '../db/pool.js';
 import type { Status } from '../update.js';
 import { MIRROR_COLUMNS, type MirrorState, SNAPSHOT_BEGIN, toMirrorState } from './views.js';
 import { readSparklines, type Sparkline } from './readSparklines.js';
+import type { SparklineCache } from './sparklineCache.js';
 import type { TimelineWindow } from './readTimelines.js';
 import { tables } from './sql.js';
 
@@ -77,9 +78,11 @@ function pageStatements(schema: string) {
 /**
  * With `sparklines`, every mirror of the page also gets its statuses over that window, in one more
  * statement for the whole page (readSparklines: index range scans of the page's mirrors whose
- * status changed within the window only).
+ * status changed within the window only, and of those only the ones `sparklineCache` has not kept).
  */
-export async function readMirrorPage(pool: Pool, schema: string, query: MirrorPageQuery, sparklines?: TimelineWindow): Promise<MirrorPage> {
+export async function readMirrorPage(
+  pool: Pool, schema: string, query: MirrorPageQuery, sparklines?: TimelineWindow, sparklineCache?: SparklineCache,
+): Promise<MirrorPage> {
   const sql = pageStatements(schema);
   const backwards = query.before !== undefined;
   const filter = [query.dropped === true, query.status ?? null];
@@ -97,7 +100,7 @@ export async function readMirrorPage(pool: Pool, schema: string, query: MirrorPa
       const { rows: sums } = await client.query<{ mirror: string; synced: string; partitions: string }>(sql.progress, [loading]);
       for (const r of sums) progress.set(r.mirror, { partitionsSynced: Number(r.synced), partitions: Number(r.partitions) });
     }
-    const timelines = sparklines && page.length > 0 ? await readSparklines(client, schema, page, sparklines) : undefined;
+    const timelines = sparklines && page.length > 0 ? await readSparklines(client, schema, page, sparklines, sparklineCache) : undefined;
     return {
       ...(sparklines ? { sparklines: timelines ?? new Map() } : {}),
       counts: counts.rows,

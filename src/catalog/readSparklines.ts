@@ -20,6 +20,7 @@
  */
 import type { PoolClient } from '../db/pool.js';
 import type { TimelineWindow } from './readTimelines.js';
+import type { SparklineCache } from './sparklineCache.js';
 import type { MirrorState } from './views.js';
 import { tables } from './sql.js';
 
@@ -49,9 +50,10 @@ function statement(schema: string): string {
                    coalesce(lag(bucket) over w <> bucket, true) as first,
                    coalesce(lead(bucket) over w <> bucket, true) as last
               from (select mirror, at, seq, to_status,
-                           least($4::int - 1, floor(date_part('epoch', at - $2::timestamptz) / $5::float8))::int as bucket
+                           case when at > $3::timestamptz then $4::int
+                                else least($4::int - 1, floor(date_part('epoch', at - $2::timestamptz) / $5::float8))::int end as bucket
                       from ${t.transitions}
-                     where mirror = any($1::text[]) and at > $2::timestamptz and at <= $3::timestamptz) as x
+                     where mirror = any($1::text[]) and at > $2::timestamptz) as x
             window w as (partition by mirror order by at, seq)) as y
      where first or last
     union all
@@ -69,21 +71,35 @@ interface Row { mirror: string; bucket: number; n: string; status: string; at: n
  * The sparklines of `mirrors` (rows of the same snapshot) over `window`; a mirror without
  * transitions up to its end is absent. A mirror whose status began before the window has had that
  * status throughout it: its row says so (status_since is its newest transition's time, and the
- * status that transition's), so only the others are read.
+ * status that transition's). One whose read `cache` kept for its transitions_total draws from that
+ * (sparklineCache.ts). Only the others are read, and their exact reads kept.
  */
 export async function readSparklines(
-  client: PoolClient, schema: string, mirrors: readonly Pick<MirrorState, 'mirror' | 'status' | 'statusSince'>[], window: TimelineWindow,
+  client: PoolClient, schema: string, mirrors: readonly Pick<MirrorState, 'mirror' | 'status' | 'statusSince' | 'transitionsTotal'>[],
+  window: TimelineWindow, cache?: SparklineCache,
 ): Promise<Map<string, Sparkline>> {
   const sparklines = new Map<string, Sparkline>();
-  const fromMs = Date.parse(window.from);
-  const changed: string[] = [];
+  const fromUs = Date.parse(window.from) * 1000;
+  const toUs = Date.parse(window.to) * 1000;
+  // Times as the catalog writes them (UTC, microseconds: catalog/sql.ts), compared as text.
+  const fromText = `${window.from.slice(0, -1)}000Z`;
+  const toRead: string[] = [];
+  const totals = new Map<string, number>();
   for (const m of mirrors) {
-    if (Date.parse(m.statusSince) < fromMs) sparklines.set(m.mirror, { start: m.status, buckets: [] });
-    else changed.push(m.mirror);
+    if (m.statusSince < fromText) {
+      sparklines.set(m.mirror, { start: m.status, buckets: [] });
+      continue;
+    }
+    const kept = cache?.sparkline(m.mirror, m.transitionsTotal, fromUs, toUs, window.buckets);
+    if (kept) sparklines.set(m.mirror, kept);
+    else {
+      toRead.push(m.mirror);
+      totals.set(m.mirror, m.transitionsTotal);
+    }
   }
-  if (changed.length === 0) return sparklines;
-  const seconds = (Date.parse(window.to) - fromMs) / 1000;
-  const { rows } = await client.query<Row>(statement(schema), [changed, window.from, window.to, window.buckets, seconds / window.buckets]);
+  if (toRead.length === 0) return sparklines;
+  const seconds = (toUs - fromUs) / 1e6;
+  const { rows } = await client.query<Row>(statement(schema), [toRead, window.from, window.to, window.buckets, seconds / window.buckets]);
   const byMirror = new Map<string, { start: string | null; edges: Row[] }>();
   for (const r of rows) {
     let m = byMirror.get(r.mirror);
@@ -98,15 +114,25 @@ export async function readSparklines(
     // In time order: a bucket's first transition, then its last (one row when it is both).
     edges.sort((a, b) => Number(a.n) - Number(b.n));
     const buckets: SparklineBucket[] = [];
+    // Transitions ahead of the clock (bucket `buckets`) are not drawn, and make the read inexact.
+    let exact = true;
     for (let i = 0; i < edges.length; i++) {
       const first = edges[i] as Row;
       const next = edges[i + 1];
       const last = next?.bucket === first.bucket ? (i++, next) : first;
-      buckets.push({
-        count: Number(last.n) - Number(first.n) + 1, first: Number(first.at), last: Number(last.at), firstStatus: first.status, status: last.status,
-      });
+      const count = Number(last.n) - Number(first.n) + 1;
+      if (first.bucket >= window.buckets) exact = false;
+      else buckets.push({ count, first: Number(first.at), last: Number(last.at), firstStatus: first.status, status: last.status });
+      if (count > 2) exact = false;
     }
     sparklines.set(mirror, { start, buckets });
+    const total = totals.get(mirror);
+    if (cache && exact && total !== undefined) {
+      const atUs = (seconds: number) => fromUs + Math.round(seconds * 1e6);
+      cache.keep(mirror, total, fromUs, start, buckets.flatMap((b) => b.count === 1
+        ? [{ atUs: atUs(b.first), status: b.status }]
+        : [{ atUs: atUs(b.first), status: b.firstStatus }, { atUs: atUs(b.last), status: b.status }]));
+    }
   }
   return sparklines;
 }

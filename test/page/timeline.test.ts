@@ -232,10 +232,12 @@ describe('fleet page sparklines in Chromium', () => {
     const sparks = svgs(dom, 'spark');
     expect(sparks).toHaveLength(rows.length);
     expect(rows.map((r) => r.mirror).sort()).toEqual([BLIP, BURST, QUIET, STEADY, HOSTILE].sort());
+    // The window, once a page: the column heading's.
+    const heading = /<th data-from="[^"]*" data-to="[^"]*">Last 24 h<\/th>/.exec(dom)?.[0] ?? '';
+    const from = attribute(heading, 'data-from') ?? '';
+    const to = attribute(heading, 'data-to') ?? '';
     for (const [i, row] of rows.entries()) {
       const svg = sparks[i] ?? '';
-      const from = attribute(svg, 'data-from') ?? '';
-      const to = attribute(svg, 'data-to') ?? '';
       expect(Date.parse(to) - Date.parse(from)).toBe(DAY);
       expect(attribute(svg, 'viewBox')).toBe('0 0 86400 1');
       const want = await expected(row.mirror, from, to);
@@ -260,5 +262,25 @@ describe('fleet page sparklines in Chromium', () => {
         expect(matchPieces(shown, inSeconds(want, from))).toBe(0);
       }
     }
+  });
+
+  it('draws a new transition at once, though the page keeps sparkline reads between views', async () => {
+    const blip = async () => {
+      const dom = await page('/?limit=500');
+      const svg = svgs(dom, 'spark')[listedRows(dom).findIndex((r) => r.mirror === BLIP)] ?? '';
+      const from = /<th data-from="([^"]*)"/.exec(dom)?.[1] ?? '';
+      const to = /<th data-from="[^"]*" data-to="([^"]*)"/.exec(dom)?.[1] ?? '';
+      return { shown: pieces(svg), want: inSeconds(await expected(BLIP, from, to), from) };
+    };
+    // Read, then kept: both views draw the catalog's periods.
+    for (const view of [await blip(), await blip()]) expect(view.shown).toEqual(view.want);
+    await insertJobs(producer, [{ updates: [{ mirror: BLIP, status: 'paused', observedAt: new Date().toISOString() }] }]);
+    await waitFor('the daemon to apply the new transition', async () => {
+      const { rows } = await db.pool.query<{ n: number }>(`select count(*)::int as n from ${SCHEMA}.transitions where mirror = $1`, [BLIP]);
+      return rows[0]?.n === BLIP_HISTORY.length + 1;
+    }, 30_000, 100);
+    const after = await blip();
+    expect(after.shown).toEqual(after.want);
+    expect(after.shown.map((p) => p.status)).toEqual(['running', 'failed', 'running', 'paused']);
   });
 });

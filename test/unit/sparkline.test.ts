@@ -1,6 +1,7 @@
-/** From a sparkline read to what the fleet page draws (http/page/sparkline.ts): pure, table-driven. */
+/** From a sparkline read (or a kept one) to what the fleet page draws (http/page/sparkline.ts, catalog/sparklineCache.ts): pure, table-driven. */
 import { describe, expect, it } from 'vitest';
 import type { Sparkline, SparklineBucket } from '../../src/catalog/readSparklines.js';
+import { SparklineCache } from '../../src/catalog/sparklineCache.js';
 import { sparklinePeriods, sparklineRenderer } from '../../src/http/page/sparkline.js';
 
 // A window of 100 s drawn 10 pixels wide: a pixel is 10 s.
@@ -51,5 +52,41 @@ describe('sparklineRenderer', () => {
   it('says when nothing was recorded, and keeps a status as text', () => {
     expect(render(undefined).text).toContain('<title>last 24 h: no status recorded</title>');
     expect(render(line('"><script>', [])).text).toContain('class="s-&quot;&gt;&lt;script&gt;"');
+  });
+});
+
+describe('SparklineCache', () => {
+  // Kept for a window from 1,000 s: setup at 1,010 s, running at 1,030 s and 1,031 s (failed between).
+  const S = 1e6;
+  const kept = () => {
+    const cache = new SparklineCache(2);
+    cache.keep('m', 4, 1000 * S, 'setup', [
+      { atUs: 1010 * S, status: 'snapshot' }, { atUs: 1030 * S, status: 'failed' }, { atUs: 1031.5 * S, status: 'running' },
+    ]);
+    return cache;
+  };
+
+  it('draws a later window from the kept read: what left the window is the status it opens with', () => {
+    expect(kept().sparkline('m', 4, 1020 * S, 1120 * S, 10)).toEqual({
+      start: 'snapshot',
+      buckets: [{ count: 2, first: 10, last: 11.5, firstStatus: 'failed', status: 'running' }],
+    });
+    expect(kept().sparkline('m', 4, 1000 * S, 1100 * S, 10)?.buckets.map((b) => [b.first, b.count])).toEqual([[10, 1], [30, 2]]);
+  });
+
+  it('reads again when the transitions changed, the window starts earlier, or a transition is ahead of it', () => {
+    expect(kept().sparkline('m', 5, 1020 * S, 1120 * S, 10)).toBeUndefined();
+    expect(kept().sparkline('m', 4, 999 * S, 1099 * S, 10)).toBeUndefined();
+    expect(kept().sparkline('m', 4, 1000 * S, 1030 * S, 10)).toBeUndefined();
+    expect(kept().sparkline('other', 4, 1020 * S, 1120 * S, 10)).toBeUndefined();
+  });
+
+  it('keeps at most its size of mirrors, dropping the oldest', () => {
+    const cache = kept();
+    cache.keep('n', 1, 0, null, []);
+    cache.keep('o', 1, 0, null, []);
+    expect(cache.size).toBe(2);
+    expect(cache.sparkline('m', 4, 1020 * S, 1120 * S, 10)).toBeUndefined();
+    expect(cache.sparkline('o', 1, 0, 100 * S, 10)).toEqual({ start: null, buckets: [] });
   });
 });

@@ -5,9 +5,9 @@
 
 const INTEGER = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 
-/** Thousands separated: `1,234,567`. */
+/** Thousands separated: `1,234,567`. Below a thousand there is nothing to separate, and Intl is slow. */
 export function formatCount(n: number): string {
-  return INTEGER.format(n);
+  return n >= 1 && n < 1000 && Number.isInteger(n) ? String(n) : INTEGER.format(n);
 }
 
 const UNITS: [string, number][] = [['d', 86_400], ['h', 3_600], ['min', 60], ['s', 1]];

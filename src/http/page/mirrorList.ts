@@ -98,7 +98,7 @@ export async function renderMirrorList(data: MirrorPage, query: MirrorPageQuery,
     ? html`<div class="empty">${t.liveTotal + t.dropped === 0
       ? html`No mirrors yet. Publish an update, e.g. <code>mirrorstate publish --mirror orders_cdc --status running</code>.`
       : 'No mirrors on this page.'}</div>`
-    : html`<table class="mirrors"><thead><tr><th>Mirror</th><th>Status</th>${data.sparklines ? html`<th>Last 24 h</th>` : ''}<th>Since</th><th>Last update</th>
+    : html`<table class="mirrors"><thead><tr><th>Mirror</th><th>Status</th>${data.sparklines && sparkWindow ? html`<th data-from="${sparkWindow.from}" data-to="${sparkWindow.to}">Last 24 h</th>` : ''}<th>Since</th><th>Last update</th>
 <th>Initial load</th><th class="num">Rows synced</th><th class="num">Lag</th><th class="num">Slot lag</th><th>Error</th></tr></thead>
 <tbody>${await htmlEach(data.mirrors, (m) => row(m, nowMs, sparklines?.(data.sparklines?.get(m.mirror)), data.progress))}</tbody></table>`;
   const body = html`${chips(t, query)}

@@ -15,6 +15,7 @@ import type { Pool } from '../../db/pool.js';
 import type { Logger } from '../../log.js';
 import { readMirror } from '../../catalog/readMirror.js';
 import { DEFAULT_PAGE_MIRRORS, MAX_PAGE_MIRRORS, readMirrorPage } from '../../catalog/readMirrorPage.js';
+import { SparklineCache } from '../../catalog/sparklineCache.js';
 import { parseStatus, STATUSES } from '../../update.js';
 import { BadParameter, booleanParam, integerParam, mirrorParam, textValue } from '../api.js';
 import type { HttpServer } from '../server.js';
@@ -68,6 +69,8 @@ function windowParam(url: URL): TimelineWindowName {
 
 export function registerStatusPage(server: HttpServer, { pool, schema, logger }: StatusPageOptions): void {
   const log = logger.child({ component: 'status-page' });
+  // The fleet page's sparkline reads, kept while the mirrors' transitions_total stays the same.
+  const sparklineCache = new SparklineCache();
 
   /** Runs one page's read and render; bad parameters and catalog failures become pages too. */
   const answer = async (res: ServerResponse, root: string, work: (nowMs: number) => Promise<[number, Html]>) => {
@@ -104,7 +107,7 @@ why; <a href="${root}readyz">/readyz</a> says whether the daemon is ready.</p>`,
       limit: integerParam(url, 'limit', 1, MAX_PAGE_MIRRORS, DEFAULT_PAGE_MIRRORS) as number,
     };
     const sparklines = timelineWindow(nowMs, SPARKLINE_WINDOW_SECONDS, SPARKLINE_WIDTH);
-    const data = await readMirrorPage(pool, schema, query, sparklines);
+    const data = await readMirrorPage(pool, schema, query, sparklines, sparklineCache);
     return [200, await renderMirrorList(data, query, nowMs, sparklines)];
   }));
 

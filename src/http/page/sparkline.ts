@@ -19,7 +19,7 @@
 import type { Sparkline } from '../../catalog/readSparklines.js';
 import type { TimelineWindow } from '../../catalog/readTimelines.js';
 import { formatCount, formatDuration } from './format.js';
-import { type Html, html, trustedHtml } from './html.js';
+import { type Html, html } from './html.js';
 
 /** The last 24 hours, drawn this many pixels wide (and read in as many buckets). */
 export const SPARKLINE_WINDOW_SECONDS = 86_400;
@@ -75,14 +75,16 @@ const box = (from: number, to: number) => {
 };
 
 /**
- * The page's renderer: the window is the same for every row, so the SVG's opening is built once;
- * each row adds its title and its paths.
+ * The page's renderer: the window is the same for every row, so the SVG's opening is built once
+ * (the window's times are the column heading's `data-from` / `data-to`, once a page, and the
+ * background that shows "no status recorded" is the stylesheet's); each row adds its title and its
+ * paths.
  */
 export function sparklineRenderer(window: TimelineWindow): (s: Sparkline | undefined) => Html {
   const seconds = Math.round((Date.parse(window.to) - Date.parse(window.from)) / 1000);
   const unit = seconds / window.buckets;
-  const open = html`<svg class="spark" viewBox="0 0 ${seconds} 1" preserveAspectRatio="none" width="${SPARKLINE_WIDTH}" height="${SPARKLINE_HEIGHT}" role="img" data-from="${window.from}" data-to="${window.to}">`;
-  const background = trustedHtml(`<rect class="nodata" width="${seconds}" height="1"/>`);
+  const open = html`<svg class="spark" viewBox="0 0 ${seconds} 1" preserveAspectRatio="none" width="${SPARKLINE_WIDTH}" height="${SPARKLINE_HEIGHT}" role="img"><title>`;
+  const shorter = `shorter than ${formatDuration(unit)} drawn merged`;
   return (s) => {
     const { periods, count } = sparklinePeriods(s, seconds, window.buckets);
     // status (or '' for merged marks) → [seconds drawn, path data]
@@ -97,12 +99,19 @@ export function sparklineRenderer(window: TimelineWindow): (s: Sparkline | undef
       } else paths.set(key, [p.to - p.from, box(p.from, p.to)]);
       if (p.status === null) merged += p.periods;
     }
-    const statuses = [...paths].filter(([key]) => key !== '').sort((a, b) => b[1][0] - a[1][0]);
     const marks = paths.get('');
-    const title = count === 0 ? 'last 24 h: no status recorded'
-      : `last 24 h, ${formatCount(count)} status period${count === 1 ? '' : 's'}: ${statuses.map(([status, [time]]) => `${status} ${formatDuration(time)}`).join(', ')}${
-        marks ? `${statuses.length ? ', ' : ''}${formatCount(merged)} shorter than ${formatDuration(unit)} drawn merged ${formatDuration(marks[0])}` : ''}`;
-    return html`${open}<title>${title}</title>${background}${statuses.map(([status, [, d]]) => html`<path class="s-${status}" d="${d}"/>`)}${
-      marks ? html`<path class="merged" d="${marks[1]}"/>` : ''}</svg>`;
+    paths.delete('');
+    const statuses = paths.size > 1 ? [...paths].sort((a, b) => b[1][0] - a[1][0]) : [...paths];
+    let title = count === 0 ? 'last 24 h: no status recorded' : `last 24 h, ${formatCount(count)} status period${count === 1 ? '' : 's'}: `;
+    const drawn: Html[] = [];
+    for (const [i, [status, [time, d]]] of statuses.entries()) {
+      title += `${i ? ', ' : ''}${status} ${formatDuration(time)}`;
+      drawn.push(html`<path class="s-${status}" d="${d}"/>`);
+    }
+    if (marks) {
+      title += `${statuses.length ? ', ' : ''}${formatCount(merged)} ${shorter} ${formatDuration(marks[0])}`;
+      drawn.push(html`<path class="merged" d="${marks[1]}"/>`);
+    }
+    return html`${open}${title}</title>${drawn}</svg>`;
   };
 }
