@@ -336,7 +336,9 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   //    says from then on that the mirror has reported tables (an empty list included). A batch
   //    without a table set (most of them) leaves the table steps out of the statement (tableCtes):
   //    planned and run empty they cost ~1 ms a statement (docs/performance.md, "Write path: figures
-  //    behind choices").
+  //    behind choices"). The transitions are also counted per UTC day, into this connection's row
+  //    of transitions_per_day (docs/catalog.md): a connection runs one transaction at a time, so
+  //    concurrent batches never wait on one counter row; a batch without transitions leaves it out.
   const { rows: inserted } = await db.executeSql(
     `with fresh as (
        insert into ${t.journal} (mirror, observed_at, seq, status, applied, payload)
@@ -353,13 +355,18 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
        select * from fresh union all select * from seen
      ), added as (
        select mirror, count(*)::integer as n, min(observed_at) as oldest from j group by mirror
+     ), x as (
+       select * from json_to_recordset($2::json)
+         as x(mirror text, from_status text, to_status text, at timestamptz, seq bigint, workflow_id text,
+              error_class text, error_message text)
      ), tr as (
        insert into ${t.transitions} (mirror, from_status, to_status, at, seq, workflow_id, error_class, error_message)
-       select mirror, from_status, to_status, at, seq, workflow_id, error_class, error_message
-         from json_to_recordset($2::json)
-           as x(mirror text, from_status text, to_status text, at timestamptz, seq bigint, workflow_id text,
-                error_class text, error_message text)
-     ), up as (
+       select mirror, from_status, to_status, at, seq, workflow_id, error_class, error_message from x
+     ), ${transitions.length === 0 ? '' : `tday as (
+       insert into ${t.transitionsPerDay} as d (day, backend, transitions)
+       select (at at time zone 'UTC')::date, pg_backend_pid(), count(*) from x group by 1 order by 1
+       on conflict (day, backend) do update set transitions = d.transitions + excluded.transitions
+     ), `}up as (
        update ${t.mirrors} as m set
          status = u.status, status_since = u.status_since, observed_at = u.observed_at, seq = u.seq,
          ${SET_FIELDS},

@@ -42,6 +42,7 @@ export async function migrate(pool: Pool, schema: string, logger: Logger, dir?: 
   const client = await pool.connect();
   const applied: Migration[] = [];
   const s = quoteIdent(schema);
+  let cleanup = () => {};
   try {
     await client.query(`select set_config('statement_timeout', $1::text, false)`, [String(statementTimeoutMs)]);
     await client.query(`select pg_advisory_lock(hashtextextended('mirrorstate.migrate:' || $1::text, 0))`, [schema]);
@@ -53,8 +54,14 @@ export async function migrate(pool: Pool, schema: string, logger: Logger, dir?: 
     const { rows } = await client.query<{ version: number }>(`select version from ${s}.schema_migrations`);
     const done = new Set(rows.map((r) => r.version));
     const pending = migrations.filter((m) => !done.has(m.version));
+    // A long migration reports its progress with `raise notice` (a backfill's chunks): logged as it goes.
+    let running = '';
+    const onNotice = (notice: { message?: string }) => logger.info({ migration: running, progress: notice.message }, 'migration progress');
+    client.on('notice', onNotice);
+    cleanup = () => client.off('notice', onNotice);
     for (const [i, migration] of pending.entries()) {
       const started = Date.now();
+      running = migration.name;
       logger.info({ migration: migration.name, step: i + 1, of: pending.length }, 'applying migration');
       await client.query('begin');
       try {
@@ -74,6 +81,7 @@ export async function migrate(pool: Pool, schema: string, logger: Logger, dir?: 
     }
     return applied;
   } finally {
+    cleanup();
     await client.query(`select pg_advisory_unlock_all()`).catch(() => undefined);
     // Back to the connection's own limit (its startup setting) before the pool hands it out again.
     await client.query('reset statement_timeout').catch(() => undefined);

@@ -27,6 +27,8 @@ export interface Tables {
   mirrorRemovals: string;
   /** Each mirror's current tables (migration 0008). */
   mirrorTables: string;
+  /** Transitions per UTC day across the fleet (migration 0013). */
+  transitionsPerDay: string;
 }
 
 const cache = new Map<string, Tables>();
@@ -35,7 +37,8 @@ export function tables(schema: string): Tables {
   let t = cache.get(schema);
   if (!t) {
     const s = quoteIdent(schema);
-    t = { schema: s, mirrors: `${s}.mirrors`, transitions: `${s}.transitions`, journal: `${s}.journal`, mirrorRemovals: `${s}.mirror_removals`, mirrorTables: `${s}.mirror_tables` };
+    t = { schema: s, mirrors: `${s}.mirrors`, transitions: `${s}.transitions`, journal: `${s}.journal`, mirrorRemovals: `${s}.mirror_removals`, mirrorTables: `${s}.mirror_tables`,
+      transitionsPerDay: `${s}.transitions_per_day` };
     cache.set(schema, t);
   }
   return t;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATUSES } from '../../src/update.js';
 import { createTestDatabase, databaseUrl, type TestDatabase } from '../helpers/db.js';
 import { expandMacros, goFloat, grafanaSql, interpolateVariables, parseInterval, rfc3339Nano } from '../helpers/grafana.js';
-import { migrateCatalog, write } from '../reads/support.js';
+import { migrateCatalog, perDayViolations, SCHEMA, write } from '../reads/support.js';
 
 const ROOT = new URL('../../', import.meta.url);
 interface Target { rawSql: string; format: string }
@@ -52,6 +52,22 @@ const ms = (iso: string) => Date.parse(iso);
 const inRange = (iso: string) => ms(iso) >= RANGE.from.getTime() && ms(iso) <= RANGE.to.getTime();
 const historyOf = (mirror: string) => HISTORY.filter(([m]) => m === mirror);
 
+/**
+ * The Flapping panel calls flapping() (migration 0013), which stops visiting mirrors once none left
+ * can enter the list, and counts the whole range instead after too many visits. The known history
+ * runs it as the panel does, with the fallback forced (no visits allowed), and with a list of two
+ * (so the walk stops early): each must give the panel's rows, or their first two.
+ */
+const CALL = 'flapping($__timeFrom(), $__timeTo(), 20)';
+function flappingVariants(sql: string): [string, string, number][] {
+  expect(sql).toContain(CALL);
+  return [
+    ['as sent', sql, 20],
+    ['counting the range', sql.replace(CALL, 'flapping($__timeFrom(), $__timeTo(), 20, 0)'), 20],
+    ['stopping early', sql.replace(CALL, 'flapping($__timeFrom(), $__timeTo(), 2)'), 2],
+  ];
+}
+
 async function run(title: string) {
   const { rows } = await grafana.query(grafanaSql(sqlOf(title), VARIABLES, RANGE));
   return rows;
@@ -60,8 +76,10 @@ async function run(title: string) {
 beforeAll(async () => {
   db = await createTestDatabase('grafana_catalog');
   await migrateCatalog(db.pool);
-  // Out of order and twice: the catalog keeps each transition once, in version order.
+  // Out of order and twice: the catalog keeps each transition once, in version order. The first
+  // batch stops within a day, so the next adds to that day's count (on the same connection, to its row).
   const updates = HISTORY.map(([mirror, observedAt, status]) => ({ mirror, observedAt, status, rowsSynced: ms(observedAt) % 1000 }));
+  await write(db.pool, updates.slice(0, 9));
   await write(db.pool, [...updates].reverse());
   await write(db.pool, updates);
   // The role exactly as docs/grafana.md creates it, but named for this run (roles are server-wide).
@@ -143,13 +161,48 @@ describe('the catalog dashboard on a known history, as the read-only role', () =
     expect(perDay.get(ms('2026-11-12T00:00:00Z') / 1000)).toBe(4);
   });
 
-  it('flapping: the mirrors with the most transitions in the range', async () => {
-    const rows = await run('Flapping');
+  it.each(flappingVariants(sqlOf('Flapping')))('flapping: the mirrors with the most transitions in the range (%s)', async (_how, sql, limit) => {
+    const { rows } = await grafana.query(grafanaSql(sql, VARIABLES, RANGE));
     expect(rows.map((r) => [r.mirror, Number(r.transitions), (r.first as Date).toISOString(), (r.last as Date).toISOString()])).toEqual([
       [HOSTILE, 4, '2026-11-12T00:00:00.000Z', '2026-11-12T01:30:00.250Z'],
       ['alpha', 3, '2026-11-11T12:00:00.500Z', '2026-11-16T06:00:00.000Z'],
       ['gamma', 1, '2026-11-15T00:00:00.000Z', '2026-11-15T00:00:00.000Z'],
-    ]);
+    ].slice(0, limit));
+  });
+
+  // Ranges that cut days: the fleet-wide panels read whole days from the per-day tables and the cut
+  // days from transitions, so a range starting after a transition of its first day (alpha's failure
+  // at 12:00:00.5), ending exactly on one (inclusive, as $__timeFilter is), or within one day must
+  // still count exactly the transitions in it.
+  it.each([
+    ['cutting its first and last day', new Date('2026-11-11T12:30:00Z'), new Date('2026-11-16T06:00:00Z')],
+    ['within one day', new Date('2026-11-12T00:15:00Z'), new Date('2026-11-12T01:15:00Z')],
+    ['over the whole history', new Date('2026-10-01T00:00:00Z'), new Date('2026-12-01T00:00:00Z')],
+    ['after the history', new Date('2026-11-20T00:00:00Z'), new Date('2026-11-27T12:00:00Z')],
+  ])('transitions per day and flapping over a range %s', async (_what, from, to) => {
+    const range = { from, to };
+    const within = HISTORY.filter(([, at]) => ms(at) >= from.getTime() && ms(at) <= to.getTime());
+    const perDay = new Map<number, number>();
+    for (const [, at] of within) {
+      const day = Math.floor(ms(at) / 86_400_000) * 86_400;
+      perDay.set(day, (perDay.get(day) ?? 0) + 1);
+    }
+    const days = await grafana.query(grafanaSql(sqlOf('Transitions per day'), VARIABLES, range));
+    expect(days.rows.map((r) => [Number(r.time), Number(r.transitions)])).toEqual([...perDay].sort((a, b) => a[0] - b[0]));
+    const byMirror = new Map<string, string[]>();
+    for (const [mirror, at] of within) byMirror.set(mirror, [...(byMirror.get(mirror) ?? []), at]);
+    const want = [...byMirror].map(([mirror, ats]) => [mirror, ats.length, new Date(ats[0]!).toISOString(), new Date(ats.at(-1)!).toISOString()])
+      .sort((a, b) => (b[1] as number) - (a[1] as number) || (a[0]! < b[0]! ? -1 : 1));
+    for (const [how, sql, limit] of flappingVariants(sqlOf('Flapping'))) {
+      const flapping = await grafana.query(grafanaSql(sql, VARIABLES, range));
+      expect(flapping.rows.map((r) => [r.mirror, Number(r.transitions), (r.first as Date).toISOString(), (r.last as Date).toISOString()]), how).toEqual(want.slice(0, limit));
+    }
+  });
+
+  it('the per-day counts are exactly the transitions of each day', async () => {
+    expect(await perDayViolations(db.pool)).toEqual([]);
+    const { rows: [counts] } = await db.pool.query(`select count(distinct day)::int as days, sum(transitions)::int as n from ${SCHEMA}.transitions_per_day`);
+    expect(counts).toEqual({ days: new Set(HISTORY.map(([, at]) => at.slice(0, 10))).size, n: HISTORY.length });
   });
 
   it('time per status of the chosen mirrors, within the range', async () => {
@@ -177,6 +230,7 @@ describe('the catalog dashboard on a known history, as the read-only role', () =
   });
 
   it('every panel has been run above', () => {
+    expect(flappingVariants(sqlOf('Flapping')).map(([how]) => how)).toEqual(['as sent', 'counting the range', 'stopping early']);
     expect(dashboard.panels.map((p) => p.title.split(/[ :]/)[0])).toEqual(['Status', 'Transitions', 'Flapping', 'Time', 'Journal']);
   });
 });

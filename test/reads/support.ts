@@ -43,6 +43,17 @@ export async function invariantViolations(pool: Pool): Promise<unknown[]> {
   return rows;
 }
 
+/** Where the per-day counts of transitions (migration 0013) differ from `transitions` itself. */
+export async function perDayViolations(pool: Pool): Promise<unknown[]> {
+  const { rows } = await pool.query(
+    `select coalesce(e.day, d.day)::text as day, e.n as expected, d.n as got
+       from (select (at at time zone 'UTC')::date as day, count(*) as n from ${SCHEMA}.transitions group by 1) e
+       full join (select day, sum(transitions) as n from ${SCHEMA}.transitions_per_day group by day) d on d.day = e.day
+      where e.n is distinct from d.n`,
+  );
+  return rows;
+}
+
 /**
  * Why an answer is skewed (its journal metadata and its events are from different moments), or
  * undefined when it is consistent. Only meaningful when the events were not cut by the limit.
