@@ -140,9 +140,17 @@ interface Measured {
   publishedWhileIdle: number;
   statusChanges: number[];
   tableChanges: number[];
+  /** The same changes seen in the read API (`GET /api/v1/mirrors/{mirror}`, polled every 50 ms). */
+  statusApi: number[];
+  tableApi: number[];
 }
 
 const daemonEnv = (readerUrl: string) => ({ MIRRORSTATE_PEERDB_URL: readerUrl, MIRRORSTATE_PEERDB_POLL_INTERVAL: '1s' });
+type Answer = { mirror: { status: string }; tables?: { table: string; snapshot: { partitionsSynced: number | null } | null }[] };
+async function answer(url: string, mirror: string): Promise<Answer | undefined> {
+  const res = await fetch(`${url}/api/v1/mirrors/${mirror}`);
+  return res.status === 200 ? ((await res.json()) as Answer) : undefined;
+}
 const randomMirror = () => `mirror_${String(1 + Math.floor(Math.random() * MIRRORS)).padStart(5, '0')}`;
 
 async function measure(build: Build, peerdbPool: pg.Pool, readerUrl: string, unfinished: { mirror: string; table: string; run: string }[]): Promise<Measured> {
@@ -196,13 +204,18 @@ async function measure(build: Build, peerdbPool: pg.Pool, readerUrl: string, unf
     daemon = await startDaemon({ cli: build.cli, databaseUrl: mirrorstate.url, env: daemonEnv(readerUrl) });
     await waitFor('the daemon leading', async () => /mirrorstate_peerdb_poll_duration_seconds_count [1-9]/.test(await (await fetch(`${daemon.url}/metrics`)).text()), 60_000);
     const statusChanges: number[] = [];
+    const statusApi: number[] = [];
+    const tableApi: number[] = [];
     for (let i = 0; i < CHANGES; i++) {
       const name = randomMirror();
       const { rows } = await peerdbPool.query<{ status: number }>(`select status from flows where name = $1`, [name]);
       const next = rows[0]!.status === 1 ? 2 : 1;
       await peerdbPool.query(`update flows set status = $1, updated_at = now() where name = $2`, [next, name]);
       const committed = performance.now();
-      const want = `peerdb_mirror_status{mirror="${name}",status="${next === 1 ? 'running' : 'paused'}"} 1`;
+      const status = next === 1 ? 'running' : 'paused';
+      await waitFor(`${name} in the API`, async () => (await answer(daemon.url, name))?.mirror.status === status, 30_000, 50);
+      statusApi.push(performance.now() - committed);
+      const want = `peerdb_mirror_status{mirror="${name}",status="${status}"} 1`;
       await waitFor(`${name} on /metrics`, async () => (await (await fetch(`${daemon.url}/metrics`)).text()).includes(want), 30_000, SCRAPE_EVERY_MS);
       statusChanges.push(performance.now() - committed);
       process.stderr.write(`\r  status changes: ${i + 1} / ${CHANGES}`);
@@ -217,16 +230,18 @@ async function measure(build: Build, peerdbPool: pg.Pool, readerUrl: string, unf
       await peerdbPool.query(`update peerdb_stats.qrep_partitions set rows_synced = 1000 where run_uuid = $1 and partition_uuid = '2'`, [run]);
       await peerdbPool.query(`update peerdb_stats.qrep_partitions set end_time = now() at time zone 'UTC' where run_uuid = $1 and partition_uuid = '2'`, [run]);
       const committed = performance.now();
+      await waitFor(`${mirror} ${table} in the API`, async () =>
+        (await answer(daemon.url, mirror))?.tables?.find((t) => t.table === table)?.snapshot?.partitionsSynced === 2, 60_000, 50);
+      tableApi.push(performance.now() - committed);
       const want = `peerdb_mirror_table_snapshot_partitions_synced{mirror="${mirror}",table="${table}"} 2`;
       await waitFor(`${mirror} ${table} on /metrics`, async () => (await (await fetch(`${daemon.url}/metrics`)).text()).includes(want), 60_000, SCRAPE_EVERY_MS);
       tableChanges.push(performance.now() - committed);
       process.stderr.write(`\r  table changes: ${i + 1} / ${CHANGES}`);
     }
     if (build.tables) process.stderr.write('\n');
-    statusChanges.sort((a, b) => a - b);
-    tableChanges.sort((a, b) => a - b);
+    for (const list of [statusChanges, tableChanges, statusApi, tableApi]) list.sort((a, b) => a - b);
     await daemon.stop();
-    return { importMs, firstPollMs, idle, publishedWhileIdle, statusChanges, tableChanges };
+    return { importMs, firstPollMs, idle, publishedWhileIdle, statusChanges, tableChanges, statusApi, tableApi };
   } finally {
     await mirrorstate.drop();
   }
@@ -265,6 +280,9 @@ const section: BenchSection = {
       console.log(`| published while idle | ${cells((m) => String(m.publishedWhileIdle))} | 0 |`);
       console.log(`| a leader's first poll, in process (nothing to publish) | ${cells((m) => ms(m.firstPollMs))} | |`);
       console.log(`| first import: daemon running → all mirrors on /metrics | ${cells((m) => ms(m.importMs))} | ≤ 10,000 ms |`);
+      const p = (list: number[], q: number) => (list.length ? ms(percentile(list, q)) : '–');
+      console.log(`| status UPDATE → read API, 1 s interval, p50 / p99 (${CHANGES} changes) | ${cells((m) => `${p(m.statusApi, 50)} / ${p(m.statusApi, 99)}`)} | |`);
+      console.log(`| a table's partition finished → read API, p50 / p99 | ${cells((m) => `${p(m.tableApi, 50)} / ${p(m.tableApi, 99)}`)} | |`);
       console.log(`| status UPDATE → /metrics, 1 s interval, p50 (${CHANGES} changes) | ${cells((m) => ms(percentile(m.statusChanges, 50)))} | |`);
       console.log(`| status UPDATE → /metrics, p99 | ${cells((m) => ms(percentile(m.statusChanges, 99)))} | ≤ 2,000 ms |`);
       console.log(`| a table's partition finished → /metrics, p50 | ${cells((m) => (m.tableChanges.length ? ms(percentile(m.tableChanges, 50)) : '–'))} | |`);
