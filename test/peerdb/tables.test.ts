@@ -230,3 +230,38 @@ describe('the incremental read of tables', () => {
     expect(Object.keys(await check('flows changed')).sort()).toEqual(['a', 'c']);
   });
 });
+
+describe('tables where PeerDB records their namespace apart (PeerDB PR #4416)', () => {
+  let catalog: PeerdbCatalog;
+  let client: pg.Client;
+
+  beforeAll(async () => {
+    catalog = await createPeerdbCatalog('tables_namespaced');
+    // The PR's change: a namespace column, and the key widened by it.
+    await catalog.db.pool.query(`
+      alter table peerdb_stats.cdc_table_aggregate_counts add column destination_table_namespace text not null default '';
+      alter table peerdb_stats.cdc_table_aggregate_counts drop constraint cdc_table_aggregate_counts_pkey;
+      alter table peerdb_stats.cdc_table_aggregate_counts add primary key (flow_name, destination_table_namespace, destination_table_name)`);
+    client = new pg.Client({ connectionString: catalog.readerUrl, options: PEERDB_SESSION_OPTIONS });
+    await client.connect();
+  });
+  afterAll(async () => {
+    await client?.end();
+    await catalog?.drop();
+  });
+
+  it('keeps same-named tables of two namespaces apart, in the tables and in the mirror’s total', async () => {
+    await catalog.peerdb.createFlow('ns', { status: STATUS.running });
+    await catalog.db.pool.query(
+      `insert into peerdb_stats.cdc_table_aggregate_counts (flow_name, destination_table_namespace, destination_table_name, total_count, last_updated_at)
+       values ('ns', 'sales', 'orders', 5, now()), ('ns', 'hr', 'orders', 7, now()), ('ns', '', 'public.x', 1, now()), ('ns', 'public', 'public.y', 2, now())`,
+    );
+    const shape = await readShape(client);
+    expect(shape.tables).toEqual({ namespaced: true });
+    const snapshot = await readPeerdb(client, shape, null);
+    expect(snapshot.tables?.get('ns')?.entries.map((t) => [t.table, t.rowsSynced])).toEqual([
+      ['hr.orders', 7], ['public.x', 1], ['public.y', 2], ['sales.orders', 5],
+    ]);
+    expect(snapshot.rows?.get('ns')?.rows).toBe(15);
+  });
+});
