@@ -21,7 +21,8 @@
  * BENCH_BASELINE_DIST names another build's dist/ (e.g. a worktree of an older commit, built with
  * `npx tsc -p tsconfig.build.json`): its status page is served beside this one, on the same catalog
  * and in the same run, and the fleet pages and the 50,000-transition mirror's page are measured on
- * both, a round of each in turn (sideBySide).
+ * both, a round of each in turn (sideBySide); the fleet pages also on this build with no sparkline
+ * read kept between views (what a page costs when every row's history is new to it).
  */
 import { availableParallelism, loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -156,20 +157,17 @@ async function overHttp(base: string, paths: string[]): Promise<Result> {
 }
 
 /**
- * The same paths from this build and from the baseline build, a round of each in turn: the load of
- * a shared machine drifts over minutes, and measuring one build after the other would credit the
- * drift to the code.
+ * The same paths from each server (this build, the baseline build, …), a round of each in turn: the
+ * load of a shared machine drifts over minutes, and measuring one build after the other would
+ * credit the drift to the code.
  */
-async function sideBySide(base: string, baseline: string, paths: string[]): Promise<[Result, Result]> {
-  await client(base, paths.slice(0, WARMUP));
-  await client(baseline, paths.slice(0, WARMUP));
-  const ours: Round[] = [];
-  const theirs: Round[] = [];
+async function sideBySide(urls: string[], paths: string[]): Promise<Result[]> {
+  for (const url of urls) await client(url, paths.slice(0, WARMUP));
+  const rounds: Round[][] = urls.map(() => []);
   for (const list of inRounds(paths)) {
-    ours.push(await watchRound(() => client(base, list)));
-    theirs.push(await watchRound(() => client(baseline, list)));
+    for (const [i, url] of urls.entries()) rounds[i]?.push(await watchRound(() => client(url, list)));
   }
-  return [summary(ours), summary(theirs)];
+  return rounds.map(summary);
 }
 
 async function inProcess(count: number, read: () => Promise<unknown>): Promise<Result> {
@@ -216,24 +214,28 @@ async function sizes(base: string, route: string): Promise<{ page: number; svg: 
   return { page: Buffer.byteLength(text), svg: Buffer.byteLength(svg), segments: (svg.match(/<rect class="seg/g) ?? []).length };
 }
 
-async function measure(base: string, pool: pg.Pool, mirrors: number, detail: boolean, baseline?: string): Promise<string[]> {
+async function measure(base: string, pool: pg.Pool, mirrors: number, detail: boolean, baseline?: string, uncached?: string): Promise<string[]> {
   const rows: string[] = [];
   const add = (what: string, requests: number, r: Result) =>
     rows.push(`| ${what} | ${mirrors.toLocaleString('en')} | ${requests || '–'} | ${requests ? ms(r.p50) : '–'} | ${requests ? ms(r.p99) : '–'} | ${ms(r.blockMs)} | ${ms(r.maxMs)} |`);
   const repeat = (path: string, n = REQUESTS) => Array.from({ length: n }, () => path);
   const started = performance.now();
-  const compared = async (what: string, path: string, requests = REQUESTS) => {
-    if (!baseline) return add(what, requests, await overHttp(base, repeat(path, requests)));
-    const [ours, theirs] = await sideBySide(base, baseline, repeat(path, requests));
-    add(what, requests, ours);
-    add(`baseline build: ${what.replace(/ \(.*\)$/, '')}`, requests, theirs);
+  // With a baseline: this build, this build reading every sparkline (none kept between views), the baseline.
+  const compared = async (what: string, paths: string[], sparklines = true) => {
+    const requests = paths.length;
+    if (!baseline) return add(what, requests, await overHttp(base, paths));
+    const urls = sparklines && uncached ? [base, uncached, baseline] : [base, baseline];
+    const results = await sideBySide(urls, paths);
+    const short = what.replace(/ \(.*\)$/, '');
+    add(what, requests, results[0] as Result);
+    if (urls.length === 3) add(`${short}, every sparkline read (none kept)`, requests, results[1] as Result);
+    add(`baseline build: ${short}`, requests, results[urls.length - 1] as Result);
   };
-  await compared('`GET /` (first page, 100 rows)', '/');
+  await compared('`GET /` (first page, 100 rows)', repeat('/'));
   add('noise floor: the event loop idle as long', 0, await idle(performance.now() - started));
-  add('`GET /?after=…` (a random page, 100 rows)', REQUESTS,
-    await overHttp(base, randomNames(mirrors, REQUESTS).map((n) => `/?after=${n}`)));
+  await compared('`GET /?after=…` (a random page, 100 rows)', randomNames(mirrors, REQUESTS).map((n) => `/?after=${n}`));
   add('`GET /?status=failed` (1% of the fleet)', REQUESTS, await overHttp(base, repeat('/?status=failed')));
-  await compared('`GET /?limit=500` (the largest page)', '/?limit=500');
+  await compared('`GET /?limit=500` (the largest page)', repeat('/?limit=500'));
   if (baseline) {
     const [ours, theirs] = await Promise.all([base, baseline].map(async (url) => Buffer.byteLength(await (await fetch(`${url}/?limit=500`)).text())));
     rows.push(`| \`/?limit=500\`: ${formatKiB(ours ?? 0)} (baseline ${formatKiB(theirs ?? 0)}), ${Math.round(((ours ?? 0) - (theirs ?? 0)) / 500)} B a row more | | | | | | |`);
@@ -249,7 +251,7 @@ async function measure(base: string, pool: pg.Pool, mirrors: number, detail: boo
     add('baseline: `GET /api/v1/mirrors/{mirror}` (JSON, the same read)', REQUESTS,
       await overHttp(base, randomNames(mirrors, REQUESTS).map((n) => `/api/v1/mirrors/${n}`)));
     const long = `/mirrors/${LONG_HISTORY}`;
-    await compared(`\`GET /mirrors/${LONG_HISTORY}\` (${LONG_TRANSITIONS.toLocaleString('en')} transitions in the 7-day timeline)`, long, HEAVY_REQUESTS);
+    await compared(`\`GET /mirrors/${LONG_HISTORY}\` (${LONG_TRANSITIONS.toLocaleString('en')} transitions in the 7-day timeline)`, repeat(long, HEAVY_REQUESTS), false);
     const now = await sizes(base, long);
     const before = baseline ? await sizes(baseline, long) : undefined;
     rows.push(`| ${LONG_HISTORY}: page ${formatKiB(now.page)}${before ? ` (baseline ${formatKiB(before.page)})` : ''}, timeline SVG ${formatKiB(now.svg)} with ${now.segments} segments | | | | | | |`);
@@ -286,10 +288,15 @@ async function run(): Promise<void> {
     const { port } = await server.start(0, '127.0.0.1');
     const base = `http://127.0.0.1:${port}`;
     const baseline = await startBaseline(pool, logger);
+    // Beside the baseline, this build once more with no sparkline read kept between views: the cost of a cold page.
+    const uncachedServer = baseline ? new HttpServer(logger) : undefined;
+    if (uncachedServer) registerStatusPage(uncachedServer, { pool, schema: SCHEMA, logger, sparklineCacheMirrors: 0 });
+    const uncached = uncachedServer ? `http://127.0.0.1:${(await uncachedServer.start(0, '127.0.0.1')).port}` : undefined;
     await fillMirrors(pool, 1, 10_000, true);
     await fillLongHistory(pool);
-    const rows = await measure(base, pool, 10_000, true, baseline?.url);
+    const rows = await measure(base, pool, 10_000, true, baseline?.url, uncached);
     await baseline?.stop();
+    await uncachedServer?.stop();
     await fillMirrors(pool, 10_001, 100_000, false);
     rows.push(...await measure(base, pool, 100_000, false));
     console.log('\n| request | mirrors | requests | p50 | p99 | longest event-loop block (median of 5 rounds) | (max, noise included) |\n|---|---|---|---|---|---|---|');

@@ -41,6 +41,8 @@ export interface StatusPageOptions {
   pool: Pool;
   schema: string;
   logger: Logger;
+  /** Fleet-page sparkline reads kept between views (catalog/sparklineCache.ts); 0 reads them every time. */
+  sparklineCacheMirrors?: number;
 }
 
 function sendHtml(res: ServerResponse, status: number, body: Html): void {
@@ -67,10 +69,10 @@ function windowParam(url: URL): TimelineWindowName {
   throw new BadParameter('window', `window must be one of ${Object.keys(TIMELINE_WINDOWS).join(', ')}, got ${JSON.stringify(raw)}`);
 }
 
-export function registerStatusPage(server: HttpServer, { pool, schema, logger }: StatusPageOptions): void {
+export function registerStatusPage(server: HttpServer, { pool, schema, logger, sparklineCacheMirrors }: StatusPageOptions): void {
   const log = logger.child({ component: 'status-page' });
   // The fleet page's sparkline reads, kept while the mirrors' transitions_total stays the same.
-  const sparklineCache = new SparklineCache();
+  const sparklineCache = sparklineCacheMirrors === 0 ? undefined : new SparklineCache(sparklineCacheMirrors);
 
   /** Runs one page's read and render; bad parameters and catalog failures become pages too. */
   const answer = async (res: ServerResponse, root: string, work: (nowMs: number) => Promise<[number, Html]>) => {
