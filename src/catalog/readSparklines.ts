@@ -114,24 +114,25 @@ export async function readSparklines(
     // In time order: a bucket's first transition, then its last (one row when it is both).
     edges.sort((a, b) => Number(a.n) - Number(b.n));
     const buckets: SparklineBucket[] = [];
-    // Transitions ahead of the clock (bucket `buckets`) are not drawn, and make the read inexact.
-    let exact = true;
+    // Transitions ahead of the clock (bucket `buckets`) are not drawn, and keep the read from being kept.
+    let ahead = false;
     for (let i = 0; i < edges.length; i++) {
       const first = edges[i] as Row;
       const next = edges[i + 1];
       const last = next?.bucket === first.bucket ? (i++, next) : first;
       const count = Number(last.n) - Number(first.n) + 1;
-      if (first.bucket >= window.buckets) exact = false;
+      if (first.bucket >= window.buckets) ahead = true;
       else buckets.push({ count, first: Number(first.at), last: Number(last.at), firstStatus: first.status, status: last.status });
-      if (count > 2) exact = false;
     }
     sparklines.set(mirror, { start, buckets });
     const total = totals.get(mirror);
-    if (cache && exact && total !== undefined) {
-      const atUs = (seconds: number) => fromUs + Math.round(seconds * 1e6);
-      cache.keep(mirror, total, fromUs, start, buckets.flatMap((b) => b.count === 1
-        ? [{ atUs: atUs(b.first), status: b.status }]
-        : [{ atUs: atUs(b.first), status: b.firstStatus }, { atUs: atUs(b.last), status: b.status }]));
+    if (cache && !ahead && total !== undefined) {
+      const us = (seconds: number) => fromUs + Math.round(seconds * 1e6);
+      const one = (at: number, status: string) => ({ count: 1, firstUs: us(at), lastUs: us(at), firstStatus: status, status });
+      // A pixel's one or two transitions are kept each on its own, so a later window can fall between them.
+      cache.keep(mirror, total, fromUs, start, buckets.flatMap((b) => b.count === 1 ? [one(b.first, b.status)]
+        : b.count === 2 ? [one(b.first, b.firstStatus), one(b.last, b.status)]
+          : [{ count: b.count, firstUs: us(b.first), lastUs: us(b.last), firstStatus: b.firstStatus, status: b.status }]));
     }
   }
   return sparklines;

@@ -6,9 +6,12 @@
  * that snapshot holds. The window slides with the clock, which needs no read: a transition that
  * leaves the window becomes the status it opens with.
  *
- * Only exact reads are kept: every transition after the read window's start, which is what the
- * read returns when no pixel held more than two of them and none was ahead of the clock. A mirror
- * flapping faster than that is read each time (bounded by the drawing's pixels). A transitions
+ * A read is kept as groups of transitions after the read window's start, in time order: each
+ * transition on its own where a pixel held one or two, and a pixel's group (how many, the first
+ * and the last) where it held more, so a mirror flapping thousands of times a day is kept in at
+ * most a row per pixel too. A later window regroups them into its own pixels; one whose start
+ * falls inside a group (between its first and last transition) cannot split it, and is read
+ * again. Reads that found a transition ahead of the clock are not kept. A transitions
  * retention under a day (MIRRORSTATE_TRANSITIONS_MAX_AGE, docs/catalog.md) is the one case where a
  * kept read can show a transition the catalog has since deleted.
  *
@@ -19,9 +22,14 @@ import type { SparklineBucket } from './readSparklines.js';
 
 export const MAX_SPARKLINE_CACHE_MIRRORS = 20_000;
 
-export interface KeptTransition {
-  /** Microseconds since the epoch (integers, exact). */
-  atUs: number;
+export interface KeptGroup {
+  /** Transitions in the group (1 for a transition on its own). */
+  count: number;
+  /** Its first and last transition, in microseconds since the epoch (integers, exact). */
+  firstUs: number;
+  lastUs: number;
+  /** The statuses its first and last transitions went to. */
+  firstStatus: string;
   status: string;
 }
 
@@ -30,8 +38,8 @@ interface Entry {
   /** The start of the window it was read for, and the status then. */
   fromUs: number;
   start: string | null;
-  /** Every transition after fromUs, in time order. */
-  transitions: KeptTransition[];
+  /** Every transition after fromUs, in time order, in groups. */
+  groups: KeptGroup[];
 }
 
 export class SparklineCache {
@@ -43,9 +51,9 @@ export class SparklineCache {
     return this.entries.size;
   }
 
-  keep(mirror: string, transitionsTotal: number, fromUs: number, start: string | null, transitions: KeptTransition[]): void {
+  keep(mirror: string, transitionsTotal: number, fromUs: number, start: string | null, groups: KeptGroup[]): void {
     this.entries.delete(mirror);
-    this.entries.set(mirror, { transitionsTotal, fromUs, start, transitions });
+    this.entries.set(mirror, { transitionsTotal, fromUs, start, groups });
     if (this.entries.size > this.maxMirrors) {
       const oldest = this.entries.keys().next();
       if (!oldest.done) this.entries.delete(oldest.value);
@@ -61,22 +69,22 @@ export class SparklineCache {
     if (!e || e.transitionsTotal !== transitionsTotal || fromUs < e.fromUs) return undefined;
     let start = e.start;
     let i = 0;
-    for (; i < e.transitions.length && (e.transitions[i] as KeptTransition).atUs <= fromUs; i++) start = (e.transitions[i] as KeptTransition).status;
+    for (; i < e.groups.length && (e.groups[i] as KeptGroup).lastUs <= fromUs; i++) start = (e.groups[i] as KeptGroup).status;
+    if (i < e.groups.length && (e.groups[i] as KeptGroup).firstUs <= fromUs) return undefined;
     const unitUs = (toUs - fromUs) / buckets;
     const out: SparklineBucket[] = [];
     let bucket = -1;
-    for (; i < e.transitions.length; i++) {
-      const t = e.transitions[i] as KeptTransition;
-      if (t.atUs > toUs) return undefined;
-      const at = (t.atUs - fromUs) / 1e6;
-      const b = Math.min(buckets - 1, Math.floor((t.atUs - fromUs) / unitUs));
+    for (; i < e.groups.length; i++) {
+      const g = e.groups[i] as KeptGroup;
+      if (g.lastUs > toUs) return undefined;
+      const b = Math.min(buckets - 1, Math.floor((g.firstUs - fromUs) / unitUs));
       const last = out[out.length - 1];
       if (last && b === bucket) {
-        last.count++;
-        last.last = at;
-        last.status = t.status;
+        last.count += g.count;
+        last.last = (g.lastUs - fromUs) / 1e6;
+        last.status = g.status;
       } else {
-        out.push({ count: 1, first: at, last: at, firstStatus: t.status, status: t.status });
+        out.push({ count: g.count, first: (g.firstUs - fromUs) / 1e6, last: (g.lastUs - fromUs) / 1e6, firstStatus: g.firstStatus, status: g.status });
         bucket = b;
       }
     }

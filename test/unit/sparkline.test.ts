@@ -56,29 +56,39 @@ describe('sparklineRenderer', () => {
 });
 
 describe('SparklineCache', () => {
-  // Kept for a window from 1,000 s: setup at 1,010 s, running at 1,030 s and 1,031 s (failed between).
+  // Kept for a window from 1,000 s: snapshot at 1,010 s, failed at 1,030 s, running at 1,031.5 s,
+  // then 7 transitions from 1,050 s to 1,052 s kept as one group ending in paused.
   const S = 1e6;
+  const one = (at: number, status: string) => ({ count: 1, firstUs: at * S, lastUs: at * S, firstStatus: status, status });
   const kept = () => {
     const cache = new SparklineCache(2);
-    cache.keep('m', 4, 1000 * S, 'setup', [
-      { atUs: 1010 * S, status: 'snapshot' }, { atUs: 1030 * S, status: 'failed' }, { atUs: 1031.5 * S, status: 'running' },
+    cache.keep('m', 11, 1000 * S, 'setup', [
+      one(1010, 'snapshot'), one(1030, 'failed'), one(1031.5, 'running'),
+      { count: 7, firstUs: 1050 * S, lastUs: 1052 * S, firstStatus: 'failed', status: 'paused' },
     ]);
     return cache;
   };
 
   it('draws a later window from the kept read: what left the window is the status it opens with', () => {
-    expect(kept().sparkline('m', 4, 1020 * S, 1120 * S, 10)).toEqual({
+    expect(kept().sparkline('m', 11, 1020 * S, 1120 * S, 10)).toEqual({
       start: 'snapshot',
-      buckets: [{ count: 2, first: 10, last: 11.5, firstStatus: 'failed', status: 'running' }],
+      buckets: [
+        { count: 2, first: 10, last: 11.5, firstStatus: 'failed', status: 'running' },
+        { count: 7, first: 30, last: 32, firstStatus: 'failed', status: 'paused' },
+      ],
     });
-    expect(kept().sparkline('m', 4, 1000 * S, 1100 * S, 10)?.buckets.map((b) => [b.first, b.count])).toEqual([[10, 1], [30, 2]]);
+    expect(kept().sparkline('m', 11, 1000 * S, 1100 * S, 10)?.buckets.map((b) => [b.first, b.count])).toEqual([[10, 1], [30, 2], [50, 7]]);
+    // A window that starts after the group: all of it is before, its last status the one it opens with.
+    expect(kept().sparkline('m', 11, 1060 * S, 1160 * S, 10)).toEqual({ start: 'paused', buckets: [] });
   });
 
-  it('reads again when the transitions changed, the window starts earlier, or a transition is ahead of it', () => {
-    expect(kept().sparkline('m', 5, 1020 * S, 1120 * S, 10)).toBeUndefined();
-    expect(kept().sparkline('m', 4, 999 * S, 1099 * S, 10)).toBeUndefined();
-    expect(kept().sparkline('m', 4, 1000 * S, 1030 * S, 10)).toBeUndefined();
-    expect(kept().sparkline('other', 4, 1020 * S, 1120 * S, 10)).toBeUndefined();
+  it('reads again when the transitions changed, the window starts earlier or inside a group, or a transition is ahead of it', () => {
+    expect(kept().sparkline('m', 12, 1020 * S, 1120 * S, 10)).toBeUndefined();
+    expect(kept().sparkline('m', 11, 999 * S, 1099 * S, 10)).toBeUndefined();
+    expect(kept().sparkline('m', 11, 1000 * S, 1030 * S, 10)).toBeUndefined();
+    expect(kept().sparkline('other', 11, 1020 * S, 1120 * S, 10)).toBeUndefined();
+    // A window starting inside the group cannot split it.
+    expect(kept().sparkline('m', 11, 1051 * S, 1151 * S, 10)).toBeUndefined();
   });
 
   it('keeps at most its size of mirrors, dropping the oldest', () => {
@@ -86,7 +96,7 @@ describe('SparklineCache', () => {
     cache.keep('n', 1, 0, null, []);
     cache.keep('o', 1, 0, null, []);
     expect(cache.size).toBe(2);
-    expect(cache.sparkline('m', 4, 1020 * S, 1120 * S, 10)).toBeUndefined();
+    expect(cache.sparkline('m', 11, 1020 * S, 1120 * S, 10)).toBeUndefined();
     expect(cache.sparkline('o', 1, 0, 100 * S, 10)).toEqual({ start: null, buckets: [] });
   });
 });
