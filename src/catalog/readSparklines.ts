@@ -20,20 +20,10 @@
  */
 import type { PoolClient } from '../db/pool.js';
 import type { TimelineWindow } from './readTimelines.js';
-import type { SparklineCache } from './sparklineCache.js';
+import type { SparklineBucket, SparklineCache } from './sparklineCache.js';
 import type { MirrorState } from './views.js';
 import { tables } from './sql.js';
 
-export interface SparklineBucket {
-  /** Transitions in the bucket (one pixel of the drawing). */
-  count: number;
-  /** Seconds from the window's start to the bucket's first and last transition. */
-  first: number;
-  last: number;
-  /** The statuses the bucket's first and last transitions went to. */
-  firstStatus: string;
-  status: string;
-}
 
 export interface Sparkline {
   /** The status at the window's start (the newest transition at or before it), if any. */

@@ -18,7 +18,18 @@
  * Owned by the status page (one per server), at most MAX_SPARKLINE_CACHE_MIRRORS mirrors, the
  * oldest kept dropped first.
  */
-import type { SparklineBucket } from './readSparklines.js';
+
+/** A bucket of a sparkline's read: the transitions of one pixel of the drawing (readSparklines.ts). */
+export interface SparklineBucket {
+  /** Transitions in the bucket (one pixel of the drawing). */
+  count: number;
+  /** Seconds from the window's start to the bucket's first and last transition. */
+  first: number;
+  last: number;
+  /** The statuses the bucket's first and last transitions went to. */
+  firstStatus: string;
+  status: string;
+}
 
 export const MAX_SPARKLINE_CACHE_MIRRORS = 20_000;
 

@@ -1,6 +1,7 @@
 /** From a sparkline read (or a kept one) to what the fleet page draws (http/page/sparkline.ts, catalog/sparklineCache.ts): pure, table-driven. */
 import { describe, expect, it } from 'vitest';
-import type { Sparkline, SparklineBucket } from '../../src/catalog/readSparklines.js';
+import type { Sparkline } from '../../src/catalog/readSparklines.js';
+import type { SparklineBucket } from '../../src/catalog/sparklineCache.js';
 import { SparklineCache } from '../../src/catalog/sparklineCache.js';
 import { sparklinePeriods, sparklineRenderer } from '../../src/http/page/sparkline.js';
 
