@@ -18,7 +18,7 @@
 import type pg from 'pg';
 import { UTC_MICROS } from '../../catalog/sql.js';
 import { decodeFlowConfig, type FlowConfig, NO_CONFIG } from './config.js';
-import { CLONE_PREFIX, type ErrorRow, type FlowRow, nextHoles, parentOf, TAIL_LOOKBACK_IDS } from './rows.js';
+import { CLONE_PREFIX, type ErrorRow, type FlowRow, nextHoles, parentOf, topAndHoles } from './rows.js';
 import { readRowsSynced, type RowsMemory, type RowTotals } from './rowsSynced.js';
 import { buildTables, flowsKeyOf, type MirrorTables, readRuns, type RunsMemory, type TablesMemory } from './tables.js';
 
@@ -93,27 +93,24 @@ export async function readShape(client: pg.ClientBase): Promise<PeerdbShape> {
     const missing = ['public.flows', 'public.peers'].flatMap((t) => (COLUMNS_WE_READ[t] ?? []).filter((c) => !have.has(`${t}.${c}`)).map((c) => `${t}.${c}`));
     throw new Error(`PeerDB catalog lacks ${missing.join(', ')} (or the role may not read them): grant SELECT on public.flows and public.peers`);
   }
+  const rowsSynced = complete('peerdb_stats.cdc_table_aggregate_counts') && complete('peerdb_stats.qrep_partitions');
   return {
     cdcBatches: complete('peerdb_stats.cdc_batches') ? { syncTime: have.has('peerdb_stats.cdc_batches.sync_time') } : null,
-    rowsSynced: complete('peerdb_stats.cdc_table_aggregate_counts') && complete('peerdb_stats.qrep_partitions'),
+    rowsSynced,
     slotSizes: complete('peerdb_stats.peer_slot_size'),
     slotWalStatus: have.has('peerdb_stats.peer_slot_size.wal_status'),
     flowErrors: complete('peerdb_stats.flow_errors'),
     qrepRuns: complete('peerdb_stats.qrep_runs'),
-    tables:
-      complete('peerdb_stats.cdc_table_aggregate_counts') && complete('peerdb_stats.qrep_partitions') && complete('peerdb_stats.qrep_runs') &&
-      TABLE_COLUMNS.every((c) => have.has(c))
-        ? { namespaced: have.has('peerdb_stats.cdc_table_aggregate_counts.destination_table_namespace') }
-        : null,
+    tables: rowsSynced && complete('peerdb_stats.qrep_runs') && TABLE_COLUMNS.every((c) => have.has(c))
+      ? { namespaced: have.has('peerdb_stats.cdc_table_aggregate_counts.destination_table_namespace') }
+      : null,
   };
 }
-
 
 /** The slot whose samples are a CDC mirror's slot lag: the one its config names, else PeerDB's default. */
 export function slotOf(flow: Pick<FlowRow, 'name' | 'config'>): string {
   return flow.config.slotName ?? SLOT_PREFIX + flow.name;
 }
-
 
 export interface SlotSample {
   id: number;
@@ -178,19 +175,9 @@ export function rfc3339(iso: string): string {
   return `${iso.slice(0, 10)}T${iso.slice(11, 19)}.${fraction.padEnd(6, '0')}Z`;
 }
 
-
 /** Newest first by (at, id): the order every "newest row" rule here uses. */
 function newer<T extends { id: number; at: string }>(a: T, b: T | undefined): boolean {
   return b === undefined || a.at > b.at || (a.at === b.at && a.id > b.id);
-}
-
-
-/** The highest id of a history table and the holes below it (TAIL_LOOKBACK_IDS), by primary key:
- * where a leader's tail starts. */
-function topAndHoles(table: string): string {
-  return `select m::float8 as top, array(select g::float8 from generate_series(greatest(m - ${TAIL_LOOKBACK_IDS} + 1, 1), m) g
-                         where not exists (select from ${table} t where t.id = g)) as holes
-            from (select coalesce(max(id), 0) as m from ${table}) as x`;
 }
 
 /** Folds rows appended since the last poll into what the tails remember. Pure. */

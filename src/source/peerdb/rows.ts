@@ -52,6 +52,14 @@ export function parentOf(flowName: string, mirrors: ReadonlySet<string>): string
   return undefined;
 }
 
+/** The highest id of a history table and the holes below it (TAIL_LOOKBACK_IDS), by primary key:
+ * where a leader's tail starts. */
+export function topAndHoles(table: string): string {
+  return `select m::float8 as top, array(select g::float8 from generate_series(greatest(m - ${TAIL_LOOKBACK_IDS} + 1, 1), m) g
+                         where not exists (select from ${table} t where t.id = g)) as holes
+            from (select coalesce(max(id), 0) as m from ${table}) as x`;
+}
+
 /** The holes to look up at the next poll: the old ones and the ids in (after, top] not seen, within
  * TAIL_LOOKBACK_IDS of top. Pure. */
 export function nextHoles(holes: readonly number[], after: number, seen: readonly number[], top: number): number[] {

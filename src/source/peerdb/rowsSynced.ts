@@ -49,6 +49,12 @@ const MIN_PARTITION_SLICE = 100;
 /** FlowStatus codes during which PeerDB may drop a mirror's stats: setup 4, snapshot 5, resync 9. */
 export const WATCHED_STATUSES: ReadonlySet<number> = new Set([4, 5, 9]);
 
+/** The flows whose stats PeerDB may have dropped since the previous poll: in a WATCHED_STATUSES
+ * status, or whose status changed since then (`previous`, that poll's statuses). */
+export function watchedFlows(flows: readonly { name: string; status: number }[], previous: ReadonlyMap<string, number> | undefined): Set<string> {
+  return new Set(flows.filter((f) => WATCHED_STATUSES.has(f.status) || (previous !== undefined && previous.get(f.name) !== f.status)).map((f) => f.name));
+}
+
 export interface Counted {
   rows: number;
   /** RFC 3339 UTC, microseconds: last_updated_at or end_time. */
@@ -182,9 +188,7 @@ async function readChanges(
   // bucket of flows (a stable hash of the name, so every flow comes round once per RECONCILE_POLLS).
   // Plus the watched flows (a status change, or resync/setup/snapshot): see the file comment.
   const bucket = memory.poll % RECONCILE_POLLS;
-  const watched = new Set(
-    flows.filter((f) => WATCHED_STATUSES.has(f.status) || (memory.statuses !== undefined && memory.statuses.get(f.name) !== f.status)).map((f) => f.name),
-  );
+  const watched = watchedFlows(flows, memory.statuses);
   const names = flows.filter((f) => bucketOf(f.name) === bucket || watched.has(f.name)).map((f) => f.name);
   const since = new Date(Date.parse(memory.readAt) - COUNTS_MARGIN_MS).toISOString();
   const { rows: countRows } = await client.query<CountRow>(
@@ -226,14 +230,14 @@ async function readChanges(
     [newAfter, open, from, from + partSlice, since],
   );
   const seen = new Set(partRows.map((r) => r.id));
-  // A remembered id in a range read whole (new ids, open ids and holes, the slice) but not answered is gone.
-  const readWholly = (id: number) => id > newAfter || (id >= from && id < from + partSlice);
+  // A remembered id in a range read whole (open ids and holes, the slice) but not answered is gone;
+  // none is remembered above newAfter yet.
   const forget = (id: number) => {
     running.delete(id);
     changedPartitions = partitions.delete(id) || changedPartitions;
   };
   for (const id of open) if (!seen.has(id)) forget(id);
-  for (let id = from; id < from + partSlice; id++) if (readWholly(id) && !seen.has(id)) forget(id);
+  for (let id = from; id < from + partSlice; id++) if (!seen.has(id)) forget(id);
   let top = memory.partitionTopId;
   const flowNames = memory.flowNames ?? new Map<string, string>();
   for (const r of partRows) {

@@ -28,8 +28,8 @@ import type pg from 'pg';
 import type { TableInput } from '../../publish.js';
 import { MAX_TABLES_PER_UPDATE } from '../../update.js';
 import { classifyError } from './classify.js';
-import { CLONE_PREFIX, type ErrorRow, type FlowRow, nextHoles, TAIL_LOOKBACK_IDS } from './rows.js';
-import { type Partition, RECONCILE_POLLS, type RowsMemory, WATCHED_STATUSES } from './rowsSynced.js';
+import { CLONE_PREFIX, type ErrorRow, type FlowRow, nextHoles, topAndHoles } from './rows.js';
+import { type Partition, RECONCILE_POLLS, type RowsMemory, watchedFlows } from './rowsSynced.js';
 
 /** The suffix of the table a resync loads into before PeerDB swaps it in (cdc_flow.go). */
 export const RESYNC_SUFFIX = '_resync';
@@ -115,25 +115,16 @@ export async function readRuns(
   if (memory === null) {
     const { rows } = await client.query<RunRow>(`select ${RUN_COLUMNS} from peerdb_stats.qrep_runs where ${CHILD_RUNS}`);
     const fresh = { runs: new Map<string, Run>(), byId: new Map<number, string>() };
-    let top = 0;
-    for (const r of rows) {
-      putRun(fresh, r);
-      top = Math.max(top, r.id);
-    }
-    const { rows: [tail] } = await client.query<{ holes: number[] }>(
-      `select array(select g::float8 from generate_series(greatest($1::int - ${TAIL_LOOKBACK_IDS} + 1, 1), $1::int) g
-                     where not exists (select from peerdb_stats.qrep_runs r where r.id = g)) as holes`,
-      [top],
-    );
+    for (const r of rows) putRun(fresh, r);
+    // qrep_runs_pkey for where the later reads start.
+    const { rows: [tail] } = await client.query<{ top: number; holes: number[] }>(topAndHoles('peerdb_stats.qrep_runs'));
     // Every snapshot child's name, for the first read of their errors (readPeerdb.ts).
-    return { memory: { ...fresh, top, holes: tail!.holes, cursor: 0 }, moved: true, children: [...new Set(rows.map((r) => r.flow))] };
+    return { memory: { ...fresh, top: tail!.top, holes: tail!.holes, cursor: 0 }, moved: true, children: [...new Set(rows.map((r) => r.flow))] };
   }
   const { runs, byId } = memory;
-  const watchedMirrors = new Set(
-    flows.filter((f) => WATCHED_STATUSES.has(f.status) || (previousStatuses !== undefined && previousStatuses.get(f.name) !== f.status)).map((f) => f.name),
-  );
-  const watchedFlows: string[] = [];
-  if (watchedMirrors.size > 0) for (const [flow, r] of runs) if (watchedMirrors.has(r.mirror)) watchedFlows.push(flow);
+  const watchedMirrors = watchedFlows(flows, previousStatuses);
+  const watchedChildren: string[] = [];
+  if (watchedMirrors.size > 0) for (const [flow, r] of runs) if (watchedMirrors.has(r.mirror)) watchedChildren.push(flow);
   const slice = Math.max(MIN_RUN_SLICE, Math.ceil(memory.top / RECONCILE_POLLS));
   const from = memory.cursor > memory.top ? 0 : memory.cursor;
   // qrep_runs_pkey for the ids; idx_qrep_runs_flow_name (hash) for the watched children, one
@@ -145,13 +136,13 @@ export async function readRuns(
      select ${RUN_COLUMNS} from unnest($5::text[]) as w(name)
       cross join lateral (select * from peerdb_stats.qrep_runs r where r.flow_name = w.name) as r
       where ${CHILD_RUNS}`,
-    [memory.top, memory.holes, from, from + slice, watchedFlows],
+    [memory.top, memory.holes, from, from + slice, watchedChildren],
   );
   let moved = false;
   const answered = new Set(rows.map((r) => r.flow));
   // A remembered run whose id was in a range read whole, or whose flow was looked up, but that is
   // not answered: PeerDB deleted it (a resync dropping the mirror's stats, a cancelled table addition).
-  for (const flow of watchedFlows) if (!answered.has(flow)) moved = forgetRun(memory, flow) || moved;
+  for (const flow of watchedChildren) if (!answered.has(flow)) moved = forgetRun(memory, flow) || moved;
   for (let id = from; id < from + slice; id++) {
     const flow = byId.get(id);
     if (flow !== undefined && !answered.has(flow)) moved = forgetRun(memory, flow) || moved;
