@@ -3,20 +3,16 @@
  * formats; the text cache; dropped mirrors; the scrape-timeout rule; and promtool's verdict.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { migrate } from '../../src/catalog/migrate.js';
-import { HttpServer } from '../../src/http/server.js';
 import { createLogger } from '../../src/log.js';
-import { createDaemonMetrics } from '../../src/metrics/daemon.js';
 import { escapeLabelValue, negotiateFormat } from '../../src/metrics/exposition.js';
 import { epoch, MIRROR_FAMILIES } from '../../src/metrics/families.js';
-import { readBudgetMs, registerMetricsRoute } from '../../src/metrics/route.js';
-import { createSnapshotPool } from '../../src/metrics/snapshotPool.js';
+import { readBudgetMs } from '../../src/metrics/route.js';
 import { MirrorSnapshots } from '../../src/metrics/snapshot.js';
 import { waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { promtoolCheckMetrics } from '../helpers/prometheus.js';
-import { mirrorPart, putMirror, sample, scrape } from './fixtures.js';
+import { type MetricsServer, mirrorPart, putMirror, sample, scrape, startMetricsServer } from './fixtures.js';
 
 const SCHEMA = 'mirrorstate';
 const STATUSES = ['unknown', 'running', 'paused', 'pausing', 'setup', 'snapshot', 'terminating', 'terminated', 'completed', 'resync', 'failed', 'modifying'];
@@ -26,9 +22,8 @@ const AWKWARD = 'quote"back\\slash';
 const EMOJI = 'émoji 🚀 with spaces';
 
 let db: TestDatabase;
-let snapshotPool: pg.Pool;
+let server: MetricsServer;
 let snapshots: MirrorSnapshots;
-let http: HttpServer;
 let url: string;
 
 beforeAll(async () => {
@@ -52,17 +47,12 @@ beforeAll(async () => {
     mirror: 'dropped_one', status: 'terminated', statusSince: '2026-11-21T09:00:00Z', observedAt: '2026-11-21T09:00:00Z',
     dropped: true, rowsSynced: 5,
   });
-  snapshotPool = createSnapshotPool(db.url, logger);
-  snapshots = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger });
-  http = new HttpServer(logger);
-  registerMetricsRoute(http, { registry: createDaemonMetrics().registry, snapshots });
-  const address = await http.start(0, '127.0.0.1');
-  url = `http://127.0.0.1:${address.port}`;
+  server = await startMetricsServer(db.url);
+  ({ url, snapshots } = server);
 });
 
 afterAll(async () => {
-  await http?.stop();
-  await snapshotPool?.end();
+  await server?.stop();
   await db?.drop();
 });
 

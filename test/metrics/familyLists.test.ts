@@ -4,23 +4,18 @@
  * this database only) and the log searched; and the select list the reader builds is checked.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { migrate } from '../../src/catalog/migrate.js';
-import { HttpServer } from '../../src/http/server.js';
 import { createLogger } from '../../src/log.js';
-import { createDaemonMetrics } from '../../src/metrics/daemon.js';
 import { MIRROR_FAMILIES, selectFamilies } from '../../src/metrics/families.js';
 import { parseFamilyPatterns } from '../../src/metrics/familyPatterns.js';
 import { mirrorRowColumns } from '../../src/metrics/readMirrorRows.js';
-import { registerMetricsRoute } from '../../src/metrics/route.js';
-import { createSnapshotPool } from '../../src/metrics/snapshotPool.js';
 import { MirrorSnapshots } from '../../src/metrics/snapshot.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { mirrorPart, putMirror, scrape } from './fixtures.js';
+import { type MetricsServer, mirrorPart, putMirror, scrape, startMetricsServer } from './fixtures.js';
 
 const SCHEMA = 'mirrorstate';
 let db: TestDatabase;
-const servers: { http: HttpServer; pool: pg.Pool; snapshots: MirrorSnapshots }[] = [];
+const servers: MetricsServer[] = [];
 
 function patterns(raw: string): RegExp[] {
   const parsed = parseFamilyPatterns(raw);
@@ -29,14 +24,10 @@ function patterns(raw: string): RegExp[] {
 }
 
 async function serve(allow: string | undefined, deny: string | undefined): Promise<{ url: string; snapshots: MirrorSnapshots }> {
-  const logger = createLogger('silent');
-  const pool = createSnapshotPool(db.url, logger);
   const families = selectFamilies(allow === undefined ? undefined : patterns(allow), deny === undefined ? undefined : patterns(deny));
-  const snapshots = new MirrorSnapshots({ pool, schema: SCHEMA, logger, families });
-  const http = new HttpServer(logger);
-  registerMetricsRoute(http, { registry: createDaemonMetrics().registry, snapshots });
-  servers.push({ http, pool, snapshots });
-  return { url: `http://127.0.0.1:${(await http.start(0, '127.0.0.1')).port}`, snapshots };
+  const server = await startMetricsServer(db.url, { families });
+  servers.push(server);
+  return server;
 }
 
 beforeAll(async () => {
@@ -51,10 +42,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const s of servers) {
-    await s.http.stop();
-    await s.pool.end();
-  }
+  for (const s of servers) await s.stop();
   await db?.drop();
 });
 

@@ -1,5 +1,12 @@
 /** Shared by the metrics tests: catalog rows written directly, scrapes over HTTP. */
 import type pg from 'pg';
+import { HttpServer } from '../../src/http/server.js';
+import { createLogger } from '../../src/log.js';
+import { createDaemonMetrics } from '../../src/metrics/daemon.js';
+import type { MirrorFamily } from '../../src/metrics/families.js';
+import { registerMetricsRoute } from '../../src/metrics/route.js';
+import { MirrorSnapshots } from '../../src/metrics/snapshot.js';
+import { createSnapshotPool } from '../../src/metrics/snapshotPool.js';
 
 export interface MirrorFixture {
   mirror: string;
@@ -88,4 +95,30 @@ export function sample(text: string, series: string): string | undefined {
   const prefix = `${series} `;
   const found = text.split('\n').find((l) => l.startsWith(prefix));
   return found?.slice(prefix.length);
+}
+
+/** A /metrics route over a snapshot pool of its own, as the daemon serves it but without a change
+ * watch (each scrape reads the catalog, or the change feed once warm). */
+export interface MetricsServer {
+  url: string;
+  pool: pg.Pool;
+  snapshots: MirrorSnapshots;
+  stop(): Promise<void>;
+}
+
+export async function startMetricsServer(databaseUrl: string, options: { families?: readonly MirrorFamily[] } = {}): Promise<MetricsServer> {
+  const logger = createLogger('silent');
+  const pool = createSnapshotPool(databaseUrl, logger);
+  const snapshots = new MirrorSnapshots({ pool, schema: 'mirrorstate', logger, ...options });
+  const http = new HttpServer(logger);
+  registerMetricsRoute(http, { registry: createDaemonMetrics().registry, snapshots });
+  const { port } = await http.start(0, '127.0.0.1');
+  return {
+    url: `http://127.0.0.1:${port}`, pool, snapshots,
+    async stop() {
+      await http.stop();
+      await snapshots.close();
+      await pool.end();
+    },
+  };
 }

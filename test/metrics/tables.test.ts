@@ -4,18 +4,13 @@
  * both formats, promtool's verdict, and a change to one mirror's tables re-rendering that mirror only.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { migrate } from '../../src/catalog/migrate.js';
-import { HttpServer } from '../../src/http/server.js';
 import { createLogger } from '../../src/log.js';
-import { createDaemonMetrics } from '../../src/metrics/daemon.js';
 import { MIRROR_FAMILIES } from '../../src/metrics/families.js';
-import { registerMetricsRoute } from '../../src/metrics/route.js';
-import { createSnapshotPool } from '../../src/metrics/snapshotPool.js';
 import { MirrorSnapshots } from '../../src/metrics/snapshot.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { promtoolCheckMetrics } from '../helpers/prometheus.js';
-import { mirrorPart, putMirror, scrape } from './fixtures.js';
+import { type MetricsServer, mirrorPart, putMirror, scrape, startMetricsServer } from './fixtures.js';
 
 const SCHEMA = 'mirrorstate';
 const A = 'a_cdc';
@@ -25,9 +20,8 @@ const HOSTILE = 'public."we\\ird"\nname';
 const HOSTILE_L = 'public.\\"we\\\\ird\\"\\nname';
 
 let db: TestDatabase;
-let snapshotPool: pg.Pool;
+let server: MetricsServer;
 let snapshots: MirrorSnapshots;
-let http: HttpServer;
 let url: string;
 
 interface TableFixture {
@@ -78,16 +72,12 @@ beforeAll(async () => {
   ], '2026-11-21T10:05:00Z');
   await putTables(C, [{ table: 't1', rowsSynced: 1 }], '2026-11-21T10:05:00Z');
   await db.pool.query(`update "${SCHEMA}".mirrors set dropped_at = now() where mirror = $1`, [C]);
-  snapshotPool = createSnapshotPool(db.url, logger);
-  snapshots = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger });
-  http = new HttpServer(logger);
-  registerMetricsRoute(http, { registry: createDaemonMetrics().registry, snapshots });
-  url = `http://127.0.0.1:${(await http.start(0, '127.0.0.1')).port}`;
+  server = await startMetricsServer(db.url);
+  ({ url, snapshots } = server);
 });
 
 afterAll(async () => {
-  await http?.stop();
-  await snapshotPool?.end();
+  await server?.stop();
   await db?.drop();
 });
 

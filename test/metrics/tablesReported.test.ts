@@ -5,24 +5,18 @@
  * through the batch writer, scraped cold and through the change feed; and migration 0012 on a
  * catalog the previous build filled.
  */
-import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HttpServer } from '../../src/http/server.js';
 import { createLogger } from '../../src/log.js';
-import { createDaemonMetrics } from '../../src/metrics/daemon.js';
-import { registerMetricsRoute } from '../../src/metrics/route.js';
 import { MirrorSnapshots } from '../../src/metrics/snapshot.js';
-import { createSnapshotPool } from '../../src/metrics/snapshotPool.js';
 import { migrate } from '../../src/catalog/migrate.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { migrateBefore, writeAsPreviousBuild } from '../helpers/previousCatalog.js';
-import { migrateCatalog, SCHEMA, write } from '../reads/support.js';
-import { sample, scrape } from './fixtures.js';
+import { migrateCatalog, write } from '../reads/support.js';
+import { type MetricsServer, sample, scrape, startMetricsServer } from './fixtures.js';
 
 let db: TestDatabase;
-let snapshotPool: pg.Pool;
+let server: MetricsServer;
 let snapshots: MirrorSnapshots;
-let http: HttpServer;
 let url: string;
 const logger = createLogger('silent');
 const at = (minute: number) => `2026-12-05T10:${String(minute).padStart(2, '0')}:00Z`;
@@ -31,17 +25,12 @@ const tablesOf = async (mirror: string) => sample((await scrape(url)).text, `pee
 beforeAll(async () => {
   db = await createTestDatabase('metrics_tables_reported');
   await migrateCatalog(db.pool);
-  snapshotPool = createSnapshotPool(db.url, logger);
-  snapshots = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger });
-  http = new HttpServer(logger);
-  registerMetricsRoute(http, { registry: createDaemonMetrics().registry, snapshots });
-  url = `http://127.0.0.1:${(await http.start(0, '127.0.0.1')).port}`;
+  server = await startMetricsServer(db.url);
+  ({ url, snapshots } = server);
 });
 
 afterAll(async () => {
-  await http?.stop();
-  await snapshots?.close();
-  await snapshotPool?.end();
+  await server?.stop();
   await db?.drop();
 });
 

@@ -9,16 +9,12 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HttpServer } from '../../src/http/server.js';
 import { createLogger } from '../../src/log.js';
-import { createDaemonMetrics } from '../../src/metrics/daemon.js';
-import { registerMetricsRoute } from '../../src/metrics/route.js';
 import { MirrorSnapshots } from '../../src/metrics/snapshot.js';
-import { createSnapshotPool } from '../../src/metrics/snapshotPool.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { bucketText, scrapeNaive } from '../helpers/readMirrorNaive.js';
 import { migrateCatalog, SCHEMA, write } from '../reads/support.js';
-import { scrape } from './fixtures.js';
+import { type MetricsServer, scrape, startMetricsServer } from './fixtures.js';
 
 const MIRRORS = ['snap_a', 'snap "b"', 'snap_c/δ', 'snap_d', 'snap_e', 'snap_f'];
 /** Scrapes of each kind, and the writes that must at least have committed while they ran. */
@@ -28,9 +24,9 @@ const MIN_WRITES = 60;
 const CONTROL_SCRAPES = 20;
 
 let db: TestDatabase;
+let server: MetricsServer;
 let snapshotPool: pg.Pool;
 let snapshots: MirrorSnapshots;
-let http: HttpServer;
 let url: string;
 const logger = createLogger('silent');
 
@@ -118,18 +114,13 @@ beforeAll(async () => {
   db = await createTestDatabase('metrics_tables_snapshot');
   await migrateCatalog(db.pool);
   await writeVersion();
-  snapshotPool = createSnapshotPool(db.url, logger);
   // No change watch: every scrape reads the catalog, the change feed once the cache is warm.
-  snapshots = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger });
-  http = new HttpServer(logger);
-  registerMetricsRoute(http, { registry: createDaemonMetrics().registry, snapshots });
-  url = `http://127.0.0.1:${(await http.start(0, '127.0.0.1')).port}`;
+  server = await startMetricsServer(db.url);
+  ({ url, snapshots, pool: snapshotPool } = server);
 });
 
 afterAll(async () => {
-  await http?.stop();
-  await snapshots?.close();
-  await snapshotPool?.end();
+  await server?.stop();
   await db?.drop();
 });
 
