@@ -173,3 +173,44 @@ describe('the newest error remembered per flow name', () => {
     expect(tails.errors.get('late')?.message).toBe('written first, committed last');
   });
 });
+
+describe('the flows, handed on while the flows table is unchanged', () => {
+  let catalog: PeerdbCatalog;
+  let client: pg.Client;
+  let shape: Awaited<ReturnType<typeof connectPeerdb>>['shape'];
+
+  beforeAll(async () => {
+    catalog = await createPeerdbCatalog('flowskey');
+    for (const name of ['a', 'b']) await catalog.peerdb.createFlow(name, { status: 1 });
+    ({ client, shape } = await connectPeerdb(catalog.readerUrl, createLogger('silent')));
+  });
+  afterAll(async () => {
+    await client?.end();
+    await catalog?.drop();
+  });
+
+  it('an idle poll hands on the same rows; an update, an insert, a delete or a renamed peer is read', async () => {
+    const sql = (text: string) => catalog.db.pool.query(text);
+    let snapshot = await readPeerdb(client, shape, null);
+    const first = snapshot.flows;
+    snapshot = await readPeerdb(client, shape, snapshot.tails);
+    expect(snapshot.flows).toBe(first);
+
+    await sql(`update flows set status = 3 where name = 'a'`);
+    snapshot = await readPeerdb(client, shape, snapshot.tails);
+    expect(snapshot.flows.find((f) => f.name === 'a')?.status).toBe(3);
+
+    await catalog.peerdb.createFlow('c', { status: 1 });
+    snapshot = await readPeerdb(client, shape, snapshot.tails);
+    expect(snapshot.flows.map((f) => f.name).sort()).toEqual(['a', 'b', 'c']);
+
+    await sql(`delete from flows where name = 'b'`);
+    snapshot = await readPeerdb(client, shape, snapshot.tails);
+    expect(snapshot.flows.map((f) => f.name).sort()).toEqual(['a', 'c']);
+
+    const source = snapshot.flows[0]!.source!;
+    await sql(`update peers set name = 'renamed' where name = '${source}'`);
+    snapshot = await readPeerdb(client, shape, snapshot.tails);
+    expect(snapshot.flows.every((f) => f.source === 'renamed')).toBe(true);
+  });
+});

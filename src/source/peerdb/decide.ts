@@ -100,7 +100,7 @@ function newest(a: ErrorRow | undefined, b: ErrorRow | undefined): ErrorRow | un
 /** PeerDB's rows → one observation per flow (docs/peerdb.md, Where each field comes from). Pure. */
 export function observe(snapshot: PeerdbSnapshot): Observation[] {
   const { flows, pendingLag, rows, tails, shape, tables } = snapshot;
-  const names = new Set(flows.map((f) => f.name));
+  const names = tails.flows?.names ?? new Set(flows.map((f) => f.name));
   // The newest error per mirror, over its own flow name and its snapshot children's.
   const errors = new Map<string, ErrorRow>();
   for (const [flowName, row] of tails.errors) {

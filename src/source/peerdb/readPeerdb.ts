@@ -142,6 +142,16 @@ export interface Tails {
   configs?: Map<string, { version: string; config: FlowConfig }>;
   /** tables.ts's memory; null: not read yet. */
   tables?: TablesMemory | null;
+  /** The flows as this poll read them, with the version of the whole table they were read at. */
+  flows?: FlowsRead;
+}
+
+/** The flows of a poll, kept for the next: an unchanged `flows` table is not read again. */
+export interface FlowsRead {
+  /** Every flow row's version (ctid and xmin) and the peers, as HEAD returns them. */
+  key: string;
+  rows: FlowRow[];
+  names: ReadonlySet<string>;
 }
 
 export interface PeerdbSnapshot {
@@ -181,7 +191,8 @@ function newer<T extends { id: number; at: string }>(a: T, b: T | undefined): bo
 }
 
 /** Folds rows appended since the last poll into what the tails remember. Pure. */
-export function mergeTail<T extends { id: number; at: string }>(memory: Map<string, T>, rows: Iterable<[string, T]>): Map<string, T> {
+export function mergeTail<T extends { id: number; at: string }>(memory: Map<string, T>, rows: readonly [string, T][]): Map<string, T> {
+  if (rows.length === 0) return memory;
   const merged = new Map(memory);
   for (const [key, row] of rows) if (newer(row, merged.get(key))) merged.set(key, row);
   return merged;
@@ -205,15 +216,34 @@ export async function readPeerdb(client: pg.ClientBase, shape: PeerdbShape, tail
   }
 }
 
-/** The clock and the peers (a handful of rows), the first read of every poll. */
-const HEAD = `select ${UTC_MICROS('now()')} as now, coalesce((select json_agg(json_build_array(id, name, type)) from peers), '[]') as peers`;
-type Head = { now: string; peers: [number, string, number][] };
+/**
+ * The clock, the peers (a handful of rows) and the version of the flows table, the first read of
+ * every poll. Any insert, update or delete of a flows row changes the row versions (ctid and xmin)
+ * listed in `flows_key`: when it and the peers equal the previous poll's, the flows this poll would
+ * read are the ones that poll read, and they are handed on instead of being read and built again
+ * (most polls: PeerDB rewrites a flows row on a status change or a config edit). The server builds
+ * the key from the same seq scan as the read itself, without sending a row.
+ */
+const HEAD = `select ${UTC_MICROS('now()')} as now, coalesce((select json_agg(json_build_array(id, name, type) order by id) from peers), '[]')::text as peers,
+  (select md5(coalesce(string_agg(ctid::text || xmin::text, ',' order by ctid), '')) from flows) as flows_key`;
+type Head = { now: string; peers: string; flows_key: string };
 
 async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tails: Tails | null, head: Head): Promise<PeerdbSnapshot> {
   // Flows are joined to the peers here rather than in SQL: two hash joins and to_char on every flow
   // cost the server more than the whole scan.
   const now = head.now;
-  const peers = new Map(head.peers.map(([id, name, type]) => [id, { name, postgres: type === POSTGRES_PEER_TYPE }]));
+  const key = `${head.flows_key}${head.peers}`;
+  const { flows, configs, undecodable } = tails?.flows?.key === key && tails.configs
+    ? { flows: tails.flows, configs: tails.configs, undecodable: [] }
+    : await readFlows(client, head, key, tails?.configs);
+  return readStats(client, shape, tails, now, flows, configs, undecodable);
+}
+
+async function readFlows(
+  client: pg.ClientBase, head: Head, key: string, known: Map<string, { version: string; config: FlowConfig }> | undefined,
+): Promise<{ flows: FlowsRead; configs: Map<string, { version: string; config: FlowConfig }>; undecodable: PeerdbSnapshot['undecodable'] }> {
+  const peerRows = JSON.parse(head.peers) as [number, string, number][];
+  const peers = new Map(peerRows.map(([id, name, type]) => [id, { name, postgres: type === POSTGRES_PEER_TYPE }]));
 
   // Every flow, one row per mirror (not a history table: no index needed), only the columns the
   // mapping uses; created_at as the server's ISO text (DateStyle ISO, see PEERDB_SESSION_OPTIONS).
@@ -227,7 +257,7 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
                   xmin::text || '/' || ctid::text, updated_at::text from flows`,
     rowMode: 'array',
   });
-  const known = tails?.configs ?? new Map<string, { version: string; config: FlowConfig }>();
+  known ??= new Map();
   const configs = new Map<string, { version: string; config: FlowConfig }>();
   const stale: string[] = [];
   for (const [name, , , , , , , version] of flowRows) {
@@ -249,13 +279,21 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
       configs.set(r.name, { version: r.version, config: config.undecodable === null ? config : { ...NO_CONFIG, undecodable: config.undecodable } });
     }
   }
-  const flows: FlowRow[] = flowRows.map(([name, status, workflowId, cdc, s, d, created, , updated]) => {
+  const rows: FlowRow[] = flowRows.map(([name, status, workflowId, cdc, s, d, created, , updated]) => {
     const source = peers.get(s);
     return {
       name, status, workflowId, cdc, source: source?.name ?? null, destination: peers.get(d)?.name ?? null,
       sourceIsPostgres: source?.postgres ?? false, createdAt: rfc3339(created), updatedAt: rfc3339(updated), config: configs.get(name)?.config ?? NO_CONFIG,
     };
   });
+  return { flows: { key, rows, names: new Set(rows.map((f) => f.name)) }, configs, undecodable };
+}
+
+async function readStats(
+  client: pg.ClientBase, shape: PeerdbShape, tails: Tails | null, now: string, read: FlowsRead,
+  configs: Map<string, { version: string; config: FlowConfig }>, undecodable: PeerdbSnapshot['undecodable'],
+): Promise<PeerdbSnapshot> {
+  const flows = read.rows;
 
   let pendingLag: Map<string, number> | null = null;
   if (shape.cdcBatches) {
@@ -281,7 +319,7 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
     const previousStatuses = tails?.rows?.statuses;
     ({ totals: rowTotals, memory: rowsMemory } = await readRowsSynced(client, flows, now, tails?.rows ?? null, shape.tables?.namespaced ?? false));
     if (shape.tables) {
-      flowsKey = flowsKeyOf(flows);
+      flowsKey = tails?.flows === read && tails.tables ? tails.tables.flowsKey : flowsKeyOf(flows);
       const flowsChanged = tails?.tables?.flowsKey !== flowsKey;
       runs = await readRuns(client, flows, previousStatuses, tails?.rows ? (tails.tables?.runs ?? null) : null, flowsChanged);
     }
@@ -289,14 +327,14 @@ async function readInTransaction(client: pg.ClientBase, shape: PeerdbShape, tail
 
   const merged: Tails = {
     ...(tails ?? { slotAfterId: 0, slotHoles: [], slots: new Map(), errorAfterId: 0, errorHoles: [], errors: new Map() }),
-    rows: rowsMemory, configs,
+    rows: rowsMemory, configs, flows: read,
   };
   if (shape.slotSizes) Object.assign(merged, await readSlots(client, shape, flows, tails));
   let childErrorsMoved = true;
   if (shape.flowErrors) {
-    const read = await readErrors(client, shape, flows, tails, runs?.children);
-    childErrorsMoved = read.childErrorsMoved;
-    Object.assign(merged, { errorAfterId: read.errorAfterId, errorHoles: read.errorHoles, errors: read.errors });
+    const errors = await readErrors(client, shape, read, tails, runs?.children);
+    childErrorsMoved = errors.childErrorsMoved;
+    Object.assign(merged, { errorAfterId: errors.errorAfterId, errorHoles: errors.errorHoles, errors: errors.errors });
   }
   let tables: PeerdbSnapshot['tables'] = null;
   let truncated: PeerdbSnapshot['truncated'] = [];
@@ -360,10 +398,11 @@ async function readSlots(
 async function readErrors(
   client: pg.ClientBase,
   shape: PeerdbShape,
-  flows: FlowRow[],
+  read: FlowsRead,
   tails: Tails | null,
   children: string[] | undefined,
 ): Promise<Pick<Tails, 'errorAfterId' | 'errorHoles' | 'errors'> & { childErrorsMoved: boolean }> {
+  const flows = read.rows;
   type Row = { key: string; id: number; message: string; at: string };
   const toEntry = (r: Row): [string, ErrorRow] => [r.key, { id: r.id, flowName: r.key, message: r.message, at: r.at }];
   if (tails === null) {
@@ -400,10 +439,14 @@ async function readErrors(
   );
   const top = rows.reduce((max, r) => Math.max(max, r.id), tails.errorAfterId);
   const errorHoles = nextHoles(tails.errorHoles, tails.errorAfterId, rows.map((r) => r.id), top);
-  const errors = mergeTail(tails.errors, rows.filter((r) => r.type === 'error').map(toEntry));
+  const logged = rows.filter((r) => r.type === 'error');
   // Forget the flow names that are neither a flow now nor a snapshot child of one (dropped mirrors,
   // finished clones of them): without this the map grows with every flow name PeerDB ever logged.
-  const names = new Set(flows.map((f) => f.name));
+  // Only a new error or a change of the flows can make a name to forget.
+  if (logged.length === 0 && tails.flows === read) return { errorAfterId: top, errorHoles, errors: tails.errors, childErrorsMoved: false };
+  // A copy either way: the names forgotten below are deleted from it, never from the previous poll's map.
+  const errors = logged.length > 0 ? mergeTail(tails.errors, logged.map(toEntry)) : new Map(tails.errors);
+  const names = read.names;
   for (const name of errors.keys()) if (!names.has(name) && parentOf(name, names) === undefined) errors.delete(name);
   const childErrorsMoved = rows.some((r) => r.type === 'error' && r.key.startsWith(CLONE_PREFIX));
   return { errorAfterId: top, errorHoles, errors, childErrorsMoved };

@@ -95,6 +95,9 @@ export interface RowsMemory {
   running?: Set<number>;
   /** The totals of the poll that built this memory. */
   totals?: RowTotals;
+  /** The flows `created` and `statuses` were taken from: the same array at the next poll (the
+   * flows table unchanged, readPeerdb.ts) takes them over as they are. */
+  flows?: readonly unknown[];
 }
 
 export type RowTotals = Map<string, { rows: number; lastSyncAt: string | null }>;
@@ -118,10 +121,14 @@ export async function readRowsSynced(
   namespaced = false,
 ): Promise<{ totals: RowTotals; memory: RowsMemory }> {
   const table = namespaced ? NAMESPACED_TABLE : 'destination_table_name';
-  const next = memory && !flowsRecreated(flows, memory) ? await readChanges(client, flows, memory, table) : await readWhole(client, table);
+  const same = memory?.flows === flows;
+  const next = memory && (same || !flowsRecreated(flows, memory)) ? await readChanges(client, flows, memory, table) : await readWhole(client, table);
   next.readAt = now;
-  next.created = new Map(flows.map((f) => [f.name, f.createdAt]));
-  next.statuses = new Map(flows.map((f) => [f.name, f.status]));
+  if (!same || !memory?.statuses) {
+    next.created = new Map(flows.map((f) => [f.name, f.createdAt]));
+    next.statuses = new Map(flows.map((f) => [f.name, f.status]));
+  } else next.statuses = memory.statuses;
+  next.flows = flows;
   // Totals move only with counts or partitions: an idle poll hands on the last ones.
   if (next.moved || !next.totals) next.totals = totalsOf(next);
   return { totals: next.totals, memory: next };
