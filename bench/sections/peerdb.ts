@@ -71,10 +71,14 @@ export async function fill(pool: pg.Pool): Promise<void> {
              case when p = 1 or r.t > ${RUNNING_LOADS} then now() - interval '2 hours' end, r.parent_mirror_name
         from (select flow_name, run_uuid, parent_mirror_name, substring(destination_table from 9)::int as t from peerdb_stats.qrep_runs) r,
              generate_series(1, 2) p`);
-  await step(`${SLOT_SAMPLES.toLocaleString('en')} peer_slot_size samples (round robin, as PeerDB's per-minute job writes)`, pool, `
+  // Every slot once a minute, as PeerDB's sampler writes (PEERDB.md: ~1/min per CDC flow), except
+  // one slot in ten whose samples stopped three hours ago (PeerDB samples none during an initial
+  // load or while the slot is missing).
+  await step(`${SLOT_SAMPLES.toLocaleString('en')} peer_slot_size samples (every slot once a minute, one in ten stopped 3 h ago)`, pool, `
     insert into peerdb_stats.peer_slot_size (slot_name, peer_name, slot_size, updated_at)
     select 'peerflow_slot_mirror_' || lpad((1 + (s % ${MIRRORS * 0.8}) / 4 * 5 + (s % ${MIRRORS * 0.8}) % 4)::int::text, 5, '0'),
-           'pg_source', s % 1000, now() - make_interval(secs => ${SLOT_SAMPLES} - s)
+           'pg_source', s % 1000,
+           now() - make_interval(mins => (${SLOT_SAMPLES} - s) / ${MIRRORS * 0.8}) - case when s % ${MIRRORS * 0.8} % 10 = 0 then interval '3 hours' else interval '0' end
       from generate_series(1, ${SLOT_SAMPLES}) s`);
   await step(`${ERRORS.toLocaleString('en')} flow_errors`, pool, `insert into peerdb_stats.flow_errors (flow_name, error_message, error_type, error_timestamp)
     select 'mirror_' || lpad((1 + e % ${MIRRORS})::text, 5, '0'), 'dial tcp: connection refused', (array['error', 'warn', 'info'])[1 + e % 3],

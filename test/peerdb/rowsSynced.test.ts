@@ -214,3 +214,35 @@ describe('the flows, handed on while the flows table is unchanged', () => {
     expect(snapshot.flows.every((f) => f.source === 'renamed')).toBe(true);
   });
 });
+
+describe("the newest slot sample, on a leader's first poll", () => {
+  let catalog: PeerdbCatalog;
+  let client: pg.Client;
+  let shape: Awaited<ReturnType<typeof connectPeerdb>>['shape'];
+
+  beforeAll(async () => {
+    catalog = await createPeerdbCatalog('slotnewest');
+    for (const name of ['recent', 'stopped', 'tie']) await catalog.peerdb.createFlow(name, { status: 1 });
+    ({ client, shape } = await connectPeerdb(catalog.readerUrl, createLogger('silent')));
+  });
+  afterAll(async () => {
+    await client?.end();
+    await catalog?.drop();
+  });
+
+  it('is the newest by time then id, for slots sampled in the last minutes and for slots whose samples stopped hours ago', async () => {
+    const p = catalog.peerdb;
+    // `recent`: sampled every minute, newest last; `stopped`: its samples end 3 hours before the
+    // newest sample of any slot, so only the lookup by name finds it.
+    for (let minutes = 10; minutes >= 0; minutes--) await p.slotSample('recent', 100 + minutes, { agoSeconds: minutes * 60 });
+    for (const hours of [5, 3]) await p.slotSample('stopped', hours, { agoSeconds: hours * 3600 });
+    // `tie`: two samples at the same time: the higher id is the newer.
+    await catalog.db.pool.query(
+      `insert into peerdb_stats.peer_slot_size (slot_name, peer_name, slot_size, updated_at)
+       select 'peerflow_slot_tie', 'pg_source', s, date_trunc('second', now() at time zone 'UTC') from generate_series(1, 2) s`,
+    );
+    const { tails } = await readPeerdb(client, shape, null);
+    const mib = (slot: string) => (tails.slots.get(slot)?.bytes ?? 0) / 1_048_576;
+    expect([mib('peerflow_slot_recent'), mib('peerflow_slot_stopped'), mib('peerflow_slot_tie')]).toEqual([100, 3, 2]);
+  });
+});

@@ -112,6 +112,9 @@ export function slotOf(flow: Pick<FlowRow, 'name' | 'config'>): string {
   return flow.config.slotName ?? SLOT_PREFIX + flow.name;
 }
 
+/** How far back from the newest slot sample a leader's first poll looks before looking slots up by name. */
+const RECENT_SLOT_MINUTES = 5;
+
 export interface SlotSample {
   id: number;
   bytes: number | null;
@@ -374,8 +377,32 @@ async function readSlots(
     );
     return rows;
   };
+  // index_slot_updated_at (V12): the samples of the last few sampling rounds, newest per slot.
+  // PeerDB samples every CDC slot about once a minute, so this finds most slots' newest sample in a
+  // few rows each; a slot that has a sample in the window has its newest there (a newer one would be
+  // in it too). The slots without one (a load running, a slot missing: PeerDB samples none then) are
+  // looked up by name below.
+  const newestRecent = async (slots: string[]): Promise<Row[]> => {
+    if (slots.length === 0) return [];
+    // The bound as a value, not a subquery, and no filter by name (the other slots' rows are dropped
+    // here): the planner then sees how few rows the range holds and takes the updated_at index,
+    // where a list of names made it read every sample of each slot through index_slot_name.
+    const { rows: [last] } = await client.query<{ at: string | null }>(`select max(updated_at)::text as at from peerdb_stats.peer_slot_size`);
+    if (!last?.at) return [];
+    const { rows } = await client.query<Row>(
+      `select distinct on (slot_name) slot_name as key, id, (slot_size * ${MIB}::bigint)::float8 as bytes, ${UTC_MICROS('updated_at')} as at, ${wal} as wal
+         from peerdb_stats.peer_slot_size
+        where updated_at >= $1::timestamp - interval '${RECENT_SLOT_MINUTES} minutes'
+        order by slot_name, updated_at desc, id desc`,
+      [last.at],
+    );
+    const wanted = new Set(slots);
+    return rows.filter((r) => wanted.has(r.key));
+  };
   if (tails === null) {
-    const rows = await newest(wanted);
+    const rows = await newestRecent(wanted);
+    const found = new Set(rows.map((r) => r.key));
+    rows.push(...(await newest(wanted.filter((slot) => !found.has(slot)))));
     // peer_slot_size_pkey for where the tail starts.
     const { rows: [tail] } = await client.query<{ top: number; holes: number[] }>(topAndHoles('peerdb_stats.peer_slot_size'));
     return { slotAfterId: tail!.top, slotHoles: tail!.holes, slots: new Map(rows.map(toEntry)), slotsLooked: new Set(wanted) };
@@ -406,17 +433,15 @@ async function readErrors(
   type Row = { key: string; id: number; message: string; at: string };
   const toEntry = (r: Row): [string, ErrorRow] => [r.key, { id: r.id, flowName: r.key, message: r.message, at: r.at }];
   if (tails === null) {
-    const names = flows.map((f) => f.name);
-    // The runs read whole at this poll (tables.ts) named the snapshot children already.
-    if (children) names.push(...children);
-    else if (shape.qrepRuns) {
+    let childNames = children;
+    if (!childNames && shape.qrepRuns) {
       // Snapshot children's flow names, from the runs PeerDB records for them (one row per run,
       // not per batch; no index on parent_mirror_name exists, see docs/peerdb.md, Cost on PeerDB's catalog).
       const { rows } = await client.query<{ flow_name: string }>(
         `select distinct flow_name from peerdb_stats.qrep_runs
           where parent_mirror_name is not null and flow_name <> parent_mirror_name`,
       );
-      names.push(...rows.map((r) => r.flow_name));
+      childNames = rows.map((r) => r.flow_name);
     }
     // idx_flow_errors_flow_name (V17): one flow's log rows, the newest `error` taken per flow.
     const { rows } = await client.query<Row>(
@@ -426,10 +451,20 @@ async function readErrors(
           select id, error_message, error_timestamp from peerdb_stats.flow_errors e
            where e.flow_name = n.flow_name and e.error_type = 'error'
            order by error_timestamp desc, id desc limit 1) as e`,
-      [names],
+      [flows.map((f) => f.name)],
     );
+    // The same index for the snapshot children (a load of 10^5 tables has 10^5 of them, and few
+    // ever log an error): one scan for the whole list, which finds nothing for most names, where a
+    // lookup per name costs a subquery each; their rows, few, are folded into the newest per name.
+    const childRows = childNames && childNames.length > 0
+      ? (await client.query<Row>(
+        `select flow_name as key, id::float8 as id, error_message as message, ${UTC_MICROS('error_timestamp')} as at
+           from peerdb_stats.flow_errors where flow_name = any($1::text[]) and error_type = 'error'`,
+        [childNames],
+      )).rows
+      : [];
     const { rows: [tail] } = await client.query<{ top: number; holes: number[] }>(topAndHoles('peerdb_stats.flow_errors'));
-    return { errorAfterId: tail!.top, errorHoles: tail!.holes, errors: new Map(rows.map(toEntry)), childErrorsMoved: true };
+    return { errorAfterId: tail!.top, errorHoles: tail!.holes, errors: mergeTail(new Map(rows.map(toEntry)), childRows.map(toEntry)), childErrorsMoved: true };
   }
   // flow_errors_pkey: only the rows logged since the last poll, and the holes below it.
   const { rows } = await client.query<Row & { type: string }>(

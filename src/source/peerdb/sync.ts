@@ -79,9 +79,26 @@ export async function syncOnce(ctx: SyncContext): Promise<SyncSummary> {
     observedAt: snapshot.now,
     memory: published,
   };
-  if (decision.publish.length === 0) return summary;
-  const jobs = toJobData(decision.publish.map((p) => p.update)).map((data) => ({ data }));
-  const states = decision.publish.map((p) => p.state);
+  const next = new Map(published);
+  for (let i = 0; i < decision.publish.length; i += PUBLISH_CHUNK) {
+    const chunk = decision.publish.slice(i, i + PUBLISH_CHUNK);
+    await publishChunk(ctx, catalog, chunk);
+    for (const { state } of chunk) next.set(state.mirror, state);
+  }
+  return { ...summary, memory: next };
+}
+
+/**
+ * A poll that publishes much (a leader's first, over a whole fleet) publishes it in chunks of this
+ * many updates, each committed on its own with its memory: the daemon writes the first chunk while
+ * the next is being queued, instead of waiting for all of them (and holding one transaction of them
+ * all). Each chunk keeps the rules above: its jobs and its memory commit together, or in that order.
+ */
+export const PUBLISH_CHUNK = 500;
+
+async function publishChunk(ctx: SyncContext, catalog: Executor, chunk: Decision['publish']): Promise<void> {
+  const jobs = toJobData(chunk.map((p) => p.update)).map((data) => ({ data }));
+  const states = chunk.map((p) => p.state);
   if (ctx.queueSharesCatalog) {
     await ctx.catalog.query('begin');
     try {
@@ -96,7 +113,4 @@ export async function syncOnce(ctx: SyncContext): Promise<SyncSummary> {
     await ctx.boss.insert(UPDATES_QUEUE, jobs);
     await recordPublished(catalog, ctx.schema, states);
   }
-  const next = new Map(published);
-  for (const state of states) next.set(state.mirror, state);
-  return { ...summary, memory: next };
 }
