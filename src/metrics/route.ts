@@ -101,7 +101,7 @@ export class MetricsRoute {
   private readonly answers: MirrorAnswers;
 
   constructor(private readonly options: MetricsRouteOptions) {
-    this.answers = new MirrorAnswers(options.snapshots.families);
+    this.answers = new MirrorAnswers(options.snapshots.families, options.snapshots.gzipFamilies);
   }
 
   async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -54,6 +54,7 @@ import type { Outage } from '../db/outage.js';
 import type { SessionLimits } from '../db/connection.js';
 import { CatalogWatch } from './watch.js';
 import { compressBuckets } from './gzip.js';
+import { GzipFamilies } from './answer.js';
 
 /**
  * Rendering yields to the event loop once a slice of RENDER_SLICE_MS has passed, checked every
@@ -133,6 +134,8 @@ export class MirrorSnapshots {
   private readonly cache: MirrorTextCache;
   /** The families served, and the select list that reads what they print. */
   readonly families: readonly MirrorFamily[];
+  /** Each family's gzip pieces joined, by the reads ahead of the scrapes (see read) or by a scrape. */
+  readonly gzipFamilies = new GzipFamilies();
   readonly columns: string;
   private flight: Promise<Snapshot> | undefined;
   private last: Snapshot | undefined;
@@ -366,11 +369,14 @@ export class MirrorSnapshots {
     const buckets = read.changes !== undefined
       ? await this.cache.patch(read.changes, yieldTo, RENDER_CHECK_MIRRORS)
       : await this.cache.update(read.rows, yieldTo, RENDER_CHECK_MIRRORS);
-    // While gzip scrapes come, the rebuilt buckets are compressed here, in slices, before any
-    // scrape is answered from them: scrapes meanwhile hand out the previous snapshot, whose pieces
-    // are all made, so a gzip scrape compresses nothing (at 100,000 tables a read's rebuilt buckets
-    // took a following scrape ~200 ms to compress: docs/performance.md, "Tables on /metrics").
-    if (performance.now() - this.lastGzipScrapeAt <= FOLLOW_UNSCRAPED_MS) await compressBuckets(buckets);
+    // While gzip scrapes come, the rebuilt buckets are compressed and each family's pieces joined
+    // here, in slices, before any scrape is answered from them: scrapes meanwhile hand out the
+    // previous snapshot, whose pieces are all made and joined, so a gzip scrape compresses and
+    // copies nothing (docs/performance.md, "Tables on /metrics").
+    if (performance.now() - this.lastGzipScrapeAt <= FOLLOW_UNSCRAPED_MS) {
+      await compressBuckets(buckets);
+      await this.gzipFamilies.joinAll(buckets, this.families.length, yieldTo);
+    }
     this.feedFrom = read.horizon;
     this.lastRendered = this.cache.rendered;
     this.lastReadKind = read.changes !== undefined ? 'feed' : 'full';

@@ -7,13 +7,15 @@
  * at most STALE_SERVE_MS behind; a lost listening connection is replaced and nothing written
  * meanwhile is missed.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import pg from 'pg';
 import { migrate } from '../../src/catalog/migrate.js';
 import { createLogger } from '../../src/log.js';
+import { GzipFamilies } from '../../src/metrics/answer.js';
 import { MIRROR_FAMILIES } from '../../src/metrics/families.js';
 import { createSnapshotPool } from '../../src/metrics/snapshotPool.js';
 import { MirrorSnapshots, type Snapshot, STALE_SERVE_MS } from '../../src/metrics/snapshot.js';
+import type { Bucket } from '../../src/metrics/textCache.js';
 import { CatalogWatch } from '../../src/metrics/watch.js';
 import { waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
@@ -266,7 +268,7 @@ describe('/metrics reads that follow the catalog', () => {
     }
   });
 
-  it('compresses what a read rebuilt before serving it, while gzip scrapes come', async () => {
+  it('compresses and joins what a read rebuilt before serving it, while gzip scrapes come', async () => {
     const plain = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger, watchUrl: db.url, refreshGapBoundsMs: [0, 0] });
     const gzip = new MirrorSnapshots({ pool: snapshotPool, schema: SCHEMA, logger, watchUrl: db.url, refreshGapBoundsMs: [0, 0] });
     plain.start();
@@ -275,15 +277,23 @@ describe('/metrics reads that follow the catalog', () => {
       await waitFor('listening and read', async () => plain.listening && gzip.listening && plain.reads >= 1 && gzip.reads >= 1);
       await plain.forScrape(10_000);
       await gzip.forScrape(10_000, true);
+      const joined: (readonly Bucket[])[] = [];
+      for (const s of [plain, gzip]) vi.spyOn(s.gzipFamilies, 'joinAll').mockImplementation(async function (this: GzipFamilies, buckets, ...rest) {
+        joined.push(buckets);
+        return GzipFamilies.prototype.joinAll.call(this, buckets, ...rest);
+      });
       await setLag('m009', 3);
-      const pieces = async (s: MirrorSnapshots) => {
+      const read = async (s: MirrorSnapshots) => {
         let snapshot: Snapshot | undefined;
         await waitFor('the change read', async () => lagOf((snapshot = (await s.forScrape(10_000)).snapshot), 'm009') === 3, 5_000, 5);
-        return snapshot!.buckets.flatMap((b) => b.gzip);
+        return snapshot!.buckets;
       };
-      // Every piece made ahead by the read; none where no scrape asked for gzip (nor a route compressed).
-      expect((await pieces(gzip)).every((p) => p !== undefined)).toBe(true);
-      expect((await pieces(plain)).every((p) => p === undefined)).toBe(true);
+      // Every piece made, and joined, ahead by the read; none where no scrape asked for gzip (nor a route compressed).
+      const zipped = await read(gzip);
+      expect(zipped.flatMap((b) => b.gzip).every((p) => p !== undefined)).toBe(true);
+      expect(joined).toEqual([zipped]);
+      expect((await read(plain)).flatMap((b) => b.gzip).every((p) => p === undefined)).toBe(true);
+      expect(joined).toHaveLength(1);
     } finally {
       await plain.close();
       await gzip.close();
