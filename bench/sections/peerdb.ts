@@ -23,7 +23,7 @@ import { startDaemon, waitFor } from '../../test/helpers/daemon.js';
 import { createTestDatabase } from '../../test/helpers/db.js';
 import { createPeerdbCatalog } from '../../test/helpers/peerdb.js';
 import type { BenchSection } from '../index.js';
-import { ms, percentile } from '../lib.js';
+import { countInBody, ms, percentile } from '../lib.js';
 
 const MIRRORS = 5_000;
 const BATCHES = 1_000_000;
@@ -164,7 +164,7 @@ async function measure(build: Build, peerdbPool: pg.Pool, readerUrl: string, unf
     // First import, through the daemon: from "running" to every mirror on /metrics.
     let daemon = await startDaemon({ cli: build.cli, databaseUrl: mirrorstate.url, env: daemonEnv(readerUrl) });
     const startedAt = performance.now();
-    const onMetrics = async () => ((await (await fetch(`${daemon.url}/metrics`)).text()).match(/^peerdb_mirror_info\{/gm) ?? []).length;
+    const onMetrics = () => countInBody(`${daemon.url}/metrics`, '\npeerdb_mirror_info{');
     await waitFor('every mirror on /metrics', async () => (await onMetrics()) === MIRRORS, 120_000, SCRAPE_EVERY_MS);
     const importMs = performance.now() - startedAt;
     await daemon.stop();
@@ -219,8 +219,8 @@ async function measure(build: Build, peerdbPool: pg.Pool, readerUrl: string, unf
       const status = next === 1 ? 'running' : 'paused';
       await waitFor(`${name} in the API`, async () => (await answer(daemon.url, name))?.mirror.status === status, 30_000, 50);
       statusApi.push(performance.now() - committed);
-      const want = `peerdb_mirror_status{mirror="${name}",status="${status}"} 1`;
-      await waitFor(`${name} on /metrics`, async () => (await (await fetch(`${daemon.url}/metrics`)).text()).includes(want), 30_000, SCRAPE_EVERY_MS);
+      const want = `peerdb_mirror_status{mirror="${name}",status="${status}"} 1\n`;
+      await waitFor(`${name} on /metrics`, async () => (await countInBody(`${daemon.url}/metrics`, want)) > 0, 30_000, SCRAPE_EVERY_MS);
       statusChanges.push(performance.now() - committed);
       process.stderr.write(`\r  status changes: ${i + 1} / ${CHANGES}`);
     }
@@ -237,8 +237,8 @@ async function measure(build: Build, peerdbPool: pg.Pool, readerUrl: string, unf
       await waitFor(`${mirror} ${table} in the API`, async () =>
         (await answer(daemon.url, mirror))?.tables?.find((t) => t.table === table)?.snapshot?.partitionsSynced === 2, 60_000, 50);
       tableApi.push(performance.now() - committed);
-      const want = `peerdb_mirror_table_snapshot_partitions_synced{mirror="${mirror}",table="${table}"} 2`;
-      await waitFor(`${mirror} ${table} on /metrics`, async () => (await (await fetch(`${daemon.url}/metrics`)).text()).includes(want), 60_000, SCRAPE_EVERY_MS);
+      const want = `peerdb_mirror_table_snapshot_partitions_synced{mirror="${mirror}",table="${table}"} 2\n`;
+      await waitFor(`${mirror} ${table} on /metrics`, async () => (await countInBody(`${daemon.url}/metrics`, want)) > 0, 60_000, SCRAPE_EVERY_MS);
       tableChanges.push(performance.now() - committed);
       process.stderr.write(`\r  table changes: ${i + 1} / ${CHANGES}`);
     }

@@ -363,8 +363,12 @@ async function readSlots(
   const toEntry = (r: Row): [string, SlotSample] => [r.key, { id: r.id, bytes: r.bytes, at: r.at, walStatus: r.wal || null }];
   const wanted = flows.filter((f) => f.cdc && f.sourceIsPostgres).map(slotOf);
   // index_slot_name (V12): the samples of one slot, newest taken per slot. On a leader's first poll
-  // every mirror's slot; later, only a slot no poll has looked up yet (a mirror new since, or whose
-  // config now names another slot): the tail below sees only samples appended after the first poll.
+  // the slots without a recent sample; later, only a slot no poll has looked up yet (a mirror new
+  // since, or whose config now names another slot): the tail below sees only samples appended after
+  // the first poll. The sort key is an expression so that the planner cannot walk
+  // index_slot_updated_at backwards instead, hoping to meet the slot soon: for a slot whose samples
+  // stopped hours ago (on a first poll, every slot looked up here) that walk reads every newer sample
+  // of every other slot, seconds per slot.
   const newest = async (slots: string[]): Promise<Row[]> => {
     if (slots.length === 0) return [];
     const { rows } = await client.query<Row>(
@@ -372,7 +376,7 @@ async function readSlots(
          from unnest($1::text[]) as s(slot_name)
         cross join lateral (
           select id, (slot_size * ${MIB}::bigint)::float8 as slot_size, updated_at, ${wal} as wal_status from peerdb_stats.peer_slot_size p
-           where p.slot_name = s.slot_name order by updated_at desc, id desc limit 1) as x`,
+           where p.slot_name = s.slot_name order by updated_at + interval '0 seconds' desc, id desc limit 1) as x`,
       [slots],
     );
     return rows;
@@ -433,17 +437,21 @@ async function readErrors(
   type Row = { key: string; id: number; message: string; at: string };
   const toEntry = (r: Row): [string, ErrorRow] => [r.key, { id: r.id, flowName: r.key, message: r.message, at: r.at }];
   if (tails === null) {
-    let childNames = children;
-    if (!childNames && shape.qrepRuns) {
+    const names = flows.map((f) => f.name);
+    // The runs read whole at this poll (tables.ts) named the snapshot children already.
+    if (children) names.push(...children);
+    else if (shape.qrepRuns) {
       // Snapshot children's flow names, from the runs PeerDB records for them (one row per run,
       // not per batch; no index on parent_mirror_name exists, see docs/peerdb.md, Cost on PeerDB's catalog).
       const { rows } = await client.query<{ flow_name: string }>(
         `select distinct flow_name from peerdb_stats.qrep_runs
           where parent_mirror_name is not null and flow_name <> parent_mirror_name`,
       );
-      childNames = rows.map((r) => r.flow_name);
+      names.push(...rows.map((r) => r.flow_name));
     }
-    // idx_flow_errors_flow_name (V17): one flow's log rows, the newest `error` taken per flow.
+    // idx_flow_errors_flow_name (V17): one flow's log rows, the newest `error` taken per flow. A
+    // lookup per name, children included: one scan for a list of 10^5 names made the planner read
+    // the whole table instead.
     const { rows } = await client.query<Row>(
       `select n.flow_name as key, e.id::float8 as id, e.error_message as message, ${UTC_MICROS('e.error_timestamp')} as at
          from unnest($1::text[]) as n(flow_name)
@@ -451,20 +459,10 @@ async function readErrors(
           select id, error_message, error_timestamp from peerdb_stats.flow_errors e
            where e.flow_name = n.flow_name and e.error_type = 'error'
            order by error_timestamp desc, id desc limit 1) as e`,
-      [flows.map((f) => f.name)],
+      [names],
     );
-    // The same index for the snapshot children (a load of 10^5 tables has 10^5 of them, and few
-    // ever log an error): one scan for the whole list, which finds nothing for most names, where a
-    // lookup per name costs a subquery each; their rows, few, are folded into the newest per name.
-    const childRows = childNames && childNames.length > 0
-      ? (await client.query<Row>(
-        `select flow_name as key, id::float8 as id, error_message as message, ${UTC_MICROS('error_timestamp')} as at
-           from peerdb_stats.flow_errors where flow_name = any($1::text[]) and error_type = 'error'`,
-        [childNames],
-      )).rows
-      : [];
     const { rows: [tail] } = await client.query<{ top: number; holes: number[] }>(topAndHoles('peerdb_stats.flow_errors'));
-    return { errorAfterId: tail!.top, errorHoles: tail!.holes, errors: mergeTail(new Map(rows.map(toEntry)), childRows.map(toEntry)), childErrorsMoved: true };
+    return { errorAfterId: tail!.top, errorHoles: tail!.holes, errors: new Map(rows.map(toEntry)), childErrorsMoved: true };
   }
   // flow_errors_pkey: only the rows logged since the last poll, and the holes below it.
   const { rows } = await client.query<Row & { type: string }>(
