@@ -11,43 +11,42 @@
  *   when the first and the last were, and their statuses);
  * - the buckets come from one pass over the (mirror, at, seq) index (transitions_mirror_at_idx,
  *   docs/catalog.md) in its own order, with window functions over that order (`lag`/`lead` of the
- *   bucket): no sort at all, where an aggregate per bucket would sort each bucket. Each bucket comes
+ *   pixel): no sort at all, where an aggregate per bucket would sort each bucket. Each bucket comes
  *   back as its first and its last transition (one row when they are the same) and their running
  *   numbers, which give the count: at most two rows per pixel.
+ * The transitions of the window's first pixel, up to SPARKLINE_EXACT_HEAD of them, come back each
+ * on its own: a kept read (sparklineCache.ts) then serves the window for about a pixel's time
+ * before the window's start falls inside a group, where a busy mirror's would at once.
  * The status each window opens with is one backward probe of the same index per mirror, and only
  * mirrors whose status changed within the window are read at all: in a fleet that is mostly
  * steady, most rows of a page draw from the mirror's row alone.
  */
 import type { PoolClient } from '../db/pool.js';
 import type { TimelineWindow } from './readTimelines.js';
-import type { SparklineBucket, SparklineCache } from './sparklineCache.js';
+import { drawGroups, type KeptGroup, type Sparkline, type SparklineCache } from './sparklineCache.js';
 import type { MirrorState } from './views.js';
 import { tables } from './sql.js';
 
+export type { Sparkline } from './sparklineCache.js';
 
-export interface Sparkline {
-  /** The status at the window's start (the newest transition at or before it), if any. */
-  start: string | null;
-  /** In time order. */
-  buckets: SparklineBucket[];
-}
+/** Transitions of the window's first pixel read each on its own; the rest of that pixel is one group. */
+export const SPARKLINE_EXACT_HEAD = 100;
 
 function statement(schema: string): string {
   const t = tables(schema);
   return `
-    select mirror, bucket, n, to_status as status, date_part('epoch', at - $2::timestamptz) as at
-      from (select mirror, bucket, to_status, at, row_number() over w as n,
-                   coalesce(lag(bucket) over w <> bucket, true) as first,
-                   coalesce(lead(bucket) over w <> bucket, true) as last
+    select mirror, n, case when pixel = 0 and n <= $6::int then -n else pixel end as bucket, to_status as status,
+           date_part('epoch', at - $2::timestamptz) as at
+      from (select mirror, at, to_status, pixel, row_number() over w as n, lag(pixel) over w as before, lead(pixel) over w as after
               from (select mirror, at, seq, to_status,
                            case when at > $3::timestamptz then $4::int
-                                else least($4::int - 1, floor(date_part('epoch', at - $2::timestamptz) / $5::float8))::int end as bucket
+                                else least($4::int - 1, floor(date_part('epoch', at - $2::timestamptz) / $5::float8))::int end as pixel
                       from ${t.transitions}
                      where mirror = any($1::text[]) and at > $2::timestamptz) as x
             window w as (partition by mirror order by at, seq)) as y
-     where first or last
+     where before is distinct from pixel or after is distinct from pixel or (pixel = 0 and n <= $6::int + 1)
     union all
-    select p.mirror, -1, 0, s.to_status, null
+    select p.mirror, 0, null, s.to_status, null
       from unnest($1::text[]) as p(mirror)
       cross join lateral (
         select to_status from ${t.transitions} t
@@ -55,7 +54,11 @@ function statement(schema: string): string {
          order by t.at desc, t.seq desc limit 1) as s`;
 }
 
-interface Row { mirror: string; bucket: number; n: string; status: string; at: number | null }
+/**
+ * A transition: n its running number in the window, bucket its pixel (≥ buckets: ahead of the
+ * clock; −n: in the exact head). The probe's row (the status the window opens with) has no `at`.
+ */
+interface Row { mirror: string; n: number | string; bucket: number; status: string; at: number | null }
 
 /**
  * The sparklines of `mirrors` (rows of the same snapshot) over `window`; a mirror without
@@ -89,7 +92,8 @@ export async function readSparklines(
   }
   if (toRead.length === 0) return sparklines;
   const seconds = (toUs - fromUs) / 1e6;
-  const { rows } = await client.query<Row>(statement(schema), [toRead, window.from, window.to, window.buckets, seconds / window.buckets]);
+  const { rows } = await client.query<Row>(statement(schema),
+    [toRead, window.from, window.to, window.buckets, seconds / window.buckets, SPARKLINE_EXACT_HEAD]);
   const byMirror = new Map<string, { start: string | null; edges: Row[] }>();
   for (const r of rows) {
     let m = byMirror.get(r.mirror);
@@ -97,14 +101,17 @@ export async function readSparklines(
       m = { start: null, edges: [] };
       byMirror.set(r.mirror, m);
     }
-    if (r.bucket < 0) m.start = r.status;
+    if (r.at === null) m.start = r.status;
     else m.edges.push(r);
   }
+  const us = (seconds: number) => fromUs + Math.round(seconds * 1e6);
+  const one = (at: number, status: string): KeptGroup => ({ count: 1, firstUs: us(at), lastUs: us(at), firstStatus: status, status });
   for (const [mirror, { start, edges }] of byMirror) {
     // In time order: a bucket's first transition, then its last (one row when it is both).
     edges.sort((a, b) => Number(a.n) - Number(b.n));
-    const buckets: SparklineBucket[] = [];
-    // Transitions ahead of the clock (bucket `buckets`) are not drawn, and keep the read from being kept.
+    // A pixel's one or two transitions each on its own, so a later window can fall between them.
+    const groups: KeptGroup[] = [];
+    // Transitions ahead of the clock (bucket ≥ buckets) are not drawn, and keep the read from being kept.
     let ahead = false;
     for (let i = 0; i < edges.length; i++) {
       const first = edges[i] as Row;
@@ -112,18 +119,14 @@ export async function readSparklines(
       const last = next?.bucket === first.bucket ? (i++, next) : first;
       const count = Number(last.n) - Number(first.n) + 1;
       if (first.bucket >= window.buckets) ahead = true;
-      else buckets.push({ count, first: Number(first.at), last: Number(last.at), firstStatus: first.status, status: last.status });
+      else if (count === 1) groups.push(one(first.at as number, first.status));
+      else if (count === 2) groups.push(one(first.at as number, first.status), one(last.at as number, last.status));
+      else groups.push({ count, firstUs: us(first.at as number), lastUs: us(last.at as number), firstStatus: first.status, status: last.status });
     }
-    sparklines.set(mirror, { start, buckets });
+    // Every group is after the window's start and, ahead of the clock left out, not after its end: always drawn.
+    sparklines.set(mirror, drawGroups(start, groups, fromUs, toUs, window.buckets) ?? { start, buckets: [] });
     const total = totals.get(mirror);
-    if (cache && !ahead && total !== undefined) {
-      const us = (seconds: number) => fromUs + Math.round(seconds * 1e6);
-      const one = (at: number, status: string) => ({ count: 1, firstUs: us(at), lastUs: us(at), firstStatus: status, status });
-      // A pixel's one or two transitions are kept each on its own, so a later window can fall between them.
-      cache.keep(mirror, total, fromUs, start, buckets.flatMap((b) => b.count === 1 ? [one(b.first, b.status)]
-        : b.count === 2 ? [one(b.first, b.firstStatus), one(b.last, b.status)]
-          : [{ count: b.count, firstUs: us(b.first), lastUs: us(b.last), firstStatus: b.firstStatus, status: b.status }]));
-    }
+    if (cache && !ahead && total !== undefined) cache.keep(mirror, total, fromUs, start, groups);
   }
   return sparklines;
 }

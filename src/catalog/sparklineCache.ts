@@ -9,9 +9,13 @@
  * A read is kept as groups of transitions after the read window's start, in time order: each
  * transition on its own where a pixel held one or two, and a pixel's group (how many, the first
  * and the last) where it held more, so a mirror flapping thousands of times a day is kept in at
- * most a row per pixel too. A later window regroups them into its own pixels; one whose start
- * falls inside a group (between its first and last transition) cannot split it, and is read
- * again. Reads that found a transition ahead of the clock are not kept. A transitions
+ * most a row per pixel too. A later window regroups them into its own pixels (drawGroups); one
+ * whose start falls inside a group (between its first and last transition) cannot split it, and is
+ * read again. So that a busy mirror is not read again on every view (the window's start moves on
+ * with the clock, into its first group at once), the read also has the transitions of its window's
+ * first pixel each on its own (up to SPARKLINE_EXACT_HEAD of them, readSparklines.ts): the window
+ * can slide about a pixel before that happens. Reads that found a transition ahead of the clock
+ * are not kept. A transitions
  * retention under a day (MIRRORSTATE_TRANSITIONS_MAX_AGE, docs/catalog.md) is the one case where a
  * kept read can show a transition the catalog has since deleted.
  *
@@ -29,6 +33,14 @@ export interface SparklineBucket {
   /** The statuses the bucket's first and last transitions went to. */
   firstStatus: string;
   status: string;
+}
+
+/** A mirror's statuses over a window, as the page draws them (http/page/sparkline.ts). */
+export interface Sparkline {
+  /** The status at the window's start (the newest transition at or before it), if any. */
+  start: string | null;
+  /** In time order. */
+  buckets: SparklineBucket[];
 }
 
 export const MAX_SPARKLINE_CACHE_MIRRORS = 20_000;
@@ -53,6 +65,37 @@ interface Entry {
   groups: KeptGroup[];
 }
 
+/**
+ * A read's groups (after fromUs, the status then `start`) drawn over (fromUs, toUs] in `buckets`
+ * pixels: the groups of one pixel become its bucket. Undefined when the window starts inside a group
+ * (between its first and last transition: the group cannot be split) or a group ends after toUs.
+ * The one way from groups to what the page draws, for a read just made and for a kept one alike.
+ */
+export function drawGroups(start: string | null, groups: readonly KeptGroup[], fromUs: number, toUs: number, buckets: number): Sparkline | undefined {
+  let i = 0;
+  for (; i < groups.length && (groups[i] as KeptGroup).lastUs <= fromUs; i++) start = (groups[i] as KeptGroup).status;
+  if (i < groups.length && (groups[i] as KeptGroup).firstUs <= fromUs) return undefined;
+  const unitUs = (toUs - fromUs) / buckets;
+  const out: SparklineBucket[] = [];
+  let bucket = -1;
+  let last: SparklineBucket | undefined;
+  for (; i < groups.length; i++) {
+    const g = groups[i] as KeptGroup;
+    if (g.lastUs > toUs) return undefined;
+    const b = Math.min(buckets - 1, Math.floor((g.firstUs - fromUs) / unitUs));
+    if (last && b === bucket) {
+      last.count += g.count;
+      last.last = (g.lastUs - fromUs) / 1e6;
+      last.status = g.status;
+    } else {
+      last = { count: g.count, first: (g.firstUs - fromUs) / 1e6, last: (g.lastUs - fromUs) / 1e6, firstStatus: g.firstStatus, status: g.status };
+      out.push(last);
+      bucket = b;
+    }
+  }
+  return { start, buckets: out };
+}
+
 export class SparklineCache {
   private readonly entries = new Map<string, Entry>();
 
@@ -75,30 +118,9 @@ export class SparklineCache {
    * The mirror's statuses over (fromUs, toUs] in `buckets` pixels, if a read kept for the same
    * transitions_total covers it; undefined otherwise.
    */
-  sparkline(mirror: string, transitionsTotal: number, fromUs: number, toUs: number, buckets: number) {
+  sparkline(mirror: string, transitionsTotal: number, fromUs: number, toUs: number, buckets: number): Sparkline | undefined {
     const e = this.entries.get(mirror);
     if (!e || e.transitionsTotal !== transitionsTotal || fromUs < e.fromUs) return undefined;
-    let start = e.start;
-    let i = 0;
-    for (; i < e.groups.length && (e.groups[i] as KeptGroup).lastUs <= fromUs; i++) start = (e.groups[i] as KeptGroup).status;
-    if (i < e.groups.length && (e.groups[i] as KeptGroup).firstUs <= fromUs) return undefined;
-    const unitUs = (toUs - fromUs) / buckets;
-    const out: SparklineBucket[] = [];
-    let bucket = -1;
-    for (; i < e.groups.length; i++) {
-      const g = e.groups[i] as KeptGroup;
-      if (g.lastUs > toUs) return undefined;
-      const b = Math.min(buckets - 1, Math.floor((g.firstUs - fromUs) / unitUs));
-      const last = out[out.length - 1];
-      if (last && b === bucket) {
-        last.count += g.count;
-        last.last = (g.lastUs - fromUs) / 1e6;
-        last.status = g.status;
-      } else {
-        out.push({ count: g.count, first: (g.firstUs - fromUs) / 1e6, last: (g.lastUs - fromUs) / 1e6, firstStatus: g.firstStatus, status: g.status });
-        bucket = b;
-      }
-    }
-    return { start, buckets: out };
+    return drawGroups(e.start, e.groups, fromUs, toUs, buckets);
   }
 }
