@@ -19,7 +19,7 @@
 import type { Sparkline } from '../../catalog/readSparklines.js';
 import type { TimelineWindow } from '../../catalog/readTimelines.js';
 import { formatCount, formatDuration } from './format.js';
-import { type Html, html } from './html.js';
+import { type Html, html, type HtmlValue } from './html.js';
 
 /** The last 24 hours, drawn this many pixels wide (and read in as many buckets). */
 export const SPARKLINE_WINDOW_SECONDS = 86_400;
@@ -39,31 +39,26 @@ export interface SparklinePeriod {
 /** The periods of one sparkline (pure), and how many status periods the window holds in all. */
 export function sparklinePeriods(s: Sparkline | undefined, seconds: number, buckets: number): { periods: SparklinePeriod[]; count: number } {
   const unit = seconds / buckets;
-  const raw: SparklinePeriod[] = [];
+  const periods: SparklinePeriod[] = [];
+  // Each period as it closes, a narrow one merged into a narrow one before it.
+  const add = (p: SparklinePeriod) => {
+    const previous = periods[periods.length - 1];
+    if (previous && p.to - p.from < unit && previous.to - previous.from < unit) {
+      periods[periods.length - 1] = { status: null, from: previous.from, to: p.to, periods: previous.periods + p.periods };
+    } else periods.push(p);
+  };
   let current: { status: string; from: number } | null = s?.start ? { status: s.start, from: 0 } : null;
   let count = s?.start ? 1 : 0;
-  const close = (to: number) => {
-    if (current) raw.push({ status: current.status, from: current.from, to, periods: 1 });
-  };
   for (const b of s?.buckets ?? []) {
-    close(b.first);
+    if (current) add({ status: current.status, from: current.from, to: b.first, periods: 1 });
     count += b.count;
     // A bucket of several transitions holds count − 1 periods narrower than a pixel; of two, one
     // period, whose status is known (the first transition's).
-    if (b.count === 2) raw.push({ status: b.firstStatus, from: b.first, to: b.last, periods: 1 });
-    else if (b.count > 2) raw.push({ status: null, from: b.first, to: b.last, periods: b.count - 1 });
+    if (b.count === 2) add({ status: b.firstStatus, from: b.first, to: b.last, periods: 1 });
+    else if (b.count > 2) add({ status: null, from: b.first, to: b.last, periods: b.count - 1 });
     current = { status: b.status, from: b.last };
   }
-  close(seconds);
-
-  const periods: SparklinePeriod[] = [];
-  const narrow = (p: SparklinePeriod) => p.to - p.from < unit;
-  for (const p of raw) {
-    const previous = periods[periods.length - 1];
-    if (previous && narrow(p) && narrow(previous)) {
-      periods[periods.length - 1] = { status: null, from: previous.from, to: p.to, periods: previous.periods + p.periods };
-    } else periods.push(p);
-  }
+  if (current) add({ status: current.status, from: current.from, to: seconds, periods: 1 });
   return { periods, count };
 }
 
@@ -74,44 +69,79 @@ const box = (from: number, to: number) => {
   return `M${x} 0h${w}v1h-${w}z`;
 };
 
+const MARKS = html`<path class="merged" d="`;
+const PATH_END = html`"/>`;
+
 /**
  * The page's renderer: the window is the same for every row, so the SVG's opening is built once
  * (the window's times are the column heading's `data-from` / `data-to`, once a page, and the
  * background that shows "no status recorded" is the stylesheet's); each row adds its title and its
- * paths.
+ * paths. Up to 500 rows a page, so a row's SVG is built in one pass over its periods, and a
+ * mirror whose status did not change within the window (most of a steady fleet) draws its
+ * status's one SVG, built once a page.
  */
 export function sparklineRenderer(window: TimelineWindow): (s: Sparkline | undefined) => Html {
   const seconds = Math.round((Date.parse(window.to) - Date.parse(window.from)) / 1000);
   const unit = seconds / window.buckets;
   const open = html`<svg class="spark" viewBox="0 0 ${seconds} 1" preserveAspectRatio="none" width="${SPARKLINE_WIDTH}" height="${SPARKLINE_HEIGHT}" role="img"><title>`;
   const shorter = `shorter than ${formatDuration(unit)} drawn merged`;
-  return (s) => {
+  // A path's opening per status, escaped once a page; its data (digits and letters) goes between.
+  const openings = new Map<string, Html>();
+  const opening = (status: string) => {
+    let o = openings.get(status);
+    if (o === undefined) openings.set(status, o = html`<path class="s-${status}" d="`);
+    return o;
+  };
+
+  const draw = (s: Sparkline | undefined): Html => {
     const { periods, count } = sparklinePeriods(s, seconds, window.buckets);
-    // status (or '' for merged marks) → [seconds drawn, path data]
-    const paths = new Map<string, [number, string]>();
+    // Per status, in the order first drawn: its time and its path; merged marks apart.
+    const statuses: string[] = [];
+    const times: number[] = [];
+    const paths: string[] = [];
+    let marksTime = 0;
+    let marks = '';
     let merged = 0;
     for (const p of periods) {
-      const key = p.status ?? '';
-      const path = paths.get(key);
-      if (path) {
-        path[0] += p.to - p.from;
-        path[1] += box(p.from, p.to);
-      } else paths.set(key, [p.to - p.from, box(p.from, p.to)]);
-      if (p.status === null) merged += p.periods;
+      if (p.status === null) {
+        marksTime += p.to - p.from;
+        marks += box(p.from, p.to);
+        merged += p.periods;
+        continue;
+      }
+      const k = statuses.indexOf(p.status);
+      if (k < 0) {
+        statuses.push(p.status);
+        times.push(p.to - p.from);
+        paths.push(box(p.from, p.to));
+      } else {
+        times[k] = (times[k] as number) + p.to - p.from;
+        paths[k] += box(p.from, p.to);
+      }
     }
-    const marks = paths.get('');
-    paths.delete('');
-    const statuses = paths.size > 1 ? [...paths].sort((a, b) => b[1][0] - a[1][0]) : [...paths];
+    // The most time first (drawn first, under the rest); the sort keeps ties in the order drawn.
+    const order = statuses.map((_, i) => i);
+    if (order.length > 1) order.sort((a, b) => (times[b] as number) - (times[a] as number));
     let title = count === 0 ? 'last 24 h: no status recorded' : `last 24 h, ${formatCount(count)} status period${count === 1 ? '' : 's'}: `;
-    const drawn: Html[] = [];
-    for (const [i, [status, [time, d]]] of statuses.entries()) {
-      title += `${i ? ', ' : ''}${status} ${formatDuration(time)}`;
-      drawn.push(html`<path class="s-${status}" d="${d}"/>`);
+    const drawn: HtmlValue[] = [];
+    for (const [i, k] of order.entries()) {
+      const status = statuses[k] as string;
+      title += `${i ? ', ' : ''}${status} ${formatDuration(times[k] as number)}`;
+      drawn.push(opening(status), paths[k], PATH_END);
     }
     if (marks) {
-      title += `${statuses.length ? ', ' : ''}${formatCount(merged)} ${shorter} ${formatDuration(marks[0])}`;
-      drawn.push(html`<path class="merged" d="${marks[1]}"/>`);
+      title += `${statuses.length ? ', ' : ''}${formatCount(merged)} ${shorter} ${formatDuration(marksTime)}`;
+      drawn.push(MARKS, marks, PATH_END);
     }
     return html`${open}${title}</title>${drawn}</svg>`;
+  };
+
+  const steady = new Map<string | null, Html>();
+  return (s) => {
+    if (s !== undefined && s.buckets.length > 0) return draw(s);
+    const start = s?.start ?? null;
+    let svg = steady.get(start);
+    if (svg === undefined) steady.set(start, svg = draw(s));
+    return svg;
   };
 }
