@@ -13,10 +13,14 @@
  *   docs/catalog.md) in its own order, with window functions over that order (`lag`/`lead` of the
  *   pixel): no sort at all, where an aggregate per bucket would sort each bucket. Each bucket comes
  *   back as its first and its last transition (one row when they are the same) and their running
- *   numbers, which give the count: at most two rows per pixel.
+ *   numbers, which give the count: at most two rows per pixel;
+ * - a mirror whose transitions_total (every transition it ever had; trimming never lowers it) is
+ *   no more than those two rows per pixel cannot have more in the window: its transitions there
+ *   are read as they are, from the same index without the window functions, which cost more than
+ *   the scan. Most mirrors change a few times a day, so most reads are of this kind.
  * The transitions of the window's first pixel, up to SPARKLINE_EXACT_HEAD of them, come back each
- * on its own: a kept read (sparklineCache.ts) then serves the window for about a pixel's time
- * before the window's start falls inside a group, where a busy mirror's would at once.
+ * on its own: a kept read (sparklineCache.ts) then serves the window for a while before the
+ * window's start falls inside a group, where a busy mirror's would at once.
  * The status each window opens with is one backward probe of the same index per mirror, and only
  * mirrors whose status changed within the window are read at all: in a fleet that is mostly
  * steady, most rows of a page draw from the mirror's row alone.
@@ -46,8 +50,12 @@ function statement(schema: string): string {
             window w as (partition by mirror order by at, seq)) as y
      where before is distinct from pixel or after is distinct from pixel or (pixel = 0 and n <= $6::int + 1)
     union all
+    select mirror, seq, null, to_status, date_part('epoch', at - $2::timestamptz)
+      from ${t.transitions}
+     where mirror = any($7::text[]) and at > $2::timestamptz
+    union all
     select p.mirror, 0, null, s.to_status, null
-      from unnest($1::text[]) as p(mirror)
+      from unnest($1::text[] || $7::text[]) as p(mirror)
       cross join lateral (
         select to_status from ${t.transitions} t
          where t.mirror = p.mirror and t.at <= $2::timestamptz
@@ -55,10 +63,11 @@ function statement(schema: string): string {
 }
 
 /**
- * A transition: n its running number in the window, bucket its pixel (≥ buckets: ahead of the
- * clock; −n: in the exact head). The probe's row (the status the window opens with) has no `at`.
+ * A transition of a mirror read in pixels: n its running number in the window, bucket its pixel
+ * (≥ buckets: ahead of the clock; −n: in the exact head). One of a mirror read whole: no bucket, n
+ * its seq. The probe's row (the status the window opens with): no `at`.
  */
-interface Row { mirror: string; n: number | string; bucket: number; status: string; at: number | null }
+interface Row { mirror: string; n: number | string; bucket: number | null; status: string; at: number | null }
 
 /**
  * The sparklines of `mirrors` (rows of the same snapshot) over `window`; a mirror without
@@ -76,7 +85,10 @@ export async function readSparklines(
   const toUs = Date.parse(window.to) * 1000;
   // Times as the catalog writes them (UTC, microseconds: catalog/sql.ts), compared as text.
   const fromText = `${window.from.slice(0, -1)}000Z`;
-  const toRead: string[] = [];
+  // Mirrors that cannot have more transitions in the window than a read in pixels would return
+  // are read whole (no window functions); the others in pixels.
+  const whole: string[] = [];
+  const inPixels: string[] = [];
   const totals = new Map<string, number>();
   for (const m of mirrors) {
     if (m.statusSince < fromText) {
@@ -86,14 +98,14 @@ export async function readSparklines(
     const kept = cache?.sparkline(m.mirror, m.transitionsTotal, fromUs, toUs, window.buckets);
     if (kept) sparklines.set(m.mirror, kept);
     else {
-      toRead.push(m.mirror);
+      (m.transitionsTotal <= 2 * window.buckets ? whole : inPixels).push(m.mirror);
       totals.set(m.mirror, m.transitionsTotal);
     }
   }
-  if (toRead.length === 0) return sparklines;
+  if (totals.size === 0) return sparklines;
   const seconds = (toUs - fromUs) / 1e6;
   const { rows } = await client.query<Row>(statement(schema),
-    [toRead, window.from, window.to, window.buckets, seconds / window.buckets, SPARKLINE_EXACT_HEAD]);
+    [inPixels, window.from, window.to, window.buckets, seconds / window.buckets, SPARKLINE_EXACT_HEAD, whole]);
   const byMirror = new Map<string, { start: string | null; edges: Row[] }>();
   for (const r of rows) {
     let m = byMirror.get(r.mirror);
@@ -107,21 +119,31 @@ export async function readSparklines(
   const us = (seconds: number) => fromUs + Math.round(seconds * 1e6);
   const one = (at: number, status: string): KeptGroup => ({ count: 1, firstUs: us(at), lastUs: us(at), firstStatus: status, status });
   for (const [mirror, { start, edges }] of byMirror) {
-    // In time order: a bucket's first transition, then its last (one row when it is both).
-    edges.sort((a, b) => Number(a.n) - Number(b.n));
     // A pixel's one or two transitions each on its own, so a later window can fall between them.
     const groups: KeptGroup[] = [];
-    // Transitions ahead of the clock (bucket ≥ buckets) are not drawn, and keep the read from being kept.
+    // Transitions ahead of the clock are not drawn, and keep the read from being kept.
     let ahead = false;
-    for (let i = 0; i < edges.length; i++) {
-      const first = edges[i] as Row;
-      const next = edges[i + 1];
-      const last = next?.bucket === first.bucket ? (i++, next) : first;
-      const count = Number(last.n) - Number(first.n) + 1;
-      if (first.bucket >= window.buckets) ahead = true;
-      else if (count === 1) groups.push(one(first.at as number, first.status));
-      else if (count === 2) groups.push(one(first.at as number, first.status), one(last.at as number, last.status));
-      else groups.push({ count, firstUs: us(first.at as number), lastUs: us(last.at as number), firstStatus: first.status, status: last.status });
+    if (edges[0]?.bucket === null) {
+      // Read whole: each transition on its own, in version order.
+      edges.sort((a, b) => (a.at as number) - (b.at as number) || Number(a.n) - Number(b.n));
+      for (const r of edges) {
+        const g = one(r.at as number, r.status);
+        if (g.firstUs > toUs) ahead = true;
+        else groups.push(g);
+      }
+    } else {
+      // In time order: a bucket's first transition, then its last (one row when it is both).
+      edges.sort((a, b) => Number(a.n) - Number(b.n));
+      for (let i = 0; i < edges.length; i++) {
+        const first = edges[i] as Row;
+        const next = edges[i + 1];
+        const last = next?.bucket === first.bucket ? (i++, next) : first;
+        const count = Number(last.n) - Number(first.n) + 1;
+        if ((first.bucket as number) >= window.buckets) ahead = true;
+        else if (count === 1) groups.push(one(first.at as number, first.status));
+        else if (count === 2) groups.push(one(first.at as number, first.status), one(last.at as number, last.status));
+        else groups.push({ count, firstUs: us(first.at as number), lastUs: us(last.at as number), firstStatus: first.status, status: last.status });
+      }
     }
     // Every group is after the window's start and, ahead of the clock left out, not after its end: always drawn.
     sparklines.set(mirror, drawGroups(start, groups, fromUs, toUs, window.buckets) ?? { start, buckets: [] });
