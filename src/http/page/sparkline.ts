@@ -36,29 +36,32 @@ export interface SparklinePeriod {
   periods: number;
 }
 
+/** Appends a period as it closes, a narrow one merged into a narrow one before it. */
+function addPeriod(periods: SparklinePeriod[], p: SparklinePeriod, unit: number): void {
+  const previous = periods[periods.length - 1];
+  if (previous && p.to - p.from < unit && previous.to - previous.from < unit) {
+    periods[periods.length - 1] = { status: null, from: previous.from, to: p.to, periods: previous.periods + p.periods };
+  } else periods.push(p);
+}
+
 /** The periods of one sparkline (pure), and how many status periods the window holds in all. */
 export function sparklinePeriods(s: Sparkline | undefined, seconds: number, buckets: number): { periods: SparklinePeriod[]; count: number } {
   const unit = seconds / buckets;
   const periods: SparklinePeriod[] = [];
-  // Each period as it closes, a narrow one merged into a narrow one before it.
-  const add = (p: SparklinePeriod) => {
-    const previous = periods[periods.length - 1];
-    if (previous && p.to - p.from < unit && previous.to - previous.from < unit) {
-      periods[periods.length - 1] = { status: null, from: previous.from, to: p.to, periods: previous.periods + p.periods };
-    } else periods.push(p);
-  };
-  let current: { status: string; from: number } | null = s?.start ? { status: s.start, from: 0 } : null;
-  let count = s?.start ? 1 : 0;
+  let status = s?.start ?? null;
+  let from = 0;
+  let count = status === null ? 0 : 1;
   for (const b of s?.buckets ?? []) {
-    if (current) add({ status: current.status, from: current.from, to: b.first, periods: 1 });
+    if (status !== null) addPeriod(periods, { status, from, to: b.first, periods: 1 }, unit);
     count += b.count;
     // A bucket of several transitions holds count − 1 periods narrower than a pixel; of two, one
     // period, whose status is known (the first transition's).
-    if (b.count === 2) add({ status: b.firstStatus, from: b.first, to: b.last, periods: 1 });
-    else if (b.count > 2) add({ status: null, from: b.first, to: b.last, periods: b.count - 1 });
-    current = { status: b.status, from: b.last };
+    if (b.count === 2) addPeriod(periods, { status: b.firstStatus, from: b.first, to: b.last, periods: 1 }, unit);
+    else if (b.count > 2) addPeriod(periods, { status: null, from: b.first, to: b.last, periods: b.count - 1 }, unit);
+    status = b.status;
+    from = b.last;
   }
-  if (current) add({ status: current.status, from: current.from, to: seconds, periods: 1 });
+  if (status !== null) addPeriod(periods, { status, from, to: seconds, periods: 1 }, unit);
   return { periods, count };
 }
 
@@ -119,14 +122,20 @@ export function sparklineRenderer(window: TimelineWindow): (s: Sparkline | undef
         paths[k] += box(p.from, p.to);
       }
     }
-    // The most time first (drawn first, under the rest); the sort keeps ties in the order drawn.
-    const order = statuses.map((_, i) => i);
-    if (order.length > 1) order.sort((a, b) => (times[b] as number) - (times[a] as number));
+    // The most time first (drawn first, under the rest), ties in the order drawn: an insertion
+    // sort of the few statuses a day has.
+    for (let i = 1; i < statuses.length; i++) {
+      for (let j = i; j > 0 && (times[j] as number) > (times[j - 1] as number); j--) {
+        [statuses[j - 1], statuses[j]] = [statuses[j] as string, statuses[j - 1] as string];
+        [times[j - 1], times[j]] = [times[j] as number, times[j - 1] as number];
+        [paths[j - 1], paths[j]] = [paths[j] as string, paths[j - 1] as string];
+      }
+    }
     let title = count === 0 ? 'last 24 h: no status recorded' : `last 24 h, ${formatCount(count)} status period${count === 1 ? '' : 's'}: `;
     const drawn: HtmlValue[] = [];
-    for (const [i, k] of order.entries()) {
+    for (let k = 0; k < statuses.length; k++) {
       const status = statuses[k] as string;
-      title += `${i ? ', ' : ''}${status} ${formatDuration(times[k] as number)}`;
+      title += `${k ? ', ' : ''}${status} ${formatDuration(times[k] as number)}`;
       drawn.push(opening(status), paths[k], PATH_END);
     }
     if (marks) {
