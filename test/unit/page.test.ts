@@ -77,9 +77,15 @@ describe('formatting', () => {
     [5.5 * 1024 ** 3, '5.5 GiB'], [120 * 1024 ** 3, '120 GiB'], [3 * 1024 ** 5, '3 PiB'],
   ])('bytes %d → %s', (bytes, text) => expect(formatBytes(bytes)).toBe(text));
 
-  it('counts and UTC times', () => {
-    expect(formatCount(1_234_567)).toBe('1,234,567');
-    expect(formatCount(0)).toBe('0');
+  it.each([
+    [0, '0'], [7, '7'], [999, '999'], [1000, '1,000'], [12_345, '12,345'], [999_999, '999,999'], [1_234_567, '1,234,567'],
+    [Number.MAX_SAFE_INTEGER, '9,007,199,254,740,991'], [1.5, '2'], [-1234, '-1,234'], [2 ** 60, '1,152,921,504,606,847,000'],
+  ])('count %d → %s, as Intl writes it', (n, text) => {
+    expect(formatCount(n)).toBe(text);
+    expect(formatCount(n)).toBe(new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 }).format(n));
+  });
+
+  it('UTC times', () => {
     expect(formatUtc('2026-11-21T10:00:00.123456Z')).toBe('2026-11-21 10:00:00 UTC');
   });
 });
