@@ -5,6 +5,7 @@
  */
 import { formatAgo, formatFor, formatUtc } from './format.js';
 import { type Html, html, type HtmlValue, trustedHtml } from './html.js';
+import { SPARKLINE_HEIGHT, SPARKLINE_WIDTH } from './sparkline.js';
 
 const CSS = trustedHtml(`
 :root { --fg:#1f2933; --muted:#6b7785; --line:#e3e8ee; --bg:#f6f8fa; --card:#fff; --accent:#2454d6; }
@@ -73,7 +74,8 @@ details pre { margin:6px 0 0; white-space:pre-wrap; word-break:break-all; max-wi
 .timeline-card { padding:10px 14px 8px; } .timeline-head { margin:0 0 8px; }
 .windows { display:flex; gap:6px; } .windows a, .windows span { padding:2px 9px; border:1px solid var(--line); border-radius:6px; font-size:12.5px; }
 .windows span { background:#eef3ff; border-color:var(--accent); color:var(--fg); }
-svg.timeline, svg.spark { display:block; } svg.spark { display:inline-block; vertical-align:middle; border-radius:2px; background:#eef1f4; }
+svg.timeline, svg.spark { display:block; } svg.spark { display:inline-block; vertical-align:middle; border-radius:2px; background:#eef1f4;
+  width:${SPARKLINE_WIDTH}px; height:${SPARKLINE_HEIGHT}px; }
 svg .seg { fill:var(--c, #cbd2d9); } svg .seg.merged { fill:#3e4c59; } svg .nodata { fill:#eef1f4; }
 svg.spark path { fill:var(--c, #cbd2d9); stroke:var(--c, #cbd2d9); stroke-width:1px; vector-effect:non-scaling-stroke; } svg.spark path.merged { --c:#3e4c59; }
 .axis { display:flex; justify-content:space-between; color:var(--muted); font-size:12px; margin-top:3px; }

@@ -76,7 +76,7 @@ function row(m: MirrorState, nowMs: number, spark: Html | undefined, progress: M
   return html`<tr data-mirror="${m.mirror}" data-status="${m.status}">
 <td class="name"><a href="${mirrorHref(m.mirror)}"><bdi>${m.mirror}</bdi></a>${sub ? html`<div class="sub"><bdi>${sub}</bdi></div>` : ''}</td>
 <td>${statusBadge(m.status)}${m.dropped ? html` <span class="badge s-dropped" title="dropped ${m.droppedAt}">dropped</span>` : ''}</td>
-${spark === undefined ? '' : html`<td class="spark">${spark}</td>`}
+${spark === undefined ? '' : html`<td>${spark}</td>`}
 <td>${timeAgo(m.statusSince, nowMs)}</td>
 <td>${timeAgo(m.observedAt, nowMs)}</td>
 <td class="load">${loadCell(progress.get(m.mirror))}</td>
