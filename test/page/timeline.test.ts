@@ -10,7 +10,7 @@
  */
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dumpDom } from '../helpers/chromium.js';
+import { dumpDom, evaluateInPage } from '../helpers/chromium.js';
 import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { insertJobs, startProducer } from '../helpers/queue.js';
@@ -263,6 +263,13 @@ describe('fleet page sparklines in Chromium', () => {
         expect(matchPieces(shown, inSeconds(want, from))).toBe(0);
       }
     }
+  });
+
+  it('lays each out at the size of a table cell\'s drawing (the stylesheet\'s, not attributes)', async () => {
+    const sizes = await evaluateInPage<number[][]>(new URL('/?limit=500', `${daemon.url}/`).href,
+      `[...document.querySelectorAll('svg.spark')].map((s) => [s.getBoundingClientRect().width, s.getBoundingClientRect().height])`);
+    expect(sizes).toHaveLength(5);
+    for (const size of sizes) expect(size).toEqual([120, 14]);
   });
 
   it('draws a new transition at once, though the page keeps sparkline reads between views', async () => {
