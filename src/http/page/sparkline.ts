@@ -1,7 +1,7 @@
 /**
  * The fleet page's sparklines: a mirror's statuses over the last 24 hours, one small inline SVG per
- * row of up to 500 (no script, no external asset), cheap enough that the page costs about what it
- * did without them (docs/performance.md):
+ * row of up to 500 (no script, no external asset), as few bytes and as little work a row as the
+ * drawing allows, because a row's bytes are much of what it costs (docs/performance.md):
  * - one `<path>` per status, each period a rectangle in it, not an element per period;
  * - the drawing's x axis is seconds from the window's start (viewBox 0 … 86,400), so each period is
  *   drawn from its exact start to its exact end, rounded to the second, in short integers, and a
