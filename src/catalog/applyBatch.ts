@@ -27,7 +27,7 @@
 import type { StateUpdate, Status, TableEntry } from '../update.js';
 import { MIRROR_FIELD_LIST, MIRROR_FIELD_SELECT, type MirrorFieldColumns } from './mirrorFields.js';
 import { type Executor, tables, UTC_MICROS } from './sql.js';
-import { TABLE_COLUMNS, TABLE_RECORD_DEFINITION, tableRow } from './tableFields.js';
+import { TABLE_COLUMN_TYPES, TABLE_COLUMNS, tableColumns } from './tableFields.js';
 
 export interface BatchOutcome {
   applied: number;
@@ -47,6 +47,7 @@ type MirrorRow = {
   error_message: string | null;
   dropped_at: string | null;
   transitions_total: number;
+  tables_reported: boolean;
 } & MirrorFieldColumns;
 
 interface Transition {
@@ -75,7 +76,7 @@ export function idempotencyKey(u: { mirror: string; observedAt: string; seq: num
 }
 
 const ROW_COLUMNS = `mirror, status, ${UTC_MICROS('status_since')} as status_since, ${UTC_MICROS('observed_at')} as observed_at,
-  seq, ${MIRROR_FIELD_SELECT}, error_class, error_message, ${UTC_MICROS('dropped_at')} as dropped_at, transitions_total`;
+  seq, ${MIRROR_FIELD_SELECT}, error_class, error_message, ${UTC_MICROS('dropped_at')} as dropped_at, transitions_total, tables_reported`;
 
 // The reported values (mirrorFields.ts) as parallel arrays: the fold walks them once per applied update.
 const FIELD_NAMES = MIRROR_FIELD_LIST.map((f) => f.name);
@@ -87,7 +88,7 @@ const NO_FIELDS = Object.fromEntries(FIELD_COLUMNS.map((column) => [column, null
 function blankRow(mirror: string, u: StateUpdate): MirrorRow {
   return {
     mirror, status: u.status, status_since: u.observedAt, observed_at: u.observedAt, seq: u.seq,
-    ...NO_FIELDS, error_class: null, error_message: null, dropped_at: null, transitions_total: 0,
+    ...NO_FIELDS, error_class: null, error_message: null, dropped_at: null, transitions_total: 0, tables_reported: false,
   };
 }
 
@@ -179,13 +180,6 @@ function transitionsJson(transitions: Transition[]): string {
   );
 }
 
-/** The replaced table sets' rows (tableFields.ts), absent values left out as in the other documents. */
-function tablesJson(sets: Map<string, TableEntry[]>): string {
-  const rows: Record<string, unknown>[] = [];
-  for (const [mirror, entries] of sets) for (const e of entries) rows.push(tableRow(mirror, e));
-  return JSON.stringify(rows);
-}
-
 function rowsJson(rows: Iterable<NextRow>): string {
   return JSON.stringify(
     Array.from(rows, ({ row: r, changed }) => {
@@ -206,33 +200,61 @@ function rowsJson(rows: Iterable<NextRow>): string {
 const SET_FIELDS = FIELD_COLUMNS.map((column) => `${column} = u.${column}`).join(', ');
 const ROW_DOCUMENT_FIELDS = MIRROR_FIELD_LIST.map((f) => `${f.column} ${f.sql}`).join(', ');
 
+/** The batch's table sets by mirror: those replacing a set the mirror reported before, and first ones. */
+interface TableSets {
+  replacing: Map<string, TableEntry[]>;
+  first: Map<string, TableEntry[]>;
+}
+
 /**
- * The last statement's table writes ($5: the replaced sets' rows, $6: their mirrors), appended only
- * when the batch carries a table set: most batches carry none, and those then plan and run no table
- * step at all. A set is mostly what it was (a PeerDB mirror's tables, one of them moved): a row
- * whose values are unchanged is left as it is, not rewritten; a new one is a plain insert. Neither
- * can race another batch: the mirrors' rows are locked (step 2) before this statement runs, and the
- * statement's snapshot sees every set committed before the lock was granted.
+ * The last statement's table writes, appended only when the batch carries a table set: most
+ * batches carry none, and those then plan and run no table step at all. `param` adds a parameter
+ * and answers its placeholder. The rows go as one array per column through `unnest` (tableFields.ts
+ * builds the literals): PostgreSQL reads typed arrays several times faster than json_to_recordset
+ * reads objects, and they are half the bytes (docs/performance.md, "Write path: figures behind choices").
+ * - A set that replaces an earlier one is mostly what it was (a PeerDB mirror's tables, one of them
+ *   moved): a row whose values are unchanged is left as it is, not rewritten (`on conflict ... where
+ *   distinct`); a new one is inserted; one the set no longer lists is deleted. An upsert probes the
+ *   primary key once per row whatever the planner estimates: `unnest` tells it the array's length,
+ *   and a separate update and insert-where-not-exists were then planned as joins that read the
+ *   whole of mirror_tables.
+ * - A mirror's first set (tables_reported still false, read under its row lock) is a plain insert,
+ *   probing for nothing: a mirror has table rows only once it has reported tables, because every
+ *   set is written in the statement that sets tables_reported (and migration 0012 set it for the
+ *   mirrors that had rows). Should that ever break, the insert fails on the primary key rather than
+ *   keep a table of an older set, as the journal's plain insert does.
+ * Neither can race another batch: the mirrors' rows are locked (step 2) before this statement
+ * runs, and the statement's snapshot sees every set committed before the lock was granted.
  */
-function tableCtes(schema: string): string {
+function tableCtes(schema: string, sets: TableSets, param: (value: unknown) => string): string {
   const t = tables(schema);
-  return `, nt as (
-       select * from json_to_recordset($5::json)
-         as x(mirror text, table_name text, ${TABLE_RECORD_DEFINITION})
+  const columns = TABLE_COLUMNS.join(', ');
+  const rows = (of: Map<string, TableEntry[]>) => {
+    const arrays = tableColumns(of).map((literal, i) => `${param(literal)}::${TABLE_COLUMN_TYPES[i]}[]`);
+    return `unnest(${arrays.join(', ')}) as x(mirror, table_name, ${columns})`;
+  };
+  let ctes = '';
+  if (sets.replacing.size > 0) {
+    ctes += `, nt as (
+       select * from ${rows(sets.replacing)}
      ), tdel as (
        delete from ${t.mirrorTables} as mt
-        where mt.mirror = any($6::text[])
+        where mt.mirror = any(${param([...sets.replacing.keys()])}::text[])
           and not exists (select 1 from nt where nt.mirror = mt.mirror and nt.table_name = mt.table_name)
-     ), tupd as (
-       update ${t.mirrorTables} as mt set ${TABLE_COLUMNS.map((c) => `${c} = nt.${c}`).join(', ')}, updated_at = now()
-         from nt
-        where mt.mirror = nt.mirror and mt.table_name = nt.table_name
-          and (${TABLE_COLUMNS.map((c) => `mt.${c}`).join(', ')}) is distinct from (${TABLE_COLUMNS.map((c) => `nt.${c}`).join(', ')})
-     ), tins as (
-       insert into ${t.mirrorTables} (mirror, table_name, ${TABLE_COLUMNS.join(', ')})
-       select mirror, table_name, ${TABLE_COLUMNS.join(', ')} from nt
-        where not exists (select 1 from ${t.mirrorTables} as mt where mt.mirror = nt.mirror and mt.table_name = nt.table_name)
+     ), tput as (
+       insert into ${t.mirrorTables} as mt (mirror, table_name, ${columns})
+       select mirror, table_name, ${columns} from nt
+       on conflict (mirror, table_name) do update set ${TABLE_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}, updated_at = now()
+        where (${TABLE_COLUMNS.map((c) => `mt.${c}`).join(', ')}) is distinct from (${TABLE_COLUMNS.map((c) => `excluded.${c}`).join(', ')})
      )`;
+  }
+  if (sets.first.size > 0) {
+    ctes += `, tfirst as (
+       insert into ${t.mirrorTables} (mirror, table_name, ${columns})
+       select mirror, table_name, ${columns} from ${rows(sets.first)}
+     )`;
+  }
+  return ctes;
 }
 
 export async function applyBatch(db: Executor, schema: string, batch: StateUpdate[]): Promise<BatchOutcome> {
@@ -308,12 +330,12 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   const seen: StateUpdate[] = [];
   const transitions: Transition[] = [];
   const nextRows = new Map<string, NextRow>();
-  const tableSets = new Map<string, TableEntry[]>();
+  const tableSets: TableSets = { replacing: new Map(), first: new Map() };
   for (const [mirror, updates] of byMirror) {
     const result = fold(isNew.has(mirror) ? null : (rows.get(mirror) ?? null), mirror, updates);
     for (let i = 0; i < updates.length; i++) (i < result.firstApplied ? seen : fresh).push(updates[i]!);
     for (const x of result.transitions) transitions.push(x);
-    if (result.tableSet !== null) tableSets.set(mirror, result.tableSet);
+    if (result.tableSet !== null) (rows.get(mirror)?.tables_reported ? tableSets.replacing : tableSets.first).set(mirror, result.tableSet);
     const applied = result.firstApplied < updates.length;
     // Every mirror of the batch is a candidate for step 4: a stale-only one keeps its state but its
     // journal metadata may still move. Step 4 writes only rows that changed or whose journal grew,
@@ -339,6 +361,15 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   //    behind choices"). The transitions are also counted per UTC day, into this connection's row
   //    of transitions_per_day (docs/catalog.md): a connection runs one transaction at a time, so
   //    concurrent batches never wait on one counter row; a batch without transitions leaves it out.
+  const params: unknown[] = [
+    seen.length === 0 ? journalIfAllApplied : journalJson(fresh),
+    transitionsJson(transitions),
+    rowsJson(nextRows.values()),
+    journalJson(seen),
+  ];
+  const param = (value: unknown) => `$${params.push(value)}`;
+  const firstReported = tableSets.first.size === 0 ? '' : `tables_reported = m.tables_reported or m.mirror = any(${param([...tableSets.first.keys()])}::text[]),`;
+  const tableSteps = tableCtes(schema, tableSets, param);
   const { rows: inserted } = await db.executeSql(
     `with fresh as (
        insert into ${t.journal} (mirror, observed_at, seq, status, applied, payload)
@@ -372,7 +403,7 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
          ${SET_FIELDS},
          error_class = u.error_class, error_message = u.error_message, dropped_at = u.dropped_at,
          transitions_total = u.transitions_total,
-         ${tableSets.size === 0 ? '' : 'tables_reported = m.tables_reported or m.mirror = any($6::text[]),'}
+         ${firstReported}
          journal_length = m.journal_length + coalesce(added.n, 0),
          journal_oldest_at = least(m.journal_oldest_at, added.oldest),
          updated_at = now()
@@ -382,15 +413,9 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
               transitions_total bigint, changed boolean)
        left join added on added.mirror = u.mirror
        where m.mirror = u.mirror and (u.changed or added.n is not null)
-     )${tableSets.size === 0 ? '' : tableCtes(schema)}
+     )${tableSteps}
      select mirror, applied from j`,
-    [
-      seen.length === 0 ? journalIfAllApplied : journalJson(fresh),
-      transitionsJson(transitions),
-      rowsJson(nextRows.values()),
-      journalJson(seen),
-      ...(tableSets.size === 0 ? [] : [tablesJson(tableSets), [...tableSets.keys()]]),
-    ],
+    params,
   );
   for (const r of inserted as { applied: boolean }[]) {
     if (r.applied) outcome.applied++;

@@ -82,6 +82,47 @@ describe('a mirror\'s tables', () => {
     expect(await tableRows('other')).toEqual(['x:-:-/-']);
   });
 
+  it('leave a row whose values an applied set repeats as it was, and rewrite only the one that moved', async () => {
+    const set = (rows: number) => [{ table: 'same', rowsSynced: 1, lastSyncedAt: '2026-12-05T09:00:00.000001Z' }, { table: 'moved', rowsSynced: rows }];
+    await write([u({ observedAt: '2026-12-05T10:00:00Z', tables: set(1) })]);
+    const versions = async () => (await db.pool.query(`select table_name, xmin::text, updated_at from ${SCHEMA}.mirror_tables order by 1`)).rows;
+    const [moved, same] = await versions();
+    await write([u({ observedAt: '2026-12-05T10:01:00Z', tables: set(2) })]);
+    const [movedAfter, sameAfter] = await versions();
+    expect(sameAfter).toEqual(same);
+    expect(movedAfter.xmin).not.toEqual(moved.xmin);
+    expect(await tableRows()).toEqual(['moved:2:-/-', 'same:1:-/-']);
+  });
+
+  it('are written alike when one mirror replaces its set and another reports its first in the same batch', async () => {
+    await write([u({ observedAt: '2026-12-05T10:00:00Z', tables: [{ table: 'a', rowsSynced: 1 }, { table: 'b' }] })]);
+    await write([
+      u({ observedAt: '2026-12-05T10:01:00Z', tables: [{ table: 'b', rowsSynced: 2 }, { table: 'c' }] }),
+      u({ mirror: 'new', observedAt: '2026-12-05T10:01:00Z', tables: [{ table: 'a', rowsSynced: 3 }] }),
+      u({ mirror: 'empty', observedAt: '2026-12-05T10:01:00Z', tables: [] }),
+    ]);
+    expect(await tableRows()).toEqual(['b:2:-/-', 'c:-:-/-']);
+    expect(await tableRows('new')).toEqual(['a:3:-/-']);
+    const { rows } = await db.pool.query(`select mirror, tables_reported from ${SCHEMA}.mirrors order by 1`);
+    expect(rows).toEqual([{ mirror: 'empty', tables_reported: true }, { mirror: 'm', tables_reported: true }, { mirror: 'new', tables_reported: true }]);
+  });
+
+  it('keep any name and message as written: quotes, backslashes, braces, commas, spaces, NULL', async () => {
+    const names = ['a"b', 'c\\d', '{e,f}', ' g h ', 'NULL', 'null', '\'q\'', 'ü€😀', '"', '\\'];
+    const message = 'line 1\nline "2" \\ {x, y} NULL';
+    await write([u({ observedAt: '2026-12-05T10:00:00Z', tables: names.map((table) => ({ table, error: { class: 'c', message } })) })]);
+    const { rows } = await db.pool.query(`select table_name, error_message from ${SCHEMA}.mirror_tables order by table_name collate "C"`);
+    expect(rows).toEqual([...names].sort().map((table_name) => ({ table_name, error_message: message })));
+  });
+
+  it('of a mirror that has not reported tables are inserted as new: rows it should not have fail the batch, none is kept', async () => {
+    await write([u({ observedAt: '2026-12-05T10:00:00Z', tables: [{ table: 'a', rowsSynced: 1 }] })]);
+    // A broken catalog: rows for a mirror that says it never reported tables (nothing writes this).
+    await db.pool.query(`update ${SCHEMA}.mirrors set tables_reported = false`);
+    await expect(write([u({ observedAt: '2026-12-05T10:01:00Z', tables: [{ table: 'a', rowsSynced: 2 }] })])).rejects.toMatchObject({ code: '23505' });
+    expect(await tableRows()).toEqual(['a:1:-/-']);
+  });
+
   it('stay in the catalog when the mirror is dropped', async () => {
     await write([u({ observedAt: '2026-12-05T10:00:00Z', tables: [{ table: 'a' }] })]);
     await write([u({ observedAt: '2026-12-05T10:01:00Z', status: 'terminated', dropped: true })]);

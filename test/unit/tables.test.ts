@@ -1,6 +1,6 @@
 /** The `tables` field of an update (docs/tables.md): parsed whole, or the update refused naming `tables[i].field`. */
 import { describe, expect, it } from 'vitest';
-import { TABLE_FIELDS, tableRow, toTableView } from '../../src/catalog/tableFields.js';
+import { TABLE_COLUMN_TYPES, TABLE_FIELDS, tableColumns, toTableView } from '../../src/catalog/tableFields.js';
 import { MAX_TABLES_PER_UPDATE, parseUpdate } from '../../src/update.js';
 
 const NOW = Date.parse('2026-12-05T12:00:00Z');
@@ -115,8 +115,10 @@ describe('a table\'s view and row (catalog/tableFields.ts)', () => {
       table: 't', rowsSynced: 1, lastSyncedAt: 'a', error: { class: 'c', message: 'm' },
       snapshot: { partitions: 2, partitionsSynced: 1, rowsSynced: 3, startedAt: 's', finishedAt: 'f' },
     };
-    const written = tableRow('m', entry);
-    const asRead = Object.fromEntries(Object.entries(written).map(([k, v]) => [k, typeof v === 'number' ? String(v) : v]));
+    // One entry's columns are one-element array literals: `{"m"}`, `{2}`, `{NULL}`.
+    const written = tableColumns([['m', [entry]]]).map((literal) => literal.slice(1, -1).replace(/^"(.*)"$/, '$1'));
+    const asRead = Object.fromEntries(['mirror', 'table_name', ...TABLE_FIELDS.map((f) => f.column)].map((k, i) => [k, written[i] === 'NULL' ? null : written[i]]));
+    expect(written).toHaveLength(TABLE_COLUMN_TYPES.length);
     expect(toTableView({ ...asRead, updated_at: 'u' })).toEqual({ ...entry, updatedAt: 'u' });
   });
 });
