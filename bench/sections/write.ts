@@ -6,7 +6,10 @@
  *           the daemon's batch size and concurrency and with its queue settings (the queue's limit);
  * - naive:  one transaction per update (lock, journal, transition, update), no batching;
  * - daemon: the daemon end to end draining single-update jobs, then 100-update jobs;
- * and freshness: publish → committed in the catalog, at a steady 1,000 updates/s.
+ * and freshness: publish → committed in the catalog, at a steady 1,000 updates/s;
+ * and table sets: applyBatch alone writing 5,000 PeerDB-like updates of 20 tables each (batches of
+ * 500) into a fresh catalog, then again with 1 of 20 tables changed and with nothing changed, beside
+ * the same updates without tables. BENCH_WRITE_TABLES=only runs this part alone.
  * raw, bare pg-boss and the daemon rows run in BENCH_WRITE_ROUNDS (default 3) interleaved rounds;
  * each row is the median of its rounds. BENCH_BASELINE_CLI adds another build's daemon to each round.
  *
@@ -22,6 +25,10 @@ import { type DaemonProcess, startDaemon, waitFor } from '../../test/helpers/dae
 import { startProducer } from '../../test/helpers/queue.js';
 import { createLogger } from '../../src/log.js';
 import { createBoss } from '../../src/queue/boss.js';
+import { applyBatch } from '../../src/catalog/applyBatch.js';
+import { migrate } from '../../src/catalog/migrate.js';
+import { clientExecutor } from '../../src/catalog/sql.js';
+import { parseUpdate, type StateUpdate } from '../../src/update.js';
 import type { BenchSection } from '../index.js';
 import { percentile } from '../lib.js';
 
@@ -259,7 +266,87 @@ async function freshness(db: TestDatabase, producer: PgBoss, cli?: string): Prom
   }
 }
 
+const TABLE_MIRRORS = 5000;
+const TABLES_PER_MIRROR = 20;
+const TABLE_BATCH = 500;
+
+/** PeerDB-like updates of every mirror at version `step`: without tables, all new, one of them moved, or as before. */
+function tableUpdates(step: number, tables: 'all' | 'one' | 'same' | 'none'): StateUpdate[] {
+  const observedAt = new Date(Date.now() - 3_600_000 + step * 1000).toISOString();
+  return Array.from({ length: TABLE_MIRRORS }, (_, i) => {
+    const mirror = `bench_tables_${String(i).padStart(5, '0')}`;
+    const input = {
+      mirror, status: 'running', observedAt, seq: 1, workflowId: `${mirror}-peerflow`, source: 'pg_source', destination: 'ch_dest',
+      rowsSynced: 12345 * TABLES_PER_MIRROR, lagSeconds: 3.5, slotLagBytes: 1048576,
+      ...(tables === 'none' ? {} : {
+        tables: Array.from({ length: TABLES_PER_MIRROR }, (_, t) => ({
+          table: `public.t${t}`, rowsSynced: 12345 * t + (tables === 'one' && t === 7 ? step : 0), lastSyncedAt: '2026-12-05T10:00:00.000000Z',
+          snapshot: { partitions: 2, partitionsSynced: 2, rowsSynced: 2000, startedAt: '2026-12-05T08:00:00.000000Z', finishedAt: '2026-12-05T09:00:00.000000Z' },
+        })),
+      }),
+    };
+    const r = parseUpdate(input);
+    if (!r.ok) throw new Error(JSON.stringify(r.errors));
+    return r.value;
+  });
+}
+
+/** applyBatch alone, batch after batch on one connection, each in its own transaction; seconds. */
+async function applyAll(pool: pg.Pool, updates: StateUpdate[]): Promise<number> {
+  const client = await pool.connect();
+  const started = performance.now();
+  try {
+    for (let i = 0; i < updates.length; i += TABLE_BATCH) {
+      await client.query('begin');
+      await applyBatch(clientExecutor(client), 'mirrorstate', updates.slice(i, i + TABLE_BATCH));
+      await client.query('commit');
+    }
+    return (performance.now() - started) / 1000;
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * The table-set rows, median of ROUNDS: the reference on a catalog of its own; the first import,
+ * then the two steady states, one after the other on another.
+ */
+async function tableSets(): Promise<void> {
+  const steps = [
+    ['first import, no tables (reference)', 'none'],
+    ['first import, 20 tables each', 'all'],
+    ['again, 1 of 20 tables changed', 'one'],
+    ['again, nothing changed', 'same'],
+  ] as const;
+  const times: number[][] = steps.map(() => []);
+  for (let round = 1; round <= ROUNDS; round++) {
+    console.log(`table sets, round ${round} of ${ROUNDS} (load ${loadavg()[0]!.toFixed(1)})`);
+    for (const first of [0, 1]) {
+      const db = await createTestDatabase('bench_write_tables');
+      try {
+        await migrate(db.pool, 'mirrorstate', createLogger('silent'));
+        times[first]!.push(await applyAll(db.pool, tableUpdates(0, steps[first]![1])));
+        if (first === 0) continue;
+        for (let j = 2; j < steps.length; j++) times[j]!.push(await applyAll(db.pool, tableUpdates(j, steps[j]![1])));
+      } finally {
+        await db.drop();
+      }
+    }
+  }
+  const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
+  const reference = median(times[0]!);
+  console.log(`\n| applyBatch with table sets (${TABLE_MIRRORS} mirrors × ${TABLES_PER_MIRROR} tables, batches of ${TABLE_BATCH}; median of ${ROUNDS}; load ${loadavg()[0]!.toFixed(1)}) | seconds | µs per table row beyond the reference |`);
+  console.log('|---|---:|---:|');
+  for (const [i, [name, tables]] of steps.entries()) {
+    const seconds = median(times[i]!);
+    const perRow = tables === 'none' ? '' : (((seconds - reference) * 1e6) / (TABLE_MIRRORS * TABLES_PER_MIRROR)).toFixed(1);
+    console.log(`| ${name} | ${seconds.toFixed(2)} | ${perRow} |`);
+  }
+}
+
 async function run(): Promise<void> {
+  await tableSets();
+  if (process.env.BENCH_WRITE_TABLES === 'only') return;
   const db = await createTestDatabase('bench_write');
   let producer: PgBoss | undefined;
   try {

@@ -27,7 +27,7 @@
 import type { StateUpdate, Status, TableEntry } from '../update.js';
 import { MIRROR_FIELD_LIST, MIRROR_FIELD_SELECT, type MirrorFieldColumns } from './mirrorFields.js';
 import { type Executor, tables, UTC_MICROS } from './sql.js';
-import { TABLE_COLUMN_TYPES, TABLE_COLUMNS, tableColumns } from './tableFields.js';
+import { TABLE_COLUMN_TYPES, TABLE_COLUMNS, TABLE_RECORD_DEFINITION, tableColumns, tableRow } from './tableFields.js';
 
 export interface BatchOutcome {
   applied: number;
@@ -180,6 +180,13 @@ function transitionsJson(transitions: Transition[]): string {
   );
 }
 
+/** The rows of sets replacing earlier ones (tableFields.ts), absent values left out as in the other documents. */
+function tablesJson(sets: Map<string, TableEntry[]>): string {
+  const rows: Record<string, unknown>[] = [];
+  for (const [mirror, entries] of sets) for (const e of entries) rows.push(tableRow(mirror, e));
+  return JSON.stringify(rows);
+}
+
 function rowsJson(rows: Iterable<NextRow>): string {
   return JSON.stringify(
     Array.from(rows, ({ row: r, changed }) => {
@@ -209,49 +216,53 @@ interface TableSets {
 /**
  * The last statement's table writes, appended only when the batch carries a table set: most
  * batches carry none, and those then plan and run no table step at all. `param` adds a parameter
- * and answers its placeholder. The rows go as one array per column through `unnest` (tableFields.ts
- * builds the literals): PostgreSQL reads typed arrays several times faster than json_to_recordset
- * reads objects, and they are half the bytes (docs/performance.md, "Write path: figures behind choices").
+ * and answers its placeholder.
  * - A set that replaces an earlier one is mostly what it was (a PeerDB mirror's tables, one of them
- *   moved): a row whose values are unchanged is left as it is, not rewritten (`on conflict ... where
- *   distinct`); a new one is inserted; one the set no longer lists is deleted. An upsert probes the
- *   primary key once per row whatever the planner estimates: `unnest` tells it the array's length,
- *   and a separate update and insert-where-not-exists were then planned as joins that read the
- *   whole of mirror_tables.
+ *   moved): a row whose values are unchanged is left as it is, not rewritten; a new one is a plain
+ *   insert; one the set no longer lists is deleted. Its rows go as a JSON document, which the
+ *   planner takes for a short list (json_to_recordset's estimate): it then probes the primary key
+ *   per row. Typed arrays through `unnest` tell it their length, and it joined 10,000 rows to the
+ *   whole of mirror_tables; an upsert, which probes per row whatever the estimate, locks every
+ *   unchanged row it leaves, and a set that moved little took longer (docs/performance.md, "Write
+ *   path: figures behind choices").
  * - A mirror's first set (tables_reported still false, read under its row lock) is a plain insert,
- *   probing for nothing: a mirror has table rows only once it has reported tables, because every
- *   set is written in the statement that sets tables_reported (and migration 0012 set it for the
- *   mirrors that had rows). Should that ever break, the insert fails on the primary key rather than
- *   keep a table of an older set, as the journal's plain insert does.
+ *   probing for nothing, its rows one array literal per column through `unnest` (tableFields.ts):
+ *   PostgreSQL reads those several times faster than json_to_recordset reads objects, and they are
+ *   half the bytes. A mirror has table rows only once it has reported tables, because every set is
+ *   written in the statement that sets tables_reported (and migration 0012 set it for the mirrors
+ *   that had rows). Should that ever break, the insert fails on the primary key rather than keep a
+ *   table of an older set, as the journal's plain insert does.
  * Neither can race another batch: the mirrors' rows are locked (step 2) before this statement
  * runs, and the statement's snapshot sees every set committed before the lock was granted.
  */
 function tableCtes(schema: string, sets: TableSets, param: (value: unknown) => string): string {
   const t = tables(schema);
   const columns = TABLE_COLUMNS.join(', ');
-  const rows = (of: Map<string, TableEntry[]>) => {
-    const arrays = tableColumns(of).map((literal, i) => `${param(literal)}::${TABLE_COLUMN_TYPES[i]}[]`);
-    return `unnest(${arrays.join(', ')}) as x(mirror, table_name, ${columns})`;
-  };
   let ctes = '';
   if (sets.replacing.size > 0) {
     ctes += `, nt as (
-       select * from ${rows(sets.replacing)}
+       select * from json_to_recordset(${param(tablesJson(sets.replacing))}::json)
+         as x(mirror text, table_name text, ${TABLE_RECORD_DEFINITION})
      ), tdel as (
        delete from ${t.mirrorTables} as mt
         where mt.mirror = any(${param([...sets.replacing.keys()])}::text[])
           and not exists (select 1 from nt where nt.mirror = mt.mirror and nt.table_name = mt.table_name)
-     ), tput as (
-       insert into ${t.mirrorTables} as mt (mirror, table_name, ${columns})
+     ), tupd as (
+       update ${t.mirrorTables} as mt set ${TABLE_COLUMNS.map((c) => `${c} = nt.${c}`).join(', ')}, updated_at = now()
+         from nt
+        where mt.mirror = nt.mirror and mt.table_name = nt.table_name
+          and (${TABLE_COLUMNS.map((c) => `mt.${c}`).join(', ')}) is distinct from (${TABLE_COLUMNS.map((c) => `nt.${c}`).join(', ')})
+     ), tins as (
+       insert into ${t.mirrorTables} (mirror, table_name, ${columns})
        select mirror, table_name, ${columns} from nt
-       on conflict (mirror, table_name) do update set ${TABLE_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}, updated_at = now()
-        where (${TABLE_COLUMNS.map((c) => `mt.${c}`).join(', ')}) is distinct from (${TABLE_COLUMNS.map((c) => `excluded.${c}`).join(', ')})
+        where not exists (select 1 from ${t.mirrorTables} as mt where mt.mirror = nt.mirror and mt.table_name = nt.table_name)
      )`;
   }
   if (sets.first.size > 0) {
+    const arrays = tableColumns(sets.first).map((literal, i) => `${param(literal)}::${TABLE_COLUMN_TYPES[i]}[]`);
     ctes += `, tfirst as (
        insert into ${t.mirrorTables} (mirror, table_name, ${columns})
-       select mirror, table_name, ${columns} from ${rows(sets.first)}
+       select mirror, table_name, ${columns} from unnest(${arrays.join(', ')}) as x(mirror, table_name, ${columns})
      )`;
   }
   return ctes;

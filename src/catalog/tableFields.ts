@@ -2,7 +2,7 @@
  * A mirror's table as the catalog keeps it (`mirror_tables`, docs/tables.md), declared once: each
  * column, its SQL type, where the update's entry (update.ts `TableEntry`) and the read API's view
  * carry it (the same path in both: `snapshot.partitions` is the entry's and the view's), and
- * whether /metrics reads it. The batch writer's columns and statement (applyBatch.ts), the
+ * whether /metrics reads it. The batch writer's documents, columns and statement (applyBatch.ts), the
  * readers' select list and view (views.ts) and the /metrics per-table read (metrics/readMirrorRows.ts)
  * are derived from this list; a new column is a line here and a migration.
  */
@@ -62,6 +62,21 @@ const PATHS = TABLE_FIELDS.map((f) => {
 });
 
 export const TABLE_COLUMNS = TABLE_FIELDS.map((f) => f.column);
+
+/** The columns with their types, as a json_to_recordset column definition list. */
+export const TABLE_RECORD_DEFINITION = TABLE_FIELDS.map((f) => `${f.column} ${f.sql}`).join(', ');
+
+/** One entry as a row of the writer's document: absent values left out (json_to_recordset reads them as null). */
+export function tableRow(mirror: string, entry: TableEntry): Record<string, unknown> {
+  const row: Record<string, unknown> = { mirror, table_name: entry.table };
+  const from = entry as unknown as Record<string, Record<string, unknown> | null | undefined>;
+  for (let i = 0; i < TABLE_FIELDS.length; i++) {
+    const { group, key } = PATHS[i]!;
+    const value = group === undefined ? from[key] : from[group]?.[key];
+    row[TABLE_FIELDS[i]!.column] = value ?? undefined;
+  }
+  return row;
+}
 
 /** The writer's columns' types, in tableColumns' order: the mirror, the table's name, then each field. */
 export const TABLE_COLUMN_TYPES: readonly SqlType[] = ['text', 'text', ...TABLE_FIELDS.map((f) => f.sql)];
