@@ -12,6 +12,11 @@ import type { Readable, Writable } from 'node:stream';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+/**
+ * Chromium's helper processes (renderer, GPU, network) outlive the browser process by a moment and
+ * may still write into the profile as it is removed (seen as ENOTEMPTY under load): fs.rm retries.
+ */
+const PROFILE_REMOVAL = { recursive: true, force: true, maxRetries: 10, retryDelay: 100 };
 export const CHROMIUM = process.env.CHROMIUM ?? 'chromium';
 const TIMEOUT_MS = 60_000;
 
@@ -38,7 +43,7 @@ async function chromium(args: string[]): Promise<string> {
     }
     throw err;
   } finally {
-    await rm(profile, { recursive: true, force: true });
+    await rm(profile, PROFILE_REMOVAL);
   }
 }
 
@@ -128,6 +133,6 @@ export async function evaluateInPage<T>(url: string, expression: string, o: { wi
     clearTimeout(timer);
     proc.kill('SIGKILL');
     await new Promise((r) => (proc.exitCode !== null || proc.signalCode !== null ? r(undefined) : proc.once('exit', r)));
-    await rm(profile, { recursive: true, force: true });
+    await rm(profile, PROFILE_REMOVAL);
   }
 }
