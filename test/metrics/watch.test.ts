@@ -277,9 +277,11 @@ describe('/metrics reads that follow the catalog', () => {
       await waitFor('listening and read', async () => plain.listening && gzip.listening && plain.reads >= 1 && gzip.reads >= 1);
       await plain.forScrape(10_000);
       await gzip.forScrape(10_000, true);
-      const joined: (readonly Bucket[])[] = [];
+      // Per instance: a read may run more than once for one change (a second notification, a
+      // periodic read), so what counts is which instance joined and what it joined.
+      const joined = new Map<MirrorSnapshots, (readonly Bucket[])[]>([[plain, []], [gzip, []]]);
       for (const s of [plain, gzip]) vi.spyOn(s.gzipFamilies, 'joinAll').mockImplementation(async function (this: GzipFamilies, buckets, ...rest) {
-        joined.push(buckets);
+        joined.get(s)!.push(buckets);
         return GzipFamilies.prototype.joinAll.call(this, buckets, ...rest);
       });
       await setLag('m009', 3);
@@ -291,9 +293,9 @@ describe('/metrics reads that follow the catalog', () => {
       // Every piece made, and joined, ahead by the read; none where no scrape asked for gzip (nor a route compressed).
       const zipped = await read(gzip);
       expect(zipped.flatMap((b) => b.gzip).every((p) => p !== undefined)).toBe(true);
-      expect(joined).toEqual([zipped]);
+      expect(joined.get(gzip)).toContainEqual(zipped);
       expect((await read(plain)).flatMap((b) => b.gzip).every((p) => p === undefined)).toBe(true);
-      expect(joined).toHaveLength(1);
+      expect(joined.get(plain)).toEqual([]);
     } finally {
       await plain.close();
       await gzip.close();
