@@ -79,6 +79,7 @@ export async function syncOnce(ctx: SyncContext): Promise<SyncSummary> {
     observedAt: snapshot.now,
     memory: published,
   };
+  if (decision.publish.length === 0) return summary;
   const next = new Map(published);
   for (let i = 0; i < decision.publish.length; i += PUBLISH_CHUNK) {
     const chunk = decision.publish.slice(i, i + PUBLISH_CHUNK);
