@@ -358,7 +358,9 @@ async function readStats(
 async function readSlots(
   client: pg.ClientBase, shape: PeerdbShape, flows: FlowRow[], tails: Tails | null,
 ): Promise<Pick<Tails, 'slotAfterId' | 'slotHoles' | 'slots' | 'slotsLooked'>> {
-  const wal = shape.slotWalStatus ? 'wal_status' : 'null::text';
+  // What every read of samples below takes of a sample, as a Row.
+  const columns = `slot_name as key, id, (slot_size * ${MIB}::bigint)::float8 as bytes, ${UTC_MICROS('updated_at')} as at,
+    ${shape.slotWalStatus ? 'wal_status' : 'null::text'} as wal`;
   type Row = { key: string; id: number; bytes: number | null; at: string; wal: string | null };
   const toEntry = (r: Row): [string, SlotSample] => [r.key, { id: r.id, bytes: r.bytes, at: r.at, walStatus: r.wal || null }];
   const wanted = flows.filter((f) => f.cdc && f.sourceIsPostgres).map(slotOf);
@@ -372,10 +374,9 @@ async function readSlots(
   const newest = async (slots: string[]): Promise<Row[]> => {
     if (slots.length === 0) return [];
     const { rows } = await client.query<Row>(
-      `select s.slot_name as key, x.id, x.slot_size as bytes, ${UTC_MICROS('x.updated_at')} as at, x.wal_status as wal
-         from unnest($1::text[]) as s(slot_name)
+      `select x.* from unnest($1::text[]) as s(slot_name)
         cross join lateral (
-          select id, (slot_size * ${MIB}::bigint)::float8 as slot_size, updated_at, ${wal} as wal_status from peerdb_stats.peer_slot_size p
+          select ${columns} from peerdb_stats.peer_slot_size p
            where p.slot_name = s.slot_name order by updated_at + interval '0 seconds' desc, id desc limit 1) as x`,
       [slots],
     );
@@ -394,7 +395,7 @@ async function readSlots(
     const { rows: [last] } = await client.query<{ at: string | null }>(`select max(updated_at)::text as at from peerdb_stats.peer_slot_size`);
     if (!last?.at) return [];
     const { rows } = await client.query<Row>(
-      `select distinct on (slot_name) slot_name as key, id, (slot_size * ${MIB}::bigint)::float8 as bytes, ${UTC_MICROS('updated_at')} as at, ${wal} as wal
+      `select distinct on (slot_name) ${columns}
          from peerdb_stats.peer_slot_size
         where updated_at >= $1::timestamp - interval '${RECENT_SLOT_MINUTES} minutes'
         order by slot_name, updated_at desc, id desc`,
@@ -416,7 +417,7 @@ async function readSlots(
   for (const s of wanted) looked.add(s);
   // peer_slot_size_pkey: only the samples appended since the last poll, and the holes below it.
   const { rows } = await client.query<Row>(
-    `select slot_name as key, id, (slot_size * ${MIB}::bigint)::float8 as bytes, ${UTC_MICROS('updated_at')} as at, ${wal} as wal
+    `select ${columns}
        from peerdb_stats.peer_slot_size where id > $1::int or id = any($2::int[]) order by id`,
     [tails.slotAfterId, tails.slotHoles],
   );
