@@ -66,15 +66,17 @@ export const TABLE_COLUMNS = TABLE_FIELDS.map((f) => f.column);
 /** The columns with their types, as a json_to_recordset column definition list. */
 export const TABLE_RECORD_DEFINITION = TABLE_FIELDS.map((f) => `${f.column} ${f.sql}`).join(', ');
 
+/** Field `i` of TABLE_FIELDS in an entry, by its path (undefined or null: the entry leaves it out). */
+function fieldValue(entry: TableEntry, i: number): unknown {
+  const from = entry as unknown as Record<string, Record<string, unknown> | null | undefined>;
+  const { group, key } = PATHS[i]!;
+  return group === undefined ? from[key] : from[group]?.[key];
+}
+
 /** One entry as a row of the writer's document: absent values left out (json_to_recordset reads them as null). */
 export function tableRow(mirror: string, entry: TableEntry): Record<string, unknown> {
   const row: Record<string, unknown> = { mirror, table_name: entry.table };
-  const from = entry as unknown as Record<string, Record<string, unknown> | null | undefined>;
-  for (let i = 0; i < TABLE_FIELDS.length; i++) {
-    const { group, key } = PATHS[i]!;
-    const value = group === undefined ? from[key] : from[group]?.[key];
-    row[TABLE_FIELDS[i]!.column] = value ?? undefined;
-  }
+  for (let i = 0; i < TABLE_FIELDS.length; i++) row[TABLE_FIELDS[i]!.column] = fieldValue(entry, i) ?? undefined;
   return row;
 }
 
@@ -100,13 +102,9 @@ export function tableColumns(sets: Iterable<[string, TableEntry[]]>): string[] {
   for (const [mirror, entries] of sets) {
     const quotedMirror = element(mirror);
     for (const entry of entries) {
-      const from = entry as unknown as Record<string, Record<string, unknown> | null | undefined>;
       columns[0]!.push(quotedMirror);
       columns[1]!.push(element(entry.table));
-      for (let i = 0; i < TABLE_FIELDS.length; i++) {
-        const { group, key } = PATHS[i]!;
-        columns[i + 2]!.push(element(group === undefined ? from[key] : from[group]?.[key]));
-      }
+      for (let i = 0; i < TABLE_FIELDS.length; i++) columns[i + 2]!.push(element(fieldValue(entry, i)));
     }
   }
   return columns.map((values) => `{${values.join(',')}}`);
