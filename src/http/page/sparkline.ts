@@ -72,6 +72,8 @@ const box = (from: number, to: number) => {
   return `M${x} 0h${w}v1h-${w}z`;
 };
 
+const byTimeDescending = (a: { time: number }, b: { time: number }) => b.time - a.time;
+
 const MARKS = html`<path class="merged" d="`;
 const PATH_END = html`"/>`;
 
@@ -100,9 +102,7 @@ export function sparklineRenderer(window: TimelineWindow): (s: Sparkline | undef
   const draw = (s: Sparkline | undefined): Html => {
     const { periods, count } = sparklinePeriods(s, seconds, window.buckets);
     // Per status, in the order first drawn: its time and its path; merged marks apart.
-    const statuses: string[] = [];
-    const times: number[] = [];
-    const paths: string[] = [];
+    const drawnStatuses: { status: string; time: number; path: string }[] = [];
     let marksTime = 0;
     let marks = '';
     let merged = 0;
@@ -113,34 +113,22 @@ export function sparklineRenderer(window: TimelineWindow): (s: Sparkline | undef
         merged += p.periods;
         continue;
       }
-      const k = statuses.indexOf(p.status);
-      if (k < 0) {
-        statuses.push(p.status);
-        times.push(p.to - p.from);
-        paths.push(box(p.from, p.to));
-      } else {
-        times[k] = (times[k] as number) + p.to - p.from;
-        paths[k] += box(p.from, p.to);
-      }
+      const entry = drawnStatuses.find((d) => d.status === p.status);
+      if (entry) {
+        entry.time += p.to - p.from;
+        entry.path += box(p.from, p.to);
+      } else drawnStatuses.push({ status: p.status, time: p.to - p.from, path: box(p.from, p.to) });
     }
-    // The most time first (drawn first, under the rest), ties in the order drawn: an insertion
-    // sort of the few statuses a day has.
-    for (let i = 1; i < statuses.length; i++) {
-      for (let j = i; j > 0 && (times[j] as number) > (times[j - 1] as number); j--) {
-        [statuses[j - 1], statuses[j]] = [statuses[j] as string, statuses[j - 1] as string];
-        [times[j - 1], times[j]] = [times[j] as number, times[j - 1] as number];
-        [paths[j - 1], paths[j]] = [paths[j] as string, paths[j - 1] as string];
-      }
-    }
+    // The most time first (drawn first, under the rest), ties in the order drawn (the sort is stable).
+    drawnStatuses.sort(byTimeDescending);
     let title = count === 0 ? 'last 24 h: no status recorded' : `last 24 h, ${formatCount(count)} status period${count === 1 ? '' : 's'}: `;
     const drawn: HtmlValue[] = [];
-    for (let k = 0; k < statuses.length; k++) {
-      const status = statuses[k] as string;
-      title += `${k ? ', ' : ''}${status} ${formatDuration(times[k] as number)}`;
-      drawn.push(opening(status), paths[k], PATH_END);
+    for (const [k, { status, time, path }] of drawnStatuses.entries()) {
+      title += `${k ? ', ' : ''}${status} ${formatDuration(time)}`;
+      drawn.push(opening(status), path, PATH_END);
     }
     if (marks) {
-      title += `${statuses.length ? ', ' : ''}${formatCount(merged)} ${shorter} ${formatDuration(marksTime)}`;
+      title += `${drawnStatuses.length ? ', ' : ''}${formatCount(merged)} ${shorter} ${formatDuration(marksTime)}`;
       drawn.push(MARKS, marks, PATH_END);
     }
     return html`${open}${title}</title>${drawn}</svg>`;
