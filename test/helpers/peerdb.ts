@@ -7,6 +7,10 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import protobuf from 'protobufjs/light.js';
+import { afterAll, beforeAll } from 'vitest';
+import { createLogger } from '../../src/log.js';
+import { connectPeerdb } from '../../src/source/peerdb/poller.js';
+import type { PeerdbShape } from '../../src/source/peerdb/readPeerdb.js';
 import { admin, createTestDatabase, databaseUrl, type TestDatabase } from './db.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/peerdb-catalog.sql', import.meta.url));
@@ -58,6 +62,32 @@ export async function createPeerdbCatalog(prefix: string, options: { withoutStat
       await admin(`drop role if exists ${role}`);
     },
   };
+}
+
+export interface PeerdbReader {
+  catalog: PeerdbCatalog;
+  /** Connected as the source connects (connectPeerdb), as the SELECT-only role. */
+  client: pg.Client;
+  shape: PeerdbShape;
+}
+
+/**
+ * For the describe block it is called in: a PeerDB catalog of its own (`setup` writes into it
+ * first) and a connection reading it as the source does, made before the block's tests and closed
+ * and dropped after them. Its fields are set once the block's beforeAll has run.
+ */
+export function peerdbReader(prefix: string, setup?: (catalog: PeerdbCatalog) => Promise<void>): PeerdbReader {
+  const reader = {} as PeerdbReader;
+  beforeAll(async () => {
+    reader.catalog = await createPeerdbCatalog(prefix);
+    await setup?.(reader.catalog);
+    Object.assign(reader, await connectPeerdb(reader.catalog.readerUrl, createLogger('silent')));
+  });
+  afterAll(async () => {
+    await reader.client?.end();
+    await reader.catalog?.drop();
+  });
+  return reader;
 }
 
 /** Every object in the database, and every privilege on it: what "nothing created" compares. */

@@ -5,12 +5,10 @@
  * way its workers write; the source reads as the SELECT-only role.
  */
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/log.js';
-import { connectPeerdb } from '../../src/source/peerdb/poller.js';
+import { describe, expect, it } from 'vitest';
 import { readPeerdb, type Tails } from '../../src/source/peerdb/readPeerdb.js';
 import { COUNTS_MARGIN_MS, RECONCILE_POLLS } from '../../src/source/peerdb/rowsSynced.js';
-import { createPeerdbCatalog, type PeerdbCatalog } from '../helpers/peerdb.js';
+import { peerdbReader } from '../helpers/peerdb.js';
 
 /** PeerDB's own total per mirror, over the whole tables. */
 async function peerdbTotals(pool: pg.Pool): Promise<Record<string, number>> {
@@ -24,52 +22,42 @@ async function peerdbTotals(pool: pg.Pool): Promise<Record<string, number>> {
 }
 
 describe('rows synced, incrementally', () => {
-  let catalog: PeerdbCatalog;
-  let client: pg.Client;
-  let shape: Awaited<ReturnType<typeof connectPeerdb>>['shape'];
-  let tails: Tails | null = null;
-  const poll = async (): Promise<Record<string, number>> => {
-    const snapshot = await readPeerdb(client, shape, tails);
-    tails = snapshot.tails;
-    return Object.fromEntries(snapshot.flows.map((f) => [f.name, snapshot.rows?.get(f.name)?.rows ?? 0]));
-  };
-  const sql = (text: string, values: unknown[] = []) => catalog.db.pool.query(text, values);
-
-  beforeAll(async () => {
-    catalog = await createPeerdbCatalog('rows');
+  const reader = peerdbReader('rows', async (catalog) => {
     const p = catalog.peerdb;
     for (const name of ['orders', 'users', 'loads']) await p.createFlow(name, { status: 1 });
     await p.endBatch('orders', 1, 'public.a', 100);
     await p.partition('orders', 'clone_orders_public_a_r1', 1000, true);
     await p.partition('loads', 'clone_loads_public_b_r1', 300, false);
-    ({ client, shape } = await connectPeerdb(catalog.readerUrl, createLogger('silent')));
   });
-  afterAll(async () => {
-    await client?.end();
-    await catalog?.drop();
-  });
+  let tails: Tails | null = null;
+  const poll = async (): Promise<Record<string, number>> => {
+    const snapshot = await readPeerdb(reader.client, reader.shape, tails);
+    tails = snapshot.tails;
+    return Object.fromEntries(snapshot.flows.map((f) => [f.name, snapshot.rows?.get(f.name)?.rows ?? 0]));
+  };
+  const sql = (text: string, values: unknown[] = []) => reader.catalog.db.pool.query(text, values);
 
   it('reads created_at as TS would print it (the error rule compares them as text)', async () => {
     await sql(`update flows set created_at = '2026-11-21 10:00:40.5' where name = 'users'`);
-    const snapshot = await readPeerdb(client, shape, null);
+    const snapshot = await readPeerdb(reader.client, reader.shape, null);
     const { rows } = await sql(`select name, to_char(created_at, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at from flows`);
     expect(Object.fromEntries(snapshot.flows.map((f) => [f.name, f.createdAt]))).toEqual(Object.fromEntries(rows.map((r) => [r.name, r.at])));
     expect(snapshot.flows.find((f) => f.name === 'users')?.createdAt).toBe('2026-11-21T10:00:40.500000Z');
   });
 
   it('first poll: the whole tables', async () => {
-    expect(await poll()).toEqual(await peerdbTotals(catalog.db.pool));
+    expect(await poll()).toEqual(await peerdbTotals(reader.catalog.db.pool));
     expect(await poll()).toMatchObject({ orders: 1100, users: 0, loads: 0 });
   });
 
   it('counts that change, a new table row, a partition that finishes later, a new partition', async () => {
-    const p = catalog.peerdb;
+    const p = reader.catalog.peerdb;
     await p.endBatch('orders', 2, 'public.a', 5);
     await p.endBatch('users', 1, 'public.u', 7);
     await sql(`update peerdb_stats.qrep_partitions set end_time = now() at time zone 'UTC' where parent_mirror_name = 'loads'`);
     await p.partition('users', 'clone_users_public_u_r1', 40, true);
     const totals = await poll();
-    expect(totals).toEqual(await peerdbTotals(catalog.db.pool));
+    expect(totals).toEqual(await peerdbTotals(reader.catalog.db.pool));
     expect(totals).toMatchObject({ orders: 1105, users: 47, loads: 300 });
   });
 
@@ -89,7 +77,7 @@ describe('rows synced, incrementally', () => {
   it('rows PeerDB deletes and a rewritten finished partition: corrected by reconciliation', async () => {
     await sql(`delete from peerdb_stats.cdc_table_aggregate_counts where flow_name = 'users'`);
     await sql(`update peerdb_stats.qrep_partitions set rows_synced = 1500 where parent_mirror_name = 'orders'`);
-    const want = await peerdbTotals(catalog.db.pool);
+    const want = await peerdbTotals(reader.catalog.db.pool);
     expect(want).toMatchObject({ users: 40, orders: 1607 });
     let polls = 0;
     while (JSON.stringify(await poll()) !== JSON.stringify(want)) expect(++polls).toBeLessThanOrEqual(RECONCILE_POLLS);
@@ -99,10 +87,10 @@ describe('rows synced, incrementally', () => {
     await sql(`delete from peerdb_stats.qrep_partitions where parent_mirror_name = 'orders'`);
     await sql(`delete from peerdb_stats.cdc_table_aggregate_counts where flow_name = 'orders'`);
     await sql(`delete from flows where name = 'orders'`);
-    await catalog.peerdb.createFlow('orders', { status: 1 });
+    await reader.catalog.peerdb.createFlow('orders', { status: 1 });
     await sql(`update flows set created_at = created_at + interval '1 second' where name = 'orders'`);
     const totals = await poll();
-    expect(totals).toEqual(await peerdbTotals(catalog.db.pool));
+    expect(totals).toEqual(await peerdbTotals(reader.catalog.db.pool));
     expect(totals.orders).toBe(0);
   });
 
@@ -110,138 +98,107 @@ describe('rows synced, incrementally', () => {
     // Ids far above the reconciliation slice of these polls: only the hole lookup can find it.
     await sql(`select setval('peerdb_stats.qrep_partitions_id_seq', 100000)`);
     await poll();
-    const open = await catalog.db.pool.connect();
+    const open = await reader.catalog.db.pool.connect();
     try {
       await open.query('begin');
       await open.query(`insert into peerdb_stats.qrep_runs (flow_name, run_uuid, parent_mirror_name) values ('clone_users_v_r9', 'run-late', 'users')`);
       await open.query(`insert into peerdb_stats.qrep_partitions (flow_name, run_uuid, partition_uuid, restart_count, rows_synced, end_time, parent_mirror_name)
                         values ('clone_users_v_r9', 'run-late', 'p1', 0, 9, now() at time zone 'UTC', 'users')`);
-      await catalog.peerdb.partition('users', 'clone_users_public_w_r2', 20, true);
+      await reader.catalog.peerdb.partition('users', 'clone_users_public_w_r2', 20, true);
       expect((await poll()).users).toBe(60);
       await open.query('commit');
     } finally {
       open.release();
     }
     const totals = await poll();
-    expect(totals).toEqual(await peerdbTotals(catalog.db.pool));
+    expect(totals).toEqual(await peerdbTotals(reader.catalog.db.pool));
     expect(totals.users).toBe(69);
   });
 });
 
 describe('the newest error remembered per flow name', () => {
-  let catalog: PeerdbCatalog;
-  let client: pg.Client;
-  let shape: Awaited<ReturnType<typeof connectPeerdb>>['shape'];
-
-  beforeAll(async () => {
-    catalog = await createPeerdbCatalog('errtail');
-    ({ client, shape } = await connectPeerdb(catalog.readerUrl, createLogger('silent')));
-  });
-  afterAll(async () => {
-    await client?.end();
-    await catalog?.drop();
-  });
+  const reader = peerdbReader('errtail');
 
   it('keeps current flows and their snapshot children, forgets the names of dropped ones', async () => {
-    const p = catalog.peerdb;
+    const p = reader.catalog.peerdb;
     for (const name of ['keep', 'gone']) await p.createFlow(name, { status: 1 });
-    let tails = (await readPeerdb(client, shape, null)).tails;
+    let tails = (await readPeerdb(reader.client, reader.shape, null)).tails;
     for (const flow of ['keep', 'clone_keep_public_t_r1', 'gone', 'clone_gone_public_t_r1', 'never_a_flow']) await p.log(flow, 'error', `boom in ${flow}`);
-    tails = (await readPeerdb(client, shape, tails)).tails;
+    tails = (await readPeerdb(reader.client, reader.shape, tails)).tails;
     expect([...tails.errors.keys()].sort()).toEqual(['clone_gone_public_t_r1', 'clone_keep_public_t_r1', 'gone', 'keep']);
     await p.drop('gone');
-    tails = (await readPeerdb(client, shape, tails)).tails;
+    tails = (await readPeerdb(reader.client, reader.shape, tails)).tails;
     expect([...tails.errors.keys()].sort()).toEqual(['clone_keep_public_t_r1', 'keep']);
   });
 
   it('finds an error row committed after a poll under an id below the highest that poll saw', async () => {
-    await catalog.peerdb.createFlow('late', { status: 1 });
-    let tails = (await readPeerdb(client, shape, null)).tails;
-    const open = await catalog.db.pool.connect();
+    await reader.catalog.peerdb.createFlow('late', { status: 1 });
+    let tails = (await readPeerdb(reader.client, reader.shape, null)).tails;
+    const open = await reader.catalog.db.pool.connect();
     try {
       await open.query('begin');
       await open.query(`insert into peerdb_stats.flow_errors (flow_name, error_message, error_type, error_timestamp)
                         values ('late', 'written first, committed last', 'error', now() at time zone 'UTC')`);
-      await catalog.peerdb.log('keep', 'warn', 'a later id, committed at once');
-      tails = (await readPeerdb(client, shape, tails)).tails;
+      await reader.catalog.peerdb.log('keep', 'warn', 'a later id, committed at once');
+      tails = (await readPeerdb(reader.client, reader.shape, tails)).tails;
       expect(tails.errors.has('late')).toBe(false);
       await open.query('commit');
     } finally {
       open.release();
     }
-    tails = (await readPeerdb(client, shape, tails)).tails;
+    tails = (await readPeerdb(reader.client, reader.shape, tails)).tails;
     expect(tails.errors.get('late')?.message).toBe('written first, committed last');
   });
 });
 
 describe('the flows, handed on while the flows table is unchanged', () => {
-  let catalog: PeerdbCatalog;
-  let client: pg.Client;
-  let shape: Awaited<ReturnType<typeof connectPeerdb>>['shape'];
-
-  beforeAll(async () => {
-    catalog = await createPeerdbCatalog('flowskey');
+  const reader = peerdbReader('flowskey', async (catalog) => {
     for (const name of ['a', 'b']) await catalog.peerdb.createFlow(name, { status: 1 });
-    ({ client, shape } = await connectPeerdb(catalog.readerUrl, createLogger('silent')));
-  });
-  afterAll(async () => {
-    await client?.end();
-    await catalog?.drop();
   });
 
   it('an idle poll hands on the same rows; an update, an insert, a delete or a renamed peer is read', async () => {
-    const sql = (text: string) => catalog.db.pool.query(text);
-    let snapshot = await readPeerdb(client, shape, null);
+    const sql = (text: string) => reader.catalog.db.pool.query(text);
+    let snapshot = await readPeerdb(reader.client, reader.shape, null);
     const first = snapshot.flows;
-    snapshot = await readPeerdb(client, shape, snapshot.tails);
+    snapshot = await readPeerdb(reader.client, reader.shape, snapshot.tails);
     expect(snapshot.flows).toBe(first);
 
     await sql(`update flows set status = 3 where name = 'a'`);
-    snapshot = await readPeerdb(client, shape, snapshot.tails);
+    snapshot = await readPeerdb(reader.client, reader.shape, snapshot.tails);
     expect(snapshot.flows.find((f) => f.name === 'a')?.status).toBe(3);
 
-    await catalog.peerdb.createFlow('c', { status: 1 });
-    snapshot = await readPeerdb(client, shape, snapshot.tails);
+    await reader.catalog.peerdb.createFlow('c', { status: 1 });
+    snapshot = await readPeerdb(reader.client, reader.shape, snapshot.tails);
     expect(snapshot.flows.map((f) => f.name).sort()).toEqual(['a', 'b', 'c']);
 
     await sql(`delete from flows where name = 'b'`);
-    snapshot = await readPeerdb(client, shape, snapshot.tails);
+    snapshot = await readPeerdb(reader.client, reader.shape, snapshot.tails);
     expect(snapshot.flows.map((f) => f.name).sort()).toEqual(['a', 'c']);
 
     const source = snapshot.flows[0]!.source!;
     await sql(`update peers set name = 'renamed' where name = '${source}'`);
-    snapshot = await readPeerdb(client, shape, snapshot.tails);
+    snapshot = await readPeerdb(reader.client, reader.shape, snapshot.tails);
     expect(snapshot.flows.every((f) => f.source === 'renamed')).toBe(true);
   });
 });
 
 describe("the newest slot sample, on a leader's first poll", () => {
-  let catalog: PeerdbCatalog;
-  let client: pg.Client;
-  let shape: Awaited<ReturnType<typeof connectPeerdb>>['shape'];
-
-  beforeAll(async () => {
-    catalog = await createPeerdbCatalog('slotnewest');
+  const reader = peerdbReader('slotnewest', async (catalog) => {
     for (const name of ['recent', 'stopped', 'tie']) await catalog.peerdb.createFlow(name, { status: 1 });
-    ({ client, shape } = await connectPeerdb(catalog.readerUrl, createLogger('silent')));
-  });
-  afterAll(async () => {
-    await client?.end();
-    await catalog?.drop();
   });
 
   it('is the newest by time then id, for slots sampled in the last minutes and for slots whose samples stopped hours ago', async () => {
-    const p = catalog.peerdb;
+    const p = reader.catalog.peerdb;
     // `recent`: sampled every minute, newest last; `stopped`: its samples end 3 hours before the
     // newest sample of any slot, so only the lookup by name finds it.
     for (let minutes = 10; minutes >= 0; minutes--) await p.slotSample('recent', 100 + minutes, { agoSeconds: minutes * 60 });
     for (const hours of [5, 3]) await p.slotSample('stopped', hours, { agoSeconds: hours * 3600 });
     // `tie`: two samples at the same time: the higher id is the newer.
-    await catalog.db.pool.query(
+    await reader.catalog.db.pool.query(
       `insert into peerdb_stats.peer_slot_size (slot_name, peer_name, slot_size, updated_at)
        select 'peerflow_slot_tie', 'pg_source', s, date_trunc('second', now() at time zone 'UTC') from generate_series(1, 2) s`,
     );
-    const { tails } = await readPeerdb(client, shape, null);
+    const { tails } = await readPeerdb(reader.client, reader.shape, null);
     const mib = (slot: string) => (tails.slots.get(slot)?.bytes ?? 0) / 1_048_576;
     expect([mib('peerflow_slot_recent'), mib('peerflow_slot_stopped'), mib('peerflow_slot_tie')]).toEqual([100, 3, 2]);
   });

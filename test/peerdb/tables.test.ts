@@ -5,13 +5,12 @@
  * /metrics and in the read API; and the incremental read against a fresh whole read of the same
  * catalog after every kind of change.
  */
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PEERDB_SESSION_OPTIONS, readPeerdb, readShape, type Tails } from '../../src/source/peerdb/readPeerdb.js';
+import { readPeerdb, readShape, type Tails } from '../../src/source/peerdb/readPeerdb.js';
 import { RECONCILE_POLLS } from '../../src/source/peerdb/rowsSynced.js';
 import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { createPeerdbCatalog, type PeerdbCatalog } from '../helpers/peerdb.js';
+import { createPeerdbCatalog, type PeerdbCatalog, peerdbReader } from '../helpers/peerdb.js';
 import { scrape, seriesValue } from '../helpers/scrape.js';
 
 const STATUS = { running: 1, setup: 4, snapshot: 5, resync: 9 } as const;
@@ -160,29 +159,18 @@ describe('tables from PeerDB, the daemon as a process', () => {
 });
 
 describe('the incremental read of tables', () => {
-  let catalog: PeerdbCatalog;
-  let client: pg.Client;
-
-  beforeAll(async () => {
-    catalog = await createPeerdbCatalog('tables_incremental');
-    client = new pg.Client({ connectionString: catalog.readerUrl, options: PEERDB_SESSION_OPTIONS });
-    await client.connect();
-  });
-  afterAll(async () => {
-    await client?.end();
-    await catalog?.drop();
-  });
+  const reader = peerdbReader('tables_incremental');
 
   it('equals a whole read of the same catalog after every kind of change', async () => {
-    const p = catalog.peerdb;
-    const sql = (text: string, values: unknown[] = []) => catalog.db.pool.query(text, values);
-    const shape = await readShape(client);
+    const p = reader.catalog.peerdb;
+    const sql = (text: string, values: unknown[] = []) => reader.catalog.db.pool.query(text, values);
+    const shape = await readShape(reader.client);
     expect(shape.tables).toEqual({ namespaced: false });
     let tails: Tails | null = null;
     const check = async (what: string) => {
-      const incremental = await readPeerdb(client, shape, tails);
+      const incremental = await readPeerdb(reader.client, shape, tails);
       tails = incremental.tails;
-      const whole = await readPeerdb(client, shape, null);
+      const whole = await readPeerdb(reader.client, shape, null);
       const view = (m: typeof whole.tables) => Object.fromEntries([...(m ?? [])].map(([k, v]) => [k, v.entries]));
       expect(view(incremental.tables), what).toEqual(view(whole.tables));
       return view(incremental.tables);
@@ -221,7 +209,7 @@ describe('the incremental read of tables', () => {
     expect((await check('the resync load')).a).toEqual([{ table: 'public.x', snapshot: { partitions: 1, partitionsSynced: 0, rowsSynced: 0 } }]);
     // A run deleted while its mirror runs (a cancelled table addition): forgotten by the rolling slice.
     await sql(`delete from peerdb_stats.qrep_runs where flow_name = $1`, [lab.child]);
-    for (let i = 0; i < RECONCILE_POLLS; i++) await readPeerdb(client, shape, tails).then((s) => (tails = s.tails));
+    for (let i = 0; i < RECONCILE_POLLS; i++) await readPeerdb(reader.client, shape, tails).then((s) => (tails = s.tails));
     await check('a deleted run');
     // A flow dropped, one created.
     await p.drop('a_b');
@@ -232,33 +220,23 @@ describe('the incremental read of tables', () => {
 });
 
 describe('tables where PeerDB records their namespace apart (PeerDB PR #4416)', () => {
-  let catalog: PeerdbCatalog;
-  let client: pg.Client;
-
-  beforeAll(async () => {
-    catalog = await createPeerdbCatalog('tables_namespaced');
+  const reader = peerdbReader('tables_namespaced', async (catalog) => {
     // The PR's change: a namespace column, and the key widened by it.
     await catalog.db.pool.query(`
       alter table peerdb_stats.cdc_table_aggregate_counts add column destination_table_namespace text not null default '';
       alter table peerdb_stats.cdc_table_aggregate_counts drop constraint cdc_table_aggregate_counts_pkey;
       alter table peerdb_stats.cdc_table_aggregate_counts add primary key (flow_name, destination_table_namespace, destination_table_name)`);
-    client = new pg.Client({ connectionString: catalog.readerUrl, options: PEERDB_SESSION_OPTIONS });
-    await client.connect();
-  });
-  afterAll(async () => {
-    await client?.end();
-    await catalog?.drop();
   });
 
   it('keeps same-named tables of two namespaces apart, in the tables and in the mirror’s total', async () => {
-    await catalog.peerdb.createFlow('ns', { status: STATUS.running });
-    await catalog.db.pool.query(
+    await reader.catalog.peerdb.createFlow('ns', { status: STATUS.running });
+    await reader.catalog.db.pool.query(
       `insert into peerdb_stats.cdc_table_aggregate_counts (flow_name, destination_table_namespace, destination_table_name, total_count, last_updated_at)
        values ('ns', 'sales', 'orders', 5, now()), ('ns', 'hr', 'orders', 7, now()), ('ns', '', 'public.x', 1, now()), ('ns', 'public', 'public.y', 2, now())`,
     );
-    const shape = await readShape(client);
+    const shape = await readShape(reader.client);
     expect(shape.tables).toEqual({ namespaced: true });
-    const snapshot = await readPeerdb(client, shape, null);
+    const snapshot = await readPeerdb(reader.client, shape, null);
     expect(snapshot.tables?.get('ns')?.entries.map((t) => [t.table, t.rowsSynced])).toEqual([
       ['hr.orders', 7], ['public.x', 1], ['public.y', 2], ['sales.orders', 5],
     ]);
