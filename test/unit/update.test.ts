@@ -45,6 +45,31 @@ describe('timestamps', () => {
   ])('rejects %s', (input) => {
     expect(parseTimestamp(input).ok).toBe(false);
   });
+  it('takes a field already in canonical form exactly as the full parse does, valid or not', () => {
+    // The fields other than observedAt take canonical text without the full parse (update.ts,
+    // isCanonical): every date and time a canonical-looking string can spell must be judged alike.
+    const pad = (n: number, width: number) => String(n).padStart(width, '0');
+    const seen = { valid: 0, invalid: 0 };
+    const check = (text: string) => {
+      const full = parseTimestamp(text);
+      const r = parseUpdate({ ...base, slotLagSampledAt: text }, NOW);
+      expect(r.ok ? r.value.slotLagSampledAt : null, text).toBe(full.ok ? full.canonical : null);
+      seen[full.ok ? 'valid' : 'invalid']++;
+    };
+    for (const year of [0, 1, 99, 100, 1900, 2000, 2024, 2026, 2100, 9999]) {
+      for (let month = 0; month <= 13; month++) {
+        for (const day of [0, 1, 28, 29, 30, 31, 32]) check(`${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}T12:00:00.000000Z`);
+      }
+    }
+    for (const [h, m, sec] of [[0, 0, 0], [23, 59, 59], [24, 0, 0], [23, 60, 0], [23, 59, 60], [99, 99, 99]]) {
+      check(`2026-11-21T${pad(h!, 2)}:${pad(m!, 2)}:${pad(sec!, 2)}.123456Z`);
+    }
+    for (const text of ['2026-11-21T10:00:00.123456z', '2026-11-21t10:00:00.123456Z', '2026-11-21T10:00:00.12345aZ', '2026-11-21T10:00:00,123456Z', '2026-1a-21T10:00:00.123456Z']) {
+      check(text);
+    }
+    expect(seen.valid).toBeGreaterThan(100);
+    expect(seen.invalid).toBeGreaterThan(100);
+  });
   it('sorts canonical strings like instants', () => {
     const a = parseTimestamp('2026-11-21T10:00:00.000001Z');
     const b = parseTimestamp('2026-11-21T11:00:00.000000+01:00');
