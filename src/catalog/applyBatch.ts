@@ -154,14 +154,30 @@ interface NextRow {
 /**
  * Step 4's inputs travel as JSON documents (one parameter each) rather than ~30 typed
  * arrays: node-pg encodes a text array element by element with regex escapes, where
- * JSON.stringify of the whole list is a fast path and
- * PostgreSQL's jsonb_to_recordset reads it back typed in one pass. Timestamps stay canonical
- * microsecond strings, so no precision is lost on the way.
+ * JSON.stringify of the whole list is a fast path and PostgreSQL's json_to_recordset reads it back
+ * typed in one pass. Timestamps stay canonical microsecond strings, so no precision is lost on the way.
+ * The journal's updates go as two documents, zipped back in order by ROWS FROM: their keys, and
+ * their payloads, each made jsonb on its own. Read as one jsonb document, a batch carrying tables
+ * (3.4 MB for 500 PeerDB updates of 25 tables) cost PostgreSQL 170 ms; apart, 50 ms.
  */
-function journalJson(journal: StateUpdate[]): string {
-  return JSON.stringify(
-    journal.map((u) => ({ mirror: u.mirror, observed_at: u.observedAt, seq: u.seq, status: u.status, payload: u.payload })),
-  );
+interface JournalDocuments {
+  keys: string;
+  payloads: string;
+}
+
+function journalJson(journal: StateUpdate[]): JournalDocuments {
+  return {
+    keys: JSON.stringify(journal.map((u) => ({ mirror: u.mirror, observed_at: u.observedAt, seq: u.seq, status: u.status }))),
+    payloads: JSON.stringify(journal.map((u) => u.payload)),
+  };
+}
+
+/** The journal rows of step 4 from the two documents, as `x(mirror, observed_at, seq, status, payload)`. */
+function journalRows(documents: JournalDocuments, param: (value: unknown) => string): string {
+  return `rows from (
+           json_to_recordset(${param(documents.keys)}::json) as (mirror text, observed_at timestamptz, seq bigint, status text),
+           json_array_elements(${param(documents.payloads)}::json)
+         ) as x(mirror, observed_at, seq, status, payload)`;
 }
 
 /**
@@ -372,25 +388,22 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   //    behind choices"). The transitions are also counted per UTC day, into this connection's row
   //    of transitions_per_day (docs/catalog.md): a connection runs one transaction at a time, so
   //    concurrent batches never wait on one counter row; a batch without transitions leaves it out.
-  const params: unknown[] = [
-    seen.length === 0 ? journalIfAllApplied : journalJson(fresh),
-    transitionsJson(transitions),
-    rowsJson(nextRows.values()),
-    journalJson(seen),
-  ];
+  const params: unknown[] = [transitionsJson(transitions), rowsJson(nextRows.values())];
   const param = (value: unknown) => `$${params.push(value)}`;
+  const freshRows = journalRows(seen.length === 0 ? journalIfAllApplied : journalJson(fresh), param);
+  const seenRows = journalRows(journalJson(seen), param);
   const firstReported = tableSets.first.size === 0 ? '' : `tables_reported = m.tables_reported or m.mirror = any(${param([...tableSets.first.keys()])}::text[]),`;
   const tableSteps = tableCtes(schema, tableSets, param);
   const { rows: inserted } = await db.executeSql(
     `with fresh as (
        insert into ${t.journal} (mirror, observed_at, seq, status, applied, payload)
-       select mirror, observed_at, seq, status, true, payload
-         from jsonb_to_recordset($1::jsonb) as x(mirror text, observed_at timestamptz, seq bigint, status text, payload jsonb)
+       select mirror, observed_at, seq, status, true, payload::text::jsonb
+         from ${freshRows}
        returning mirror, observed_at, applied
      ), seen as (
        insert into ${t.journal} (mirror, observed_at, seq, status, applied, payload)
-       select mirror, observed_at, seq, status, false, payload
-         from jsonb_to_recordset($4::jsonb) as x(mirror text, observed_at timestamptz, seq bigint, status text, payload jsonb)
+       select mirror, observed_at, seq, status, false, payload::text::jsonb
+         from ${seenRows}
        on conflict on constraint journal_idempotency_key do nothing
        returning mirror, observed_at, applied
      ), j as (
@@ -398,7 +411,7 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
      ), added as (
        select mirror, count(*)::integer as n, min(observed_at) as oldest from j group by mirror
      ), x as (
-       select * from json_to_recordset($2::json)
+       select * from json_to_recordset($1::json)
          as x(mirror text, from_status text, to_status text, at timestamptz, seq bigint, workflow_id text,
               error_class text, error_message text)
      ), tr as (
@@ -418,7 +431,7 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
          journal_length = m.journal_length + coalesce(added.n, 0),
          journal_oldest_at = least(m.journal_oldest_at, added.oldest),
          updated_at = now()
-       from json_to_recordset($3::json)
+       from json_to_recordset($2::json)
          as u(mirror text, status text, status_since timestamptz, observed_at timestamptz, seq bigint,
               ${ROW_DOCUMENT_FIELDS}, error_class text, error_message text, dropped_at timestamptz,
               transitions_total bigint, changed boolean)

@@ -57,6 +57,28 @@ describe('applyBatch', () => {
     expect(await mirror()).toMatchObject({ status: 'paused', observed_at: '2026-11-21T10:00:00.000002Z', transitions_total: 4, journal_length: 4 });
   });
 
+  it('journals each update with its own payload as received, applied and stale alike', async () => {
+    // Keys and payloads reach the journal as two documents zipped in order (applyBatch.ts): a
+    // payload one place off would journal another update's body under this one's key.
+    const first = u({ mirror: 'a', observedAt: '2026-11-21T10:00:05Z' });
+    await write([first]);
+    const batch = ['b', 'a', 'c'].flatMap((name, i) => [1, 2, 3].map((seq) => u({
+      mirror: name, observedAt: `2026-11-21T10:00:0${seq + i}+00:00`, seq, note: `${name}/${seq}`, nested: { list: [seq, name] },
+    })));
+    const outcome = await write(batch);
+    expect(outcome).toMatchObject({ applied: 6, stale: 3 });
+    const { rows } = await db.pool.query(
+      `select mirror, ${UTC_MICROS('observed_at')} as observed_at, seq::int as seq, applied, payload from ${SCHEMA}.journal order by mirror, observed_at, seq`,
+    );
+    const sent = new Map([first, ...batch].map((x) => [`${x.mirror} ${x.observedAt} ${x.seq}`, x.payload]));
+    expect(rows).toHaveLength(10);
+    for (const row of rows) {
+      const key = `${row.mirror} ${row.observed_at} ${row.seq}`;
+      expect(row.payload, key).toEqual(sent.get(key));
+    }
+    expect(rows.filter((r) => !r.applied).map((r) => r.payload.note)).toEqual(['a/1', 'a/2', 'a/3']);
+  });
+
   it('journals a stale update without changing state, and ignores a duplicate entirely', async () => {
     await write([u({ status: 'paused', observedAt: '2026-11-21T10:00:05Z', rowsSynced: 9 })]);
     expect(await write([u({ status: 'failed', observedAt: '2026-11-21T10:00:01Z' })])).toMatchObject({ applied: 0, stale: 1 });
