@@ -1,7 +1,7 @@
 /**
  * The PeerDB source's long-lived part, and the only one that knows about time.
  *
- * Every interval, on every replica:
+ * Every interval (from the start of one tick to the next), on every replica:
  *   not leading → try to take the leader lock (leader.ts); a follower therefore takes over at most
  *                 one interval after the leader's session ended, two after it died (the server
  *                 notices a killed process's socket at once; a cut network, on TCP keepalive);
@@ -115,12 +115,16 @@ export class PeerdbPoller {
     }, delayMs);
   }
 
+  /** Ticks start an interval apart (a poll that took longer is followed at once); failures back off from the end of the last. */
   private async tick(): Promise<void> {
     const { intervalMs } = this.options;
+    const started = performance.now();
     if (!this.leadership || this.leadership.isLost()) await this.tryToLead();
     if (this.leadership && !this.stopping) await this.poll();
-    const backoff = this.failures === 0 ? intervalMs : Math.min(MAX_BACKOFF_MS, intervalMs * 2 ** Math.min(this.failures, 10));
-    this.schedule(backoff);
+    const delay = this.failures === 0
+      ? Math.max(0, intervalMs - (performance.now() - started))
+      : Math.min(MAX_BACKOFF_MS, intervalMs * 2 ** Math.min(this.failures, 10));
+    this.schedule(delay);
   }
 
   private async tryToLead(): Promise<void> {
