@@ -199,6 +199,17 @@ describe('the incremental read of tables', () => {
     const seen = await check('CDC counts');
     expect(seen.a).toEqual([{ table: 'public.x', rowsSynced: 9, lastSyncedAt: expect.any(String),
       snapshot: { partitions: 2, partitionsSynced: 1, rowsSynced: 3, startedAt: expect.any(String) }, error: { class: 'connection', message: REFUSED } }]);
+    // One mirror's counts move: its tables are rebuilt, the other mirror's handed on as they were.
+    const built = () => (tails as Tails | null)?.tables?.built;
+    const [aBefore, abBefore] = [built()?.get('a'), built()?.get('a_b')];
+    await p.startBatch('a', 2, 5);
+    await p.endBatch('a', 2, 'public.x', 5);
+    expect((await check('one mirror moved')).a?.[0]?.rowsSynced).toBe(14);
+    expect(built()?.get('a')).not.toBe(aBefore);
+    expect(built()?.get('a_b')).toBe(abBefore);
+    // A table's load planning (its run, no partition yet): listed, its mirror alone rebuilt.
+    await p.planLoad('a_b', 'public.w', null);
+    expect((await check('a run planning')).a_b?.map((t) => t.table)).toEqual(['public.w', 'public.x', 'public.y']);
     // A resync that drops the stats, seen at the next poll.
     await p.setStatus('a', STATUS.resync);
     await check('resync entered');

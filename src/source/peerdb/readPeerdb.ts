@@ -20,7 +20,7 @@ import { UTC_MICROS } from '../../catalog/sql.js';
 import { decodeFlowConfig, type FlowConfig, NO_CONFIG } from './config.js';
 import { CLONE_PREFIX, type ErrorRow, type FlowRow, nextHoles, parentOf, topAndHoles } from './rows.js';
 import { readRowsSynced, type RowsMemory, type RowTotals } from './rowsSynced.js';
-import { buildTables, flowsKeyOf, type MirrorTables, readRuns, type RunsMemory, type TablesMemory } from './tables.js';
+import { buildTables, flowsKeyOf, type MirrorTables, readRuns, type TablesMemory, type TablesRebuild } from './tables.js';
 
 /** Session settings of the PeerDB connection: PeerDB's `timestamp` columns hold UTC (its workers
  * write `now()` of a UTC server, or Go's UTC time), so the session reads them as UTC, printed in
@@ -316,7 +316,7 @@ async function readStats(
     pendingLag = new Map(rows.map((r) => [r.flow_name, r.lag]));
   }
 
-  let runs: { memory: RunsMemory; moved: boolean; children?: string[] } | null = null;
+  let runs: Awaited<ReturnType<typeof readRuns>> | null = null;
   let flowsKey = '';
   let rowTotals: PeerdbSnapshot['rows'] = null;
   let rowsMemory: RowsMemory | null = null;
@@ -337,9 +337,11 @@ async function readStats(
   };
   if (shape.slotSizes) Object.assign(merged, await readSlots(client, shape, flows, tails));
   let childErrorsMoved = true;
+  let movedChildren: Set<string> | undefined;
   if (shape.flowErrors) {
     const errors = await readErrors(client, shape, read, tails, runs?.children);
     childErrorsMoved = errors.childErrorsMoved;
+    movedChildren = errors.movedChildren;
     Object.assign(merged, { errorAfterId: errors.errorAfterId, errorHoles: errors.errorHoles, errors: errors.errors });
   }
   let tables: PeerdbSnapshot['tables'] = null;
@@ -351,7 +353,17 @@ async function readStats(
     if (before && !runs.moved && !rowsMemory.moved && !childErrorsMoved && before.flowsKey === flowsKey) {
       tables = before.built;
     } else {
-      ({ built: tables, truncated } = buildTables(flows, rowsMemory, runs.memory.runs, merged.errors));
+      // The same flows, and each source naming what it moved: only those mirrors are rebuilt.
+      let only: TablesRebuild | undefined;
+      if (before && before.flowsKey === flowsKey && rowsMemory.movedMirrors && runs.movedMirrors && movedChildren) {
+        const mirrors = new Set([...rowsMemory.movedMirrors, ...runs.movedMirrors]);
+        for (const child of movedChildren) {
+          const run = runs.memory.runs.get(child);
+          if (run) mirrors.add(run.mirror);
+        }
+        only = { previous: before.built, mirrors };
+      }
+      ({ built: tables, truncated } = buildTables(flows, rowsMemory, runs.memory.runs, merged.errors, only));
     }
     merged.tables = { runs: runs.memory, built: tables, flowsKey };
   }
@@ -436,7 +448,7 @@ async function readErrors(
   read: FlowsRead,
   tails: Tails | null,
   children: string[] | undefined,
-): Promise<Pick<Tails, 'errorAfterId' | 'errorHoles' | 'errors'> & { childErrorsMoved: boolean }> {
+): Promise<Pick<Tails, 'errorAfterId' | 'errorHoles' | 'errors'> & { childErrorsMoved: boolean; movedChildren?: Set<string> }> {
   const flows = read.rows;
   type Row = { key: string; id: number; message: string; at: string };
   const toEntry = (r: Row): [string, ErrorRow] => [r.key, { id: r.id, flowName: r.key, message: r.message, at: r.at }];
@@ -480,11 +492,11 @@ async function readErrors(
   // Forget the flow names that are neither a flow now nor a snapshot child of one (dropped mirrors,
   // finished clones of them): without this the map grows with every flow name PeerDB ever logged.
   // Only a new error or a change of the flows can make a name to forget.
-  if (logged.length === 0 && tails.flows === read) return { errorAfterId: top, errorHoles, errors: tails.errors, childErrorsMoved: false };
+  if (logged.length === 0 && tails.flows === read) return { errorAfterId: top, errorHoles, errors: tails.errors, childErrorsMoved: false, movedChildren: new Set() };
   // A copy either way: the names forgotten below are deleted from it, never from the previous poll's map.
   const errors = logged.length > 0 ? mergeTail(tails.errors, logged.map(toEntry)) : new Map(tails.errors);
   const names = read.names;
   for (const name of errors.keys()) if (!names.has(name) && parentOf(name, names) === undefined) errors.delete(name);
-  const childErrorsMoved = rows.some((r) => r.type === 'error' && r.key.startsWith(CLONE_PREFIX));
-  return { errorAfterId: top, errorHoles, errors, childErrorsMoved };
+  const movedChildren = new Set(logged.filter((r) => r.key.startsWith(CLONE_PREFIX)).map((r) => r.key));
+  return { errorAfterId: top, errorHoles, errors, childErrorsMoved: movedChildren.size > 0, movedChildren };
 }

@@ -89,6 +89,8 @@ export interface RowsMemory {
   partitionTotals: Map<string, Counted>;
   /** Whether this poll's read changed any table count or partition: tables.ts rebuilds tables only then. */
   moved?: boolean;
+  /** The mirrors whose counts or partitions this poll's read changed; absent after a whole read (all of them). */
+  movedMirrors?: Set<string>;
   /** One string per partition flow name, shared by its partitions (partitionOf). */
   flowNames?: Map<string, string>;
   /** The ids of partitions started and not finished: the few PeerDB is running now. */
@@ -207,10 +209,11 @@ async function readChanges(
   // Reconcile: for the bucket's flows, memory becomes exactly the answer.
   const before = new Map(names.map((name) => [name, counts.get(name)]));
   for (const name of names) counts.delete(name);
-  let movedCounts = false;
+  const movedMirrors = new Set<string>();
   // A bucket flow's rows were forgotten just above: whether they moved is the comparison after.
-  for (const r of countRows) movedCounts = (putCount(counts, r) && !before.has(r.flow)) || movedCounts;
-  for (const [name, tables] of before) if (!sameCounts(tables, counts.get(name))) movedCounts = true;
+  for (const r of countRows) if (putCount(counts, r) && !before.has(r.flow)) movedMirrors.add(r.flow);
+  for (const [name, tables] of before) if (!sameCounts(tables, counts.get(name))) movedMirrors.add(name);
+  const movedCounts = movedMirrors.size > 0;
 
   // qrep_partitions_pkey: new ids, the ones started but unfinished at the last poll (PeerDB runs a
   // few at a time), the holes among the last PARTITION_LOOKBACK_IDS ids (inserts committed out of id
@@ -241,7 +244,11 @@ async function readChanges(
   // none is remembered above newAfter yet.
   const forget = (id: number) => {
     running.delete(id);
-    changedPartitions = partitions.delete(id) || changedPartitions;
+    const p = partitions.get(id);
+    if (p === undefined) return;
+    partitions.delete(id);
+    changedPartitions = true;
+    movedMirrors.add(p.mirror);
   };
   for (const id of open) if (!seen.has(id)) forget(id);
   for (let id = from; id < from + partSlice; id++) if (!seen.has(id)) forget(id);
@@ -255,6 +262,8 @@ async function readChanges(
     if (!before || before.rows !== p.rows || before.at !== p.at || before.mirror !== p.mirror || before.start !== p.start || before.flow !== p.flow) {
       partitions.set(r.id, p);
       changedPartitions = true;
+      movedMirrors.add(p.mirror);
+      if (before) movedMirrors.add(before.mirror);
     }
     top = Math.max(top, r.id);
   }
@@ -262,7 +271,7 @@ async function readChanges(
   return {
     readAt: '', poll: memory.poll + 1, counts, partitions, partitionTopId: top, partitionCursor: from + partSlice, created: memory.created,
     partitionTotals: changedPartitions ? partitionTotalsOf(partitions) : memory.partitionTotals,
-    moved: changedPartitions || movedCounts, flowNames, running, totals: memory.totals,
+    moved: changedPartitions || movedCounts, movedMirrors, flowNames, running, totals: memory.totals,
   };
 }
 

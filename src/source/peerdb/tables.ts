@@ -21,7 +21,8 @@
  * the holes below them (`qrep_runs_pkey`), a rolling slice of ids (each id read again every
  * RECONCILE_POLLS polls: a deleted run is forgotten), and, by flow name
  * (`idx_qrep_runs_flow_name`), the runs of mirrors in resync, setup or snapshot, whose stats PeerDB
- * may drop at any poll. Tables are rebuilt only on a poll where something they come from moved.
+ * may drop at any poll. Tables are rebuilt only on a poll where something they come from moved,
+ * and only those of the mirrors it moved (`movedMirrors` of each read; buildTables' `only`).
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
@@ -111,7 +112,7 @@ export async function readRuns(
   previousStatuses: ReadonlyMap<string, number> | undefined,
   memory: RunsMemory | null,
   flowsChanged: boolean,
-): Promise<{ memory: RunsMemory; moved: boolean; children?: string[] }> {
+): Promise<{ memory: RunsMemory; moved: boolean; movedMirrors?: Set<string>; children?: string[] }> {
   if (memory === null) {
     const { rows } = await client.query<RunRow>(`select ${RUN_COLUMNS} from peerdb_stats.qrep_runs where ${CHILD_RUNS}`);
     const fresh = { runs: new Map<string, Run>(), byId: new Map<number, string>() };
@@ -138,27 +139,35 @@ export async function readRuns(
       where ${CHILD_RUNS}`,
     [memory.top, memory.holes, from, from + slice, watchedChildren],
   );
-  let moved = false;
+  const movedMirrors = new Set<string>();
+  const forget = (flow: string) => {
+    const run = runs.get(flow);
+    if (run !== undefined && forgetRun(memory, flow)) movedMirrors.add(run.mirror);
+  };
   const answered = new Set(rows.map((r) => r.flow));
   // A remembered run whose id was in a range read whole, or whose flow was looked up, but that is
   // not answered: PeerDB deleted it (a resync dropping the mirror's stats, a cancelled table addition).
-  for (const flow of watchedChildren) if (!answered.has(flow)) moved = forgetRun(memory, flow) || moved;
+  for (const flow of watchedChildren) if (!answered.has(flow)) forget(flow);
   for (let id = from; id < from + slice; id++) {
     const flow = byId.get(id);
-    if (flow !== undefined && !answered.has(flow)) moved = forgetRun(memory, flow) || moved;
+    if (flow !== undefined && !answered.has(flow)) forget(flow);
   }
   let top = memory.top;
   for (const r of rows) {
-    moved = putRun(memory, r) || moved;
+    const before = runs.get(r.flow)?.mirror;
+    if (putRun(memory, r)) {
+      movedMirrors.add(r.mirror);
+      if (before !== undefined) movedMirrors.add(before);
+    }
     top = Math.max(top, r.id);
   }
   const holes = nextHoles(memory.holes, memory.top, rows.map((r) => r.id), top);
   if (flowsChanged) {
     // Forget the runs of mirrors that no longer exist.
     const names = new Set(flows.map((f) => f.name));
-    for (const [flow, r] of runs) if (!names.has(r.mirror)) forgetRun(memory, flow);
+    for (const [flow, r] of runs) if (!names.has(r.mirror)) forget(flow);
   }
-  return { memory: { runs, byId, top, holes, cursor: from + slice }, moved };
+  return { memory: { runs, byId, top, holes, cursor: from + slice }, moved: movedMirrors.size > 0, movedMirrors };
 }
 
 interface Load {
@@ -169,10 +178,10 @@ interface Load {
   end: string | null;
 }
 
-function loadsOf(partitions: Iterable<Partition>): Map<string, Load> {
+function loadsOf(partitions: Iterable<Partition>, only: ReadonlySet<string> | undefined): Map<string, Load> {
   const loads = new Map<string, Load>();
   for (const p of partitions) {
-    if (p.flow === p.mirror) continue;
+    if (p.flow === p.mirror || (only !== undefined && !only.has(p.mirror))) continue;
     let l = loads.get(p.flow);
     if (!l) loads.set(p.flow, (l = { partitions: 0, synced: 0, rows: 0, start: null, end: null }));
     l.partitions++;
@@ -198,17 +207,27 @@ interface Building {
   runId: number;
 }
 
+/** A rebuild of some mirrors' tables only: the others are taken from `previous` as they are. */
+export interface TablesRebuild {
+  previous: ReadonlyMap<string, MirrorTables>;
+  mirrors: ReadonlySet<string>;
+}
+
 /**
- * Every CDC mirror's tables from what the source remembers. Pure. Tables are sorted by name, and a
- * mirror past MAX_TABLES_PER_UPDATE tables keeps the first that many (`truncated` names them).
+ * Every CDC mirror's tables from what the source remembers, or (`only`) those of some mirrors, the
+ * rest as they were: a poll that moved one table (a partition finishing) rebuilds its mirror, not
+ * 100,000 tables (0.4-0.6 s, in that change's latency). Pure. Tables are sorted by name, and a
+ * mirror past MAX_TABLES_PER_UPDATE tables keeps the first that many (`truncated` names them, of
+ * the mirrors built).
  */
 export function buildTables(
   flows: readonly Pick<FlowRow, 'name' | 'cdc' | 'createdAt'>[],
   rows: Pick<RowsMemory, 'counts' | 'partitions'>,
   runs: ReadonlyMap<string, Run>,
   errors: ReadonlyMap<string, ErrorRow>,
+  only?: TablesRebuild,
 ): { built: Map<string, MirrorTables>; truncated: { mirror: string; tables: number }[] } {
-  const cdc = new Map(flows.filter((f) => f.cdc).map((f) => [f.name, f]));
+  const cdc = new Map(flows.filter((f) => f.cdc && (only === undefined || only.mirrors.has(f.name))).map((f) => [f.name, f]));
   const byMirror = new Map<string, Map<string, Building>>();
   const tableOf = (mirror: string, table: string): Building => {
     let tables = byMirror.get(mirror);
@@ -225,7 +244,7 @@ export function buildTables(
       if (c.at !== null) b.entry.lastSyncedAt = c.at;
     }
   }
-  const loads = loadsOf(rows.partitions.values());
+  const loads = loadsOf(rows.partitions.values(), only?.mirrors);
   for (const [child, run] of runs) {
     const flow = cdc.get(run.mirror);
     if (!flow) continue;
@@ -249,7 +268,7 @@ export function buildTables(
     else delete b.entry.error;
     b.errorAt = shown ? e.at : null;
   }
-  const built = new Map<string, MirrorTables>();
+  const built = new Map<string, MirrorTables>(only?.previous);
   const truncated: { mirror: string; tables: number }[] = [];
   for (const [mirror, tables] of byMirror) {
     let list = [...tables.values()].sort((a, b) => (a.entry.table < b.entry.table ? -1 : a.entry.table > b.entry.table ? 1 : 0));
