@@ -39,11 +39,11 @@ h2 { font-size:15px; margin:28px 0 10px; font-weight:650; } h2 small { color:var
 .card { background:var(--card); border:1px solid var(--line); border-radius:8px; overflow:hidden; }
 table { width:100%; border-collapse:collapse; }
 th { text-align:left; font-size:12px; font-weight:600; color:var(--muted); text-transform:uppercase; letter-spacing:.4px;
-  background:#fafbfc; border-bottom:1px solid var(--line); padding:9px 12px; white-space:nowrap; }
-td { padding:9px 12px; border-bottom:1px solid #eef1f4; vertical-align:top; }
+  background:#fafbfc; border-bottom:1px solid var(--line); padding:9px 10px; vertical-align:bottom; }
+td { padding:9px 10px; border-bottom:1px solid #eef1f4; vertical-align:top; }
 tbody tr:last-child td { border-bottom:0; } tbody tr:hover td { background:#fafcff; }
 .num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
-td.name { max-width:360px; word-break:break-all; } td.name a { font-weight:550; }
+td.name { min-width:10em; max-width:360px; word-break:break-all; } td.name a { font-weight:550; }
 .table-name { word-break:break-all; }
 .sub { color:var(--muted); font-size:12px; margin-top:1px; word-break:break-all; }
 time { white-space:nowrap; }
