@@ -124,9 +124,11 @@ describe('tables from PeerDB, the daemon as a process', () => {
       const t = await tables('shop');
       return t.map((x) => x.table).join() === 'public.orders' && t[0]!.snapshot?.partitions === 2;
     });
-    const text = await scrape(daemon.url);
+    // /metrics follows the catalog by its own reads (a scrape while one runs is answered from the
+    // snapshot before it): the gone table leaves within one, and the resync's table never shows.
+    let text = await scrape(daemon.url);
+    await waitFor('public.items gone from /metrics', async () => !(text = await scrape(daemon.url)).includes('table="public.items"'));
     expect(text).not.toContain('public.orders_resync');
-    expect(text).not.toContain('table="public.items"');
     expect(await load('shop', 'public.orders')).toEqual({ partitions: 2, partitionsSynced: 0, rowsSynced: 0, startedAt: null, finishedAt: null });
     await p.startPartition(again, 0);
     await p.finishPartition(again, 0, 7);
