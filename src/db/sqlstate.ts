@@ -1,23 +1,8 @@
 /**
  * What an error from PostgreSQL (or from the way to it) means for whoever met it, decided by its
- * SQLSTATE and never by its message text: try the same work again, set the update at fault aside,
- * or report a database outage.
+ * SQLSTATE and never by its message text: set the update at fault aside (poison), report a
+ * database outage, or, anything else, try the same work again (pg-boss retries a failed batch).
  */
-/**
- * SQLSTATEs after which the same batch may well succeed if simply tried again: the transaction
- * is rolled back and the jobs are failed back to pg-boss, which retries them.
- */
-const RETRYABLE_SQLSTATES: Record<string, string> = {
-  '40001': 'serialization_failure: a concurrent transaction won',
-  '40P01': 'deadlock_detected: should not happen under the lock protocol, but is safe to retry',
-  '55P03': 'lock_not_available',
-  '57014': 'query_canceled: statement or transaction timeout',
-  '57P01': 'admin_shutdown: the server is restarting',
-  '57P02': 'crash_shutdown',
-  '57P03': 'cannot_connect_now: the server is starting',
-  '25P02': 'in_failed_sql_transaction: follows an earlier error in the same transaction',
-};
-
 /**
  * SQLSTATE classes that blame the data rather than the moment: retrying the same batch fails the
  * same way, so the consumer isolates the update at fault and dead-letters it instead.
@@ -31,13 +16,6 @@ const POISON_SQLSTATE_CLASSES: Record<string, string> = {
 export function sqlState(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-}
-
-export function isRetryable(err: unknown): boolean {
-  const code = sqlState(err);
-  // No SQLSTATE: a connection error (ECONNRESET, timeout) rather than a verdict on the data.
-  if (code === undefined) return true;
-  return code in RETRYABLE_SQLSTATES || code.startsWith('08') || code.startsWith('53');
 }
 
 export function isPoison(err: unknown): boolean {
