@@ -125,6 +125,17 @@ function isLeapYear(year: number): boolean {
   return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
 }
 
+/** Whether the year (from 1), month and day name a day of the calendar. */
+function isDate(year: number, month: number, day: number): boolean {
+  const maxDay = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1];
+  return year >= 1 && maxDay !== undefined && day >= 1 && day <= maxDay;
+}
+
+/** Whether the hour, minute and second name a time of day (no leap second). */
+function isTimeOfDay(hour: number, minute: number, second: number): boolean {
+  return hour <= 23 && minute <= 59 && second <= 59;
+}
+
 // The canonical form, `2026-11-21T10:00:00.123456Z`: per position the character it must hold, 0 for a digit.
 const CANONICAL_SHAPE = [...'0000-00-00T00:00:00.000000Z'].map((c) => (c === '0' ? 0 : c.charCodeAt(0)));
 
@@ -147,12 +158,8 @@ function isCanonical(text: string): boolean {
     const want = CANONICAL_SHAPE[i]!;
     if (want === 0 ? c < 48 || c > 57 : c !== want) return false;
   }
-  const year = digitsAt(text, 0, 4);
-  const month = digitsAt(text, 5, 2);
-  const day = digitsAt(text, 8, 2);
-  const maxDay = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1];
-  return year >= 1 && maxDay !== undefined && day >= 1 && day <= maxDay
-    && digitsAt(text, 11, 2) <= 23 && digitsAt(text, 14, 2) <= 59 && digitsAt(text, 17, 2) <= 59;
+  return isDate(digitsAt(text, 0, 4), digitsAt(text, 5, 2), digitsAt(text, 8, 2))
+    && isTimeOfDay(digitsAt(text, 11, 2), digitsAt(text, 14, 2), digitsAt(text, 17, 2));
 }
 
 /** RFC 3339 with an offset → canonical UTC at microseconds, or a reason (parseTimestamp without the instant). */
@@ -180,11 +187,10 @@ export function parseTimestamp(
   const second = Number(s);
   const offsetHours = Number(oh ?? 0);
   const offsetMinutes = Number(om ?? 0);
-  const maxDay = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1];
-  if (year < 1 || month < 1 || month > 12 || maxDay === undefined || day < 1 || day > maxDay) {
+  if (!isDate(year, month, day)) {
     return { ok: false, message: `has no such date: ${y}-${mo}-${d}` };
   }
-  if (hour > 23 || minute > 59 || second > 59) {
+  if (!isTimeOfDay(hour, minute, second)) {
     return { ok: false, message: `has no such time of day: ${h}:${mi}:${s} (leap seconds are not accepted)` };
   }
   if (offsetHours > 23 || offsetMinutes > 59) {
