@@ -20,7 +20,7 @@ import { UTC_MICROS } from '../../catalog/sql.js';
 import { decodeFlowConfig, type FlowConfig, NO_CONFIG } from './config.js';
 import { CLONE_PREFIX, type ErrorRow, type FlowRow, nextHoles, parentOf, topAndHoles } from './rows.js';
 import { readRowsSynced, type RowsMemory, type RowTotals } from './rowsSynced.js';
-import { buildTables, flowsKeyOf, type MirrorTables, readRuns, type TablesMemory, type TablesRebuild } from './tables.js';
+import { buildTables, flowsKeyOf, type MirrorTables, readRuns, type TablesMemory } from './tables.js';
 
 /** Session settings of the PeerDB connection: PeerDB's `timestamp` columns hold UTC (its workers
  * write `now()` of a UTC server, or Go's UTC time), so the session reads them as UTC, printed in
@@ -336,11 +336,10 @@ async function readStats(
     rows: rowsMemory, configs, flows: read,
   };
   if (shape.slotSizes) Object.assign(merged, await readSlots(client, shape, flows, tails));
-  let childErrorsMoved = true;
+  // The snapshot children whose errors this poll's read changed; absent: all of them (a whole read).
   let movedChildren: Set<string> | undefined;
   if (shape.flowErrors) {
     const errors = await readErrors(client, shape, read, tails, runs?.children);
-    childErrorsMoved = errors.childErrorsMoved;
     movedChildren = errors.movedChildren;
     Object.assign(merged, { errorAfterId: errors.errorAfterId, errorHoles: errors.errorHoles, errors: errors.errors });
   }
@@ -348,21 +347,20 @@ async function readStats(
   let truncated: PeerdbSnapshot['truncated'] = [];
   merged.tables = null;
   if (runs && rowsMemory) {
-    // Rebuilt only when something they come from moved: an idle poll of 10^5 tables costs nothing here.
+    // With the same flows, and each read naming what it moved, only those mirrors are rebuilt: none
+    // on an idle poll of 10^5 tables. A whole read of any source, or other flows, rebuilds all.
     const before = tails?.tables;
-    if (before && !runs.moved && !rowsMemory.moved && !childErrorsMoved && before.flowsKey === flowsKey) {
-      tables = before.built;
-    } else {
-      // The same flows, and each source naming what it moved: only those mirrors are rebuilt.
-      let only: TablesRebuild | undefined;
-      if (before && before.flowsKey === flowsKey && rowsMemory.movedMirrors && runs.movedMirrors && movedChildren) {
-        const mirrors = new Set([...rowsMemory.movedMirrors, ...runs.movedMirrors]);
-        for (const child of movedChildren) {
-          const run = runs.memory.runs.get(child);
-          if (run) mirrors.add(run.mirror);
-        }
-        only = { previous: before.built, mirrors };
+    let moved: Set<string> | undefined;
+    if (before && before.flowsKey === flowsKey && rowsMemory.movedMirrors && runs.movedMirrors && movedChildren) {
+      moved = new Set([...rowsMemory.movedMirrors, ...runs.movedMirrors]);
+      for (const child of movedChildren) {
+        const run = runs.memory.runs.get(child);
+        if (run) moved.add(run.mirror);
       }
+    }
+    if (before && moved?.size === 0) tables = before.built;
+    else {
+      const only = before && moved ? { previous: before.built, mirrors: moved } : undefined;
       ({ built: tables, truncated } = buildTables(flows, rowsMemory, runs.memory.runs, merged.errors, only));
     }
     merged.tables = { runs: runs.memory, built: tables, flowsKey };
@@ -448,7 +446,7 @@ async function readErrors(
   read: FlowsRead,
   tails: Tails | null,
   children: string[] | undefined,
-): Promise<Pick<Tails, 'errorAfterId' | 'errorHoles' | 'errors'> & { childErrorsMoved: boolean; movedChildren?: Set<string> }> {
+): Promise<Pick<Tails, 'errorAfterId' | 'errorHoles' | 'errors'> & { movedChildren?: Set<string> }> {
   const flows = read.rows;
   type Row = { key: string; id: number; message: string; at: string };
   const toEntry = (r: Row): [string, ErrorRow] => [r.key, { id: r.id, flowName: r.key, message: r.message, at: r.at }];
@@ -478,7 +476,7 @@ async function readErrors(
       [names],
     );
     const { rows: [tail] } = await client.query<{ top: number; holes: number[] }>(topAndHoles('peerdb_stats.flow_errors'));
-    return { errorAfterId: tail!.top, errorHoles: tail!.holes, errors: new Map(rows.map(toEntry)), childErrorsMoved: true };
+    return { errorAfterId: tail!.top, errorHoles: tail!.holes, errors: new Map(rows.map(toEntry)) };
   }
   // flow_errors_pkey: only the rows logged since the last poll, and the holes below it.
   const { rows } = await client.query<Row & { type: string }>(
@@ -492,11 +490,11 @@ async function readErrors(
   // Forget the flow names that are neither a flow now nor a snapshot child of one (dropped mirrors,
   // finished clones of them): without this the map grows with every flow name PeerDB ever logged.
   // Only a new error or a change of the flows can make a name to forget.
-  if (logged.length === 0 && tails.flows === read) return { errorAfterId: top, errorHoles, errors: tails.errors, childErrorsMoved: false, movedChildren: new Set() };
+  if (logged.length === 0 && tails.flows === read) return { errorAfterId: top, errorHoles, errors: tails.errors, movedChildren: new Set() };
   // A copy either way: the names forgotten below are deleted from it, never from the previous poll's map.
   const errors = logged.length > 0 ? mergeTail(tails.errors, logged.map(toEntry)) : new Map(tails.errors);
   const names = read.names;
   for (const name of errors.keys()) if (!names.has(name) && parentOf(name, names) === undefined) errors.delete(name);
   const movedChildren = new Set(logged.filter((r) => r.key.startsWith(CLONE_PREFIX)).map((r) => r.key));
-  return { errorAfterId: top, errorHoles, errors, childErrorsMoved: movedChildren.size > 0, movedChildren };
+  return { errorAfterId: top, errorHoles, errors, movedChildren };
 }

@@ -87,9 +87,8 @@ export interface RowsMemory {
   statuses?: Map<string, number>;
   /** Per mirror, the finished partitions' sum (recomputed when a partition changed). */
   partitionTotals: Map<string, Counted>;
-  /** Whether this poll's read changed any table count or partition: tables.ts rebuilds tables only then. */
-  moved?: boolean;
-  /** The mirrors whose counts or partitions this poll's read changed; absent after a whole read (all of them). */
+  /** The mirrors whose counts or partitions this poll's read changed; absent after a whole read (all of
+   * them). Totals and tables (tables.ts) are rebuilt only when some moved. */
   movedMirrors?: Set<string>;
   /** One string per partition flow name, shared by its partitions (partitionOf). */
   flowNames?: Map<string, string>;
@@ -132,7 +131,7 @@ export async function readRowsSynced(
   } else next.statuses = memory.statuses;
   next.flows = flows;
   // Totals move only with counts or partitions: an idle poll hands on the last ones.
-  if (next.moved || !next.totals) next.totals = totalsOf(next);
+  if (!next.movedMirrors || next.movedMirrors.size > 0 || !next.totals) next.totals = totalsOf(next);
   return { totals: next.totals, memory: next };
 }
 
@@ -169,7 +168,7 @@ async function readWhole(client: pg.ClientBase, table: string): Promise<RowsMemo
   );
   const memory: RowsMemory = {
     readAt: '', poll: 0, counts: new Map(), partitions: new Map(), partitionTopId: 0, partitionCursor: 0,
-    created: new Map(), partitionTotals: new Map(), moved: true, flowNames: new Map(),
+    created: new Map(), partitionTotals: new Map(), flowNames: new Map(),
   };
   const flowNames = memory.flowNames!;
   for (const r of counts) putCount(memory.counts, r);
@@ -213,7 +212,6 @@ async function readChanges(
   // A bucket flow's rows were forgotten just above: whether they moved is the comparison after.
   for (const r of countRows) if (putCount(counts, r) && !before.has(r.flow)) movedMirrors.add(r.flow);
   for (const [name, tables] of before) if (!sameCounts(tables, counts.get(name))) movedMirrors.add(name);
-  const movedCounts = movedMirrors.size > 0;
 
   // qrep_partitions_pkey: new ids, the ones started but unfinished at the last poll (PeerDB runs a
   // few at a time), the holes among the last PARTITION_LOOKBACK_IDS ids (inserts committed out of id
@@ -271,7 +269,7 @@ async function readChanges(
   return {
     readAt: '', poll: memory.poll + 1, counts, partitions, partitionTopId: top, partitionCursor: from + partSlice, created: memory.created,
     partitionTotals: changedPartitions ? partitionTotalsOf(partitions) : memory.partitionTotals,
-    moved: changedPartitions || movedCounts, movedMirrors, flowNames, running, totals: memory.totals,
+    movedMirrors, flowNames, running, totals: memory.totals,
   };
 }
 

@@ -112,7 +112,7 @@ export async function readRuns(
   previousStatuses: ReadonlyMap<string, number> | undefined,
   memory: RunsMemory | null,
   flowsChanged: boolean,
-): Promise<{ memory: RunsMemory; moved: boolean; movedMirrors?: Set<string>; children?: string[] }> {
+): Promise<{ memory: RunsMemory; movedMirrors?: Set<string>; children?: string[] }> {
   if (memory === null) {
     const { rows } = await client.query<RunRow>(`select ${RUN_COLUMNS} from peerdb_stats.qrep_runs where ${CHILD_RUNS}`);
     const fresh = { runs: new Map<string, Run>(), byId: new Map<number, string>() };
@@ -120,7 +120,7 @@ export async function readRuns(
     // qrep_runs_pkey for where the later reads start.
     const { rows: [tail] } = await client.query<{ top: number; holes: number[] }>(topAndHoles('peerdb_stats.qrep_runs'));
     // Every snapshot child's name, for the first read of their errors (readPeerdb.ts).
-    return { memory: { ...fresh, top: tail!.top, holes: tail!.holes, cursor: 0 }, moved: true, children: [...new Set(rows.map((r) => r.flow))] };
+    return { memory: { ...fresh, top: tail!.top, holes: tail!.holes, cursor: 0 }, children: [...new Set(rows.map((r) => r.flow))] };
   }
   const { runs, byId } = memory;
   const watchedMirrors = watchedFlows(flows, previousStatuses);
@@ -167,7 +167,7 @@ export async function readRuns(
     const names = new Set(flows.map((f) => f.name));
     for (const [flow, r] of runs) if (!names.has(r.mirror)) forget(flow);
   }
-  return { memory: { runs, byId, top, holes, cursor: from + slice }, moved: movedMirrors.size > 0, movedMirrors };
+  return { memory: { runs, byId, top, holes, cursor: from + slice }, movedMirrors };
 }
 
 interface Load {
