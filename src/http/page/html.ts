@@ -6,7 +6,7 @@
  * Mirror names, error messages and payloads are hostile input (a mirror may be named
  * `<script>…</script>` or `" onmouseover="…`), so escaping is the default and the only way around it
  * is to interpolate an `Html` value, which only this tag (and `trustedHtml`, for the page's own
- * constant CSS) makes. Attribute values must be written in double quotes; all five of `& < > " '`
+ * constant CSS and the sparklines' escaped pieces) makes. Attribute values must be written in double quotes; all five of `& < > " '`
  * are escaped, so a value is safe in text and in a quoted attribute alike. URLs are built with
  * encodeURIComponent / URLSearchParams before they get here (see links.ts).
  */
@@ -56,7 +56,10 @@ export async function htmlEach<T>(items: readonly T[], render: (item: T) => Html
   return new Html(text);
 }
 
-/** Markup written by this program, never built from input (the page's stylesheet). */
+/**
+ * Markup written by this program, never raw input: the page's stylesheet, and markup built in a hot
+ * loop from this program's words and numbers and from input already escaped (the sparklines).
+ */
 export function trustedHtml(text: string): Html {
   return new Html(text);
 }

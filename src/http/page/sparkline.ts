@@ -19,7 +19,7 @@
 import type { Sparkline } from '../../catalog/readSparklines.js';
 import type { TimelineWindow } from '../../catalog/readTimelines.js';
 import { formatCount, formatDuration } from './format.js';
-import { type Html, html, type HtmlValue } from './html.js';
+import { escapeHtml, type Html, html, trustedHtml } from './html.js';
 
 /** The last 24 hours, drawn this many pixels wide (and read in as many buckets). */
 export const SPARKLINE_WINDOW_SECONDS = 86_400;
@@ -74,29 +74,28 @@ const box = (from: number, to: number) => {
 
 const byTimeDescending = (a: { time: number }, b: { time: number }) => b.time - a.time;
 
-const MARKS = html`<path class="merged" d="`;
-const PATH_END = html`"/>`;
-
 /**
  * The page's renderer: the window is the same for every row, so the SVG's opening is built once
  * (the window's times are the column heading's `data-from` / `data-to`, once a page, and the
  * background that shows "no status recorded" is the stylesheet's); each row adds its title and its
- * paths. Up to 500 rows a page, so a row's SVG is built in one pass over its periods, and a
- * mirror whose status did not change within the window (most of a steady fleet) draws its
- * status's one SVG, built once a page.
+ * paths. Up to 500 rows a page, so a row's SVG is one string built in one pass over its periods:
+ * its only text from input, the status names, is escaped once a page (with the path's opening),
+ * and the rest is this module's words and numbers, which need no escaping. A mirror whose status did
+ * not change within the window (most of a steady fleet) draws its status's one SVG, built once a
+ * page.
  */
 export function sparklineRenderer(window: TimelineWindow): (s: Sparkline | undefined) => Html {
   const seconds = Math.round((Date.parse(window.to) - Date.parse(window.from)) / 1000);
   const unit = seconds / window.buckets;
   // Its size is the stylesheet's (layout.ts): 25 bytes a row less.
-  const open = html`<svg class="spark" viewBox="0 0 ${seconds} 1" preserveAspectRatio="none" role="img"><title>`;
+  const open = html`<svg class="spark" viewBox="0 0 ${seconds} 1" preserveAspectRatio="none" role="img"><title>`.text;
   const shorter = `shorter than ${formatDuration(unit)} drawn merged`;
-  // A path's opening per status, escaped once a page; its data (digits and letters) goes between.
-  const openings = new Map<string, Html>();
-  const opening = (status: string) => {
-    let o = openings.get(status);
-    if (o === undefined) openings.set(status, o = html`<path class="s-${status}" d="`);
-    return o;
+  // Per status, escaped once a page: its name for the title and its path's opening.
+  const statuses = new Map<string, { name: string; path: string }>();
+  const escaped = (status: string) => {
+    let e = statuses.get(status);
+    if (e === undefined) statuses.set(status, e = { name: escapeHtml(status), path: html`<path class="s-${status}" d="`.text });
+    return e;
   };
 
   const draw = (s: Sparkline | undefined): Html => {
@@ -122,16 +121,17 @@ export function sparklineRenderer(window: TimelineWindow): (s: Sparkline | undef
     // The most time first (drawn first, under the rest), ties in the order drawn (the sort is stable).
     drawnStatuses.sort(byTimeDescending);
     let title = count === 0 ? 'last 24 h: no status recorded' : `last 24 h, ${formatCount(count)} status period${count === 1 ? '' : 's'}: `;
-    const drawn: HtmlValue[] = [];
+    let drawn = '';
     for (const [k, { status, time, path }] of drawnStatuses.entries()) {
-      title += `${k ? ', ' : ''}${status} ${formatDuration(time)}`;
-      drawn.push(opening(status), path, PATH_END);
+      const e = escaped(status);
+      title += `${k ? ', ' : ''}${e.name} ${formatDuration(time)}`;
+      drawn += `${e.path}${path}"/>`;
     }
     if (marks) {
       title += `${drawnStatuses.length ? ', ' : ''}${formatCount(merged)} ${shorter} ${formatDuration(marksTime)}`;
-      drawn.push(MARKS, marks, PATH_END);
+      drawn += `<path class="merged" d="${marks}"/>`;
     }
-    return html`${open}${title}</title>${drawn}</svg>`;
+    return trustedHtml(`${open}${title}</title>${drawn}</svg>`);
   };
 
   const steady = new Map<string | null, Html>();
