@@ -2,7 +2,7 @@
  * `npm run bench scrape-tables`: GET /metrics of a fleet of 5,000 mirrors with 20 tables each
  * (100,000 tables, every per-table value reported), the real daemon processes side by side in the
  * same rounds (scrape.ts's measure: each half round changes 1% of the mirrors, then scrapes every
- * daemon and the static floor back to back, in an order that alternates):
+ * daemon, in an order that alternates, each right beside a scrape of the static floor):
  *
  *   - `all families`: this build with every family on, against the static floor (a bare node:http
  *     server handing out the same bytes, plain and the same gzip bytes);
@@ -164,7 +164,7 @@ async function run(): Promise<void> {
   console.log(
     `\nScrapes: HTTP round trips of the real daemon processes from this process (raw bytes, nothing decoded), Accept: Prometheus' (${PROMETHEUS_ACCEPT}); gzip: also Accept-Encoding: gzip. ` +
       `${SCRAPES} rounds; before each half round ${CHURN * 100}% of the mirrors and all their tables changed in one transaction. Ratios are medians of the rounds' ratios.` +
-      '\nStatic floor: a bare node:http server in its own process handing out the all-families daemon\'s bytes (plain, or its same gzip bytes), same client, same rounds.' +
+      '\nStatic floor: a bare node:http server in its own process handing out the all-families daemon\'s bytes (plain, or its same gzip bytes), same client, scraped right beside each daemon scrape (before it in odd rounds, after it in even ones).' +
       '\nRSS after: process_resident_memory_bytes after the rounds; peak: VmRSS sampled every 200 ms from the daemon\'s start.' +
       '\nTargets (issue 18): every family on, gzip ≤ 1.2× the floor and RSS ≤ 300 MB; the per-table families denied, scrape and RSS within 10% of the build before tables.' +
       `\nMachine: load average ${load} → ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${availableParallelism()} CPUs.`,

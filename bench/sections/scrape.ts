@@ -191,6 +191,9 @@ interface Target {
   fresh: boolean[];
   ages: number[];
   visible: number[];
+  /** The floor's times, each scraped right beside this daemon's scrape of the same round. */
+  floorPlain: number[];
+  floorGzip: number[];
 }
 
 /** Changes made while the catalog had been quiet for QUIET_MS, and timed until each daemon shows them. */
@@ -198,7 +201,8 @@ const VISIBILITY_TRIALS = 5;
 const QUIET_MS = 1_200;
 
 /** The event-loop block, idle, RSS and series of one daemon once its rounds are done. */
-async function settle(t: Target, floorPlain: number[], floorGzip: number[]): Promise<Measured> {
+async function settle(t: Target): Promise<Measured> {
+  const { floorPlain, floorGzip } = t;
   const text = (await get(`${t.url}/metrics`, false)).body.toString('utf8');
   t.blocks.push(value(text, 'nodejs_eventloop_lag_max_seconds') * 1000);
   const idle: number[] = [];
@@ -265,8 +269,9 @@ export interface MeasureOptions {
 
 /**
  * `times` rounds over the daemons at `urls` and the floor: 1% of the fleet changes, every daemon
- * is scraped plain and the floor too; 1% more changes, every daemon is scraped with gzip and the
- * gzip floor too. Cold first scrapes apart. The floor hands out the last daemon's bytes.
+ * is scraped plain, each beside a scrape of the floor; 1% more changes, every daemon is scraped
+ * with gzip, each beside a scrape of the gzip floor. Cold first scrapes apart. The floor hands out
+ * the last daemon's bytes.
  */
 export async function measure(
   urls: { label: string; url: string }[], pool: pg.Pool, mirrors: number, times: number, options: MeasureOptions = {},
@@ -278,22 +283,27 @@ export async function measure(
     const cold = await get(`${url}/metrics`, false, accept);
     targets.push({
       label, url, cold, plain: [], gzip: [], blocks: [], body: cold.body, gzBody: (await get(`${url}/metrics`, true, accept)).body,
-      fresh: [], ages: [], visible: [],
+      fresh: [], ages: [], visible: [], floorPlain: [], floorGzip: [],
     });
   }
   const mine = targets[targets.length - 1]!;
   const floor = await startFloor(mine.body, false, options.contentType);
   const gzFloor = await startFloor(mine.gzBody, true, options.contentType);
-  const floorPlain: number[] = [];
-  const floorGzip: number[] = [];
-  /** Half a round: 1% of the fleet changes, then every daemon and the floor in turn, in one encoding. */
+  /**
+   * Half a round: 1% of the fleet changes, then every daemon in turn, each with a scrape of the floor
+   * right beside it (before it in odd rounds, after it in even ones), in one encoding. Right after
+   * a change the daemons' reads of it load the cores, and less so as the round goes on: a floor
+   * scraped at one place in the round would meet other load than the daemon it is compared with.
+   */
   const scrapeAll = async (round: number, gzip: boolean) => {
     const change = await makeChange(pool, mirrors);
-    for (const t of rotate([...targets, undefined], round)) {
+    const floorFirst = round % 2 === 1;
+    for (const t of rotate(targets, round)) {
+      const scrapeFloor = async () => (gzip ? t.floorGzip : t.floorPlain).push((await get((gzip ? gzFloor : floor).url, gzip, accept)).ms);
+      if (floorFirst) await scrapeFloor();
       const askedAt = Date.now();
-      const got = await get(t === undefined ? (gzip ? gzFloor : floor).url : `${t.url}/metrics`, gzip, accept);
-      if (t === undefined) (gzip ? floorGzip : floorPlain).push(got.ms);
-      else if (gzip) {
+      const got = await get(`${t.url}/metrics`, gzip, accept);
+      if (gzip) {
         t.gzip.push(got.ms);
         t.gzBody = got.body;
       } else {
@@ -304,13 +314,14 @@ export async function measure(
         t.fresh.push(text.includes(change));
         t.ages.push(askedAt - value(text, 'mirrorstate_snapshot_timestamp_seconds') * 1000);
       }
+      if (!floorFirst) await scrapeFloor();
     }
   };
   try {
     for (let i = 0; i < times; i++) {
       await scrapeAll(i, false);
       await scrapeAll(i, true);
-      process.stderr.write(`\r  ${mirrors.toLocaleString('en')} mirrors: round ${i + 1}/${times} (${targets.map((t) => `${t.label} ${t.plain.at(-1)!.toFixed(0)} ms`).join(', ')}, floor ${floorPlain.at(-1)!.toFixed(0)} ms)   `);
+      process.stderr.write(`\r  ${mirrors.toLocaleString('en')} mirrors: round ${i + 1}/${times} (${targets.map((t) => `${t.label} ${t.plain.at(-1)!.toFixed(0)} ms`).join(', ')}, floor ${mine.floorPlain.at(-1)!.toFixed(0)} ms)   `);
     }
     process.stderr.write('\n');
   } finally {
@@ -326,7 +337,7 @@ export async function measure(
   }
   process.stderr.write('\n');
   const measured: Measured[] = [];
-  for (const t of targets) measured.push(await settle(t, floorPlain, floorGzip));
+  for (const t of targets) measured.push(await settle(t));
   return measured;
 }
 
