@@ -397,12 +397,12 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   const { rows: inserted } = await db.executeSql(
     `with fresh as (
        insert into ${t.journal} (mirror, observed_at, seq, status, applied, payload)
-       select mirror, observed_at, seq, status, true, payload::text::jsonb
+       select mirror, observed_at, seq, status, true, payload::jsonb
          from ${freshRows}
        returning mirror, observed_at, applied
      ), seen as (
        insert into ${t.journal} (mirror, observed_at, seq, status, applied, payload)
-       select mirror, observed_at, seq, status, false, payload::text::jsonb
+       select mirror, observed_at, seq, status, false, payload::jsonb
          from ${seenRows}
        on conflict on constraint journal_idempotency_key do nothing
        returning mirror, observed_at, applied
