@@ -12,6 +12,7 @@
  * parses int8 for the whole process).
  */
 import { type Db, PgBoss } from 'pg-boss';
+import { connectionConfig, DEFAULT_SESSION_LIMITS, settleSslMode, tlsProblem } from './db/connection.js';
 import { UPDATES_QUEUE } from './queue/boss.js';
 import { type FieldError, MAX_UPDATES_PER_MESSAGE, parseUpdate, type Status, type WalStatus } from './update.js';
 
@@ -153,7 +154,11 @@ export async function publishUpdates(
 }
 
 export interface ProducerOptions {
-  /** The queue database: where the daemon's `mirrorstate-updates` queue lives. */
+  /**
+   * The queue database: where the daemon's `mirrorstate-updates` queue lives. Its `sslmode`,
+   * `sslrootcert`, `sslcert` and `sslkey` mean what they mean to libpq, as in the daemon's URLs
+   * (docs/security.md, Databases over TLS).
+   */
   connectionString: string;
   /** pg-boss schema, as the daemon's `MIRRORSTATE_BOSS_SCHEMA`. Default `pgboss`. */
   schema?: string;
@@ -171,13 +176,26 @@ export interface Producer {
   stop(): Promise<void>;
 }
 
+/** The daemon's configuration check of a URL's TLS parameters (never echoing the URL). */
+function refuseBadTls(connectionString: string): void {
+  const problem = tlsProblem(connectionString);
+  if (problem !== undefined) throw new Error(`the producer's connectionString ${problem}`);
+}
+
 /**
  * A started pg-boss instance for publishing only: no workers, no LISTEN connection, no supervisor
  * or scheduler, and it never installs or migrates pg-boss's schema (the daemon owns that).
+ *
+ * The URL becomes node-pg's settings as every daemon and CLI connection's does (db/connection.ts):
+ * TLS by libpq's rules, and the default session limits of MIRRORSTATE_DB_*_TIMEOUT, which bound a
+ * stuck insert without ever meeting a normal one. Throws when the TLS parameters are wrong or a
+ * certificate cannot be read. `allow` and `prefer` need a probe connection to settle, which only
+ * createProducer makes; given here unsettled they mean `require`.
  */
 export function createProducerBoss(options: ProducerOptions): PgBoss {
+  refuseBadTls(options.connectionString);
   const boss = new PgBoss({
-    connectionString: options.connectionString,
+    ...connectionConfig(options.connectionString, DEFAULT_SESSION_LIMITS),
     schema: options.schema ?? 'pgboss',
     max: options.max ?? 4,
     application_name: 'mirrorstate-producer',
@@ -192,9 +210,14 @@ export function createProducerBoss(options: ProducerOptions): PgBoss {
   return boss;
 }
 
-/** `const producer = await createProducer({ connectionString })`, then `producer.publish([...])`. */
+/**
+ * `const producer = await createProducer({ connectionString })`, then `producer.publish([...])`.
+ * An `sslmode` of `allow` or `prefer` is settled first, with one probe connection, as the daemon does.
+ */
 export async function createProducer(options: ProducerOptions | string): Promise<Producer> {
-  const boss = createProducerBoss(typeof options === 'string' ? { connectionString: options } : options);
+  const given = typeof options === 'string' ? { connectionString: options } : options;
+  refuseBadTls(given.connectionString); // before the probe that settles allow and prefer
+  const boss = createProducerBoss({ ...given, connectionString: await settleSslMode(given.connectionString) });
   await boss.start();
   let stopping: Promise<void> | undefined;
   return {

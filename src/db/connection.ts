@@ -1,7 +1,7 @@
 /**
  * The one place a database URL becomes node-pg's connection settings: every connection the daemon
  * opens (catalog pool, pg-boss, the metrics' listening connection and snapshot pool, the PeerDB
- * source and its leader lock, the CLI) goes through `connectionConfig`.
+ * source and its leader lock, the CLI), and the producer library's, goes through `connectionConfig`.
  *
  * TLS follows libpq (docs/security.md), not node-pg, which reads `sslmode=require` as verify-full:
  *
