@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectionConfig, NO_SESSION_LIMITS, settleSslMode, tlsProblem } from '../../src/db/connection.js';
+import { createProducer, type UpdateInput } from '../../src/index.js';
 import { makeCa, type TestCa } from '../helpers/certificates.js';
 import { CLI, type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
 import { SERVER_URL } from '../helpers/db.js';
@@ -147,8 +148,61 @@ describe('sslmode, sslrootcert, sslcert and sslkey as libpq reads them', () => {
   });
 });
 
+describe('the producer library over TLS', () => {
+  const update: UpdateInput = { mirror: 'tls_producer', status: 'running', observedAt: '2026-11-21T10:00:00Z' };
+
+  /** Publishes one update through createProducer; rejects when it cannot. */
+  async function publishOver(raw: string): Promise<string[]> {
+    const producer = await createProducer(raw);
+    try {
+      return await producer.publish([update]);
+    } finally {
+      await producer.stop();
+    }
+  }
+
+  beforeAll(async () => {
+    // A producer finds the queue made; the daemon's migration makes it.
+    const env: NodeJS.ProcessEnv = { ...process.env, MIRRORSTATE_LOG_LEVEL: 'warn' };
+    delete env.DATABASE_URL;
+    await exec(process.execPath, [CLI, 'migrate'], { env: { ...env, DATABASE_URL: url('localhost', { sslmode: 'verify-full', sslrootcert: ca.caFile }) } });
+  }, 60_000);
+
+  it('require publishes without a root certificate', async () => {
+    expect(await publishOver(url('127.0.0.1', { sslmode: 'require' }))).toHaveLength(1);
+  });
+
+  it('its sessions carry the daemon\'s default session limits', async () => {
+    const producer = await createProducer(url('localhost', { sslmode: 'verify-full', sslrootcert: ca.caFile }));
+    try {
+      const { rows } = await producer.boss.getDb().executeSql(
+        `select current_setting('statement_timeout') as statement, current_setting('idle_in_transaction_session_timeout') as idle`,
+      );
+      expect(rows).toEqual([{ statement: '5min', idle: '1min' }]);
+    } finally {
+      await producer.stop();
+    }
+  });
+
+  it('verify-full publishes with the CA, and refuses a certificate that does not name the host, without the password', async () => {
+    expect(await publishOver(url('localhost', { sslmode: 'verify-full', sslrootcert: ca.caFile }))).toHaveLength(1);
+    // The certificate names localhost; connecting to 127.0.0.1 it is some other host's.
+    const refused = await publishOver(url('127.0.0.1', { sslmode: 'verify-full', sslrootcert: ca.caFile })).then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    expect(refused?.message).toMatch(/does not match|altnames|ERR_TLS_CERT_ALTNAME_INVALID/i);
+    expect(refused?.message).not.toContain(PASSWORD);
+  });
+
+  it('a bad sslmode is refused before any connection, naming the parameter', async () => {
+    await expect(createProducer(url('127.0.0.1', { sslmode: 'required' }))).rejects.toThrow(/connectionString has sslmode "required"/);
+  });
+});
+
 describe('the daemon over TLS', () => {
   let daemon: DaemonProcess | undefined;
+
   afterAll(async () => {
     await daemon?.stop();
   });
