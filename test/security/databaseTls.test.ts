@@ -203,6 +203,17 @@ describe('the producer library over TLS', () => {
 describe('the daemon over TLS', () => {
   let daemon: DaemonProcess | undefined;
 
+  /** A daemon on the catalog by verify-full, reading PeerDB's catalog by verify-full at `peerdbHost`. */
+  function startDaemonReadingPeerdbBy(peerdbHost: string): Promise<DaemonProcess> {
+    return startDaemon({
+      databaseUrl: url('localhost', { sslmode: 'verify-full', sslrootcert: ca.caFile }),
+      env: {
+        MIRRORSTATE_PEERDB_URL: url(peerdbHost, { sslmode: 'verify-full', sslrootcert: ca.caFile }, 'reader', 'peerdb', READER_PASSWORD),
+        MIRRORSTATE_PEERDB_POLL_INTERVAL: '1s',
+        MIRRORSTATE_LOG_LEVEL: 'debug',
+      },
+    });
+  }
   afterAll(async () => {
     await daemon?.stop();
   });
@@ -214,14 +225,7 @@ describe('the daemon over TLS', () => {
     } finally {
       await player.pool.end();
     }
-    daemon = await startDaemon({
-      databaseUrl: url('localhost', { sslmode: 'verify-full', sslrootcert: ca.caFile }),
-      env: {
-        MIRRORSTATE_PEERDB_URL: url('localhost', { sslmode: 'verify-full', sslrootcert: ca.caFile }, 'reader', 'peerdb', READER_PASSWORD),
-        MIRRORSTATE_PEERDB_POLL_INTERVAL: '1s',
-        MIRRORSTATE_LOG_LEVEL: 'debug',
-      },
-    });
+    daemon = await startDaemonReadingPeerdbBy('localhost');
     await waitFor('the PeerDB mirror on /metrics', async () => {
       const text = await scrape(daemon!.url);
       return seriesValue(text, 'mirrorstate_peerdb_up') === 1 && text.includes('mirror="orders_mirror"');
@@ -243,6 +247,26 @@ describe('the daemon over TLS', () => {
     await daemon.stop();
     expect(daemon.output()).not.toContain(PASSWORD);
     expect(daemon.output()).not.toContain(READER_PASSWORD);
+  });
+
+  it('PeerDB by a host name its certificate does not carry: peerdb_up 0, the daemon serves on, no password in the log', async () => {
+    const wrongHost = await startDaemonReadingPeerdbBy('127.0.0.1');
+    try {
+      // Twice: the poller leads, fails, backs off and fails again, and the daemon goes on serving.
+      await waitFor('two failed PeerDB polls', () => (wrongHost.output().match(/PeerDB poll failed/g) ?? []).length >= 2).catch((err: Error) => {
+        throw new Error(`${err.message}\n${wrongHost.output()}`);
+      });
+      expect(wrongHost.output()).toMatch(/does not match|altnames|ERR_TLS_CERT_ALTNAME_INVALID/i);
+      const text = await scrape(wrongHost.url);
+      expect(seriesValue(text, 'mirrorstate_peerdb_leader')).toBe(1);
+      expect(seriesValue(text, 'mirrorstate_peerdb_up')).toBe(0);
+      expect((await fetch(`${wrongHost.url}/readyz`)).status).toBe(200);
+      expect(wrongHost.proc.exitCode).toBeNull();
+    } finally {
+      expect(await wrongHost.stop()).toBe(0);
+    }
+    expect(wrongHost.output()).not.toContain(PASSWORD);
+    expect(wrongHost.output()).not.toContain(READER_PASSWORD);
   });
 
   it('migrate: require without a root certificate works; verify-full to a host the certificate does not name fails, without the password', async () => {
