@@ -3,14 +3,17 @@
  * places that are not derived from the declaration in step with it (the columns the migrations
  * make, the producer's UpdateInput type), and walks every declared field through the whole path,
  * so a new line in the declaration is tested without a new test: parsed from an update, written by
- * a batch, kept or cleared by an update that omits it, answered by the read API, read by /metrics.
+ * a batch, kept or cleared by an update that omits it, answered by the read API, read by /metrics,
+ * shown by `mirrorstate status MIRROR`.
  */
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { applyBatch } from '../../src/catalog/applyBatch.js';
 import { migrate } from '../../src/catalog/migrate.js';
 import { type FieldCheck, MIRROR_FIELD_LIST, type MirrorFieldName, type SqlType } from '../../src/catalog/mirrorFields.js';
 import { readMirror } from '../../src/catalog/readMirror.js';
 import { clientExecutor } from '../../src/catalog/sql.js';
+import { label, printStatus } from '../../src/cli/status.js';
 import { inTransaction } from '../../src/db/pool.js';
 import { createLogger } from '../../src/log.js';
 import { MIRROR_FAMILIES } from '../../src/metrics/families.js';
@@ -46,6 +49,12 @@ function parse(fields: Record<string, unknown>): StateUpdate {
   const r = parseUpdate({ mirror: 'm', status: 'running', ...fields });
   if (!r.ok) throw new Error(JSON.stringify(r.errors));
   return r.value;
+}
+/** What `mirrorstate status MIRROR` prints for the mirror. */
+async function status(mirror: string): Promise<string> {
+  let text = '';
+  await printStatus(db.pool, SCHEMA, mirror, new Writable({ write: (chunk: Buffer, _enc, done) => { text += chunk.toString(); done(); } }));
+  return text;
 }
 const write = (batch: StateUpdate[]) => inTransaction(db.pool, 'begin', (c) => applyBatch(clientExecutor(c), SCHEMA, batch));
 
@@ -95,4 +104,15 @@ describe('the declared mirror fields', () => {
       expect(second?.mirror[name]).toEqual(f.omitted === 'kept' ? value : null);
     },
   );
+
+  it('are each shown by `mirrorstate status MIRROR`, with the value', async () => {
+    const mirror = 'm_every_field';
+    const values = Object.fromEntries(MIRROR_FIELD_LIST.map((f) => [f.name, SAMPLES[f.check].good]));
+    await write([parse({ mirror, observedAt: '2026-11-21T10:00:00Z', ...values })]);
+    const text = await status(mirror);
+    // A line of the field table is the label, padding, the value.
+    const lines = new Set(text.split('\n').map((line) => line.split(/ {2,}/).join(' ')));
+    const missing = MIRROR_FIELD_LIST.filter((f) => !lines.has(`${label(f.name)} ${String(values[f.name])}`));
+    expect(missing.map((f) => f.name)).toEqual([]);
+  });
 });
