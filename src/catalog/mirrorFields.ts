@@ -3,18 +3,36 @@
  * (which the read API answers with too), its column in `mirrors`, its SQL type, how an update is
  * checked for it, what an update that omits it does, and whether /metrics reads it. The message's
  * types (update.ts), its validation, the batch writer's column lists and JSON documents
- * (applyBatch.ts), the read API's view and columns (views.ts) and the /metrics reads
- * (metrics/readMirrorRows.ts) are all derived from this table; every SQL text is built once, when
- * the module loads.
+ * (applyBatch.ts), the read API's view and columns (views.ts), the /metrics reads
+ * (metrics/readMirrorRows.ts) and `mirrorstate status MIRROR` (cli/status.ts) are all derived from
+ * this table; every SQL text is built once, when the module loads.
  *
  * The rest of the row is the mirror's identity and version (mirror, status, observedAt, seq) and
  * what the writer derives (status_since, error_class and error_message from `error`, dropped_at from
  * `dropped`, transitions_total, the journal metadata): each has rules of its own, spelled out where
  * they are kept (applyBatch.ts).
  *
- * Adding a reported value: a line here, a migration adding its column (migrations/), a check kind in
- * update.ts if none of the existing ones fits, the producer's `UpdateInput` in publish.ts (a test
- * keeps its names in step with this table), and a metric family in metrics/ if it has one.
+ * Adding a reported value: what derives from this table needs nothing more. By hand, where a test
+ * (test/catalog/mirrorFields.test.ts, test/docs/) fails until it is done:
+ * - a line here, and a check kind in update.ts (with a sample in that test) if no FieldCheck fits;
+ * - a migration adding its column to `mirrors` (migrations/), and the column in docs/catalog.md;
+ * - the producer's `UpdateInput` in publish.ts;
+ * - its row in docs/message.md (Fields).
+ * By hand, where nothing fails if it is missed:
+ * - `mirrorstate publish`'s flag: PUBLISH_FLAGS and updateFromFlags in cli/publish.ts, the usage
+ *   line in cli/index.ts (a test then wants it in docs/cli.md);
+ * - what an update that omits it does, in docs/message.md (Applying an update);
+ * - where it applies: a metric family in metrics/families.ts (tests then want `metrics: true` here
+ *   and the family in docs/metrics.md); the status page's hand-picked values
+ *   (http/page/mirrorList.ts, mirrorDetail.ts); the few the `mirrorstate status` table shows
+ *   (cli/status.ts);
+ * - when PeerDB reports it, the PeerDB source, whose record of what PeerDB showed and what it
+ *   published is its own and not derived from here (a value PeerDB has no source for needs none of
+ *   it): the read (source/peerdb/readPeerdb.ts); `Observation`, observe(), whether a change goes
+ *   now or with the numbers (identityChanged, numbersChanged), the update and `PublishedState` in
+ *   decide.ts; readPublished and recordPublished in published.ts, with a migration adding the
+ *   column to `peerdb_published` (and docs/catalog.md); docs/peerdb.md (Where each field comes
+ *   from; What is published, when).
  * See docs/message.md for what each field means.
  */
 import { UTC_MICROS } from './sql.js';
