@@ -157,8 +157,8 @@ interface NextRow {
  * JSON.stringify of the whole list is a fast path and PostgreSQL's json_to_recordset reads it back
  * typed in one pass. Timestamps stay canonical microsecond strings, so no precision is lost on the way.
  * The journal's updates go as two documents, zipped back in order by ROWS FROM: their keys, and
- * their payloads, each made jsonb on its own. Read as one jsonb document, a batch carrying tables
- * (3.4 MB for 500 PeerDB updates of 25 tables) cost PostgreSQL 170 ms; apart, 50 ms.
+ * their payloads, each made jsonb on its own: read as one jsonb document, a batch carrying tables
+ * cost PostgreSQL several times more (docs/performance.md, "Write path: figures behind choices").
  */
 interface JournalDocuments {
   keys: string;
@@ -384,10 +384,11 @@ export async function applyBatch(db: Executor, schema: string, batch: StateUpdat
   //    written too (an applied update), which is what the /metrics change feed follows, and
   //    says from then on that the mirror has reported tables (an empty list included). A batch
   //    without a table set (most of them) leaves the table steps out of the statement (tableCtes):
-  //    planned and run empty they cost ~1 ms a statement (docs/performance.md, "Write path: figures
-  //    behind choices"). The transitions are also counted per UTC day, into this connection's row
-  //    of transitions_per_day (docs/catalog.md): a connection runs one transaction at a time, so
-  //    concurrent batches never wait on one counter row; a batch without transitions leaves it out.
+  //    planned and run empty, they would add to every statement's time (docs/performance.md, "Write
+  //    path: figures behind choices"). The transitions are also counted per UTC day, into this
+  //    connection's row of transitions_per_day (docs/catalog.md): a connection runs one
+  //    transaction at a time, so concurrent batches never wait on one counter row; a batch without
+  //    transitions leaves it out.
   const params: unknown[] = [transitionsJson(transitions), rowsJson(nextRows.values())];
   const param = (value: unknown) => `$${params.push(value)}`;
   const freshRows = journalRows(seen.length === 0 ? journalIfAllApplied : journalJson(fresh), param);

@@ -3,7 +3,10 @@ import { inTransaction, type Pool } from '../db/pool.js';
 import { MIRROR_COLUMNS, type MirrorState, SNAPSHOT_BEGIN, toMirrorState } from './views.js';
 import { tables } from './sql.js';
 
-/** Mirrors per page of readMirrorPages: about 0.5 MB of JSON, a few ms of the event loop. */
+/**
+ * Mirrors per page of readMirrorPages: a page is small beside the fleet and serializes in a short
+ * turn of the event loop (docs/performance.md, "The full list as one JSON document").
+ */
 export const MIRRORS_PAGE = 1000;
 
 function listing(schema: string, dropped: boolean): string {

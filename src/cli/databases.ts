@@ -5,8 +5,8 @@
  * Without DATABASE_URL a command uses the embedded PostgreSQL of the data directory: the one a
  * running daemon serves, else the cluster an earlier `run` made, started for the command and
  * stopped after it. It never makes a cluster: run somewhere else (another directory, a typo in
- * MIRRORSTATE_DATA_DIR), a command would otherwise leave a new, empty 40 MB cluster behind and
- * then fail on a catalog that is not there.
+ * MIRRORSTATE_DATA_DIR), a command would otherwise leave a new, empty cluster behind and then fail
+ * on a catalog that is not there.
  */
 import path from 'node:path';
 import { type Config, DEFAULT_DATA_DIR } from '../config.js';

@@ -36,7 +36,8 @@ const MIN_DEFLATE_CHUNK = 256;
 
 /**
  * `chunkSize` sized to the text: zlib's sync call returns a view of its output chunk (16 KB by
- * default), so a 200-byte piece kept in the cache would hold 16 KB: 150 MB at 10,000 mirrors.
+ * default), so a piece of a few hundred bytes kept in the cache would hold the whole chunk: over
+ * a fleet's pieces, many times the text itself (docs/performance.md, "A gzip piece's output chunk").
  */
 export function deflatePiece(text: Buffer): Buffer {
   return zlib.deflateRawSync(text, { ...DEFLATE_OPTIONS, chunkSize: Math.max(MIN_DEFLATE_CHUNK, text.length >> 2) });

@@ -64,7 +64,8 @@ type Source = string[] | number;
  * A family's text is reused from the bucket this one replaces when the bucket keeps its members
  * and none of its new renders changed that family: an update changes a few families of a mirror
  * (its lag, its last-update time), so most of a rebuilt bucket's text (the 12-line status family
- * alone is ~75% of it) is neither copied nor left behind as garbage, and keeps its gzip piece.
+ * alone is the larger part of it) is neither copied nor left behind as garbage, and keeps its gzip
+ * piece (docs/performance.md, "A bucket's unchanged families").
  * The other families share one allocation, filled by copying runs of the replaced bucket's bytes
  * (one copy per run of unchanged mirrors) and writing the new renders: no per-mirror Buffer
  * objects. `mirrors` is sorted; `sources[j]` says where mirror j's text comes from.

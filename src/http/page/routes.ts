@@ -46,8 +46,9 @@ export interface StatusPageOptions {
 }
 
 function sendHtml(res: ServerResponse, status: number, page: Html): void {
-  // Encoded once: the length and the bytes sent from one pass over the text (half a megabyte for
-  // the largest page), where Buffer.byteLength and a string write would each make one.
+  // Encoded once: the length and the bytes sent from one pass over the text (the largest page's
+  // size: docs/performance.md, "Timelines and sparklines"), where Buffer.byteLength and a string
+  // write would each make one.
   const body = Buffer.from(page.text);
   res.writeHead(status, {
     'content-type': 'text/html; charset=utf-8',

@@ -250,13 +250,14 @@ async function readFlows(
 
   // Every flow, one row per mirror (not a history table: no index needed), only the columns the
   // mapping uses; created_at as the server's ISO text (DateStyle ISO, see PEERDB_SESSION_OPTIONS).
-  // Rows as arrays: node-pg builds no object per row (about a fifth of this read's client time).
+  // Rows as arrays: node-pg builds no object per row, a good share of this read's client time
+  // (docs/performance.md, "Flows as arrays").
   // The row version (xmin and ctid: any update of the row changes both) stands in for config_proto,
   // which is kilobytes per flow and which PeerDB rewrites without always moving updated_at: the
   // bytes are read only for flows whose row changed since the config was last decoded.
   // In name order: an UPDATE writes a new row version, which a plain scan returns elsewhere, and
   // what is keyed on the list (the tables' flowsKey) would rebuild every mirror's tables after any
-  // status change (0.4-0.6 s a poll at 100,000 tables, in the change's own latency).
+  // status change, in that change's own latency (docs/performance.md, "The flows in name order").
   type Flow = [name: string, status: number, workflowId: string | null, cdc: boolean, source: number, destination: number, created: string, version: string, updated: string];
   const { rows: flowRows } = await client.query<Flow>({
     text: `select name, status, workflow_id, coalesce(query_string, '') = '', source_peer, destination_peer, created_at::text,

@@ -216,7 +216,8 @@ export interface TablesRebuild {
 /**
  * Every CDC mirror's tables from what the source remembers, or (`only`) those of some mirrors, the
  * rest as they were: a poll that moved one table (a partition finishing) rebuilds its mirror, not
- * 100,000 tables (0.4-0.6 s, in that change's latency). Pure. Tables are sorted by name, and a
+ * every mirror's tables, which a large fleet feels in that change's latency (docs/performance.md,
+ * "Only the mirrors that moved rebuilt"). Pure. Tables are sorted by name, and a
  * mirror past MAX_TABLES_PER_UPDATE tables keeps the first that many (`truncated` names them, of
  * the mirrors built).
  */
