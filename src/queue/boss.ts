@@ -7,9 +7,9 @@
  * mid-batch leaves them `active`: with a queue heartbeat of 10 s (pg-boss's minimum) a live worker
  * refreshes its claim every 3 s while a batch runs, and a supervisor pass every 2 s fails and
  * retries claims whose heartbeat is older than that. The jobs of a dead daemon therefore come back
- * 10–12 s after it died, while a long but healthy batch is never taken away. The pass is a few
- * indexed updates on the job table, so 2 s costs little. `expireInSeconds` stays an outer bound on
- * one batch's handler.
+ * once its last heartbeat is 10 s old, within one pass after that, while a long but healthy batch
+ * is never taken away. The pass is a few indexed updates on the job table, so 2 s costs little.
+ * `expireInSeconds` stays an outer bound on one batch's handler.
  */
 import { PgBoss } from 'pg-boss';
 import type { Logger } from '../log.js';

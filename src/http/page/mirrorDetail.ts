@@ -98,7 +98,7 @@ function tableRow(t: TableView, nowMs: number): Html {
 <td>${loadProgress(t)}</td><td>${t.error ? html`<span class="err" title="${t.error.message}">${t.error.class}</span>` : none()}</td></tr>`;
 }
 
-/** Each event shows its whole payload (up to ~10 kB with an error message): fewer per chunk. */
+/** Each event shows its whole payload (its error message alone may be 8192 characters): fewer per chunk. */
 const EVENTS_PER_CHUNK = 20;
 
 export async function renderMirrorDetail(detail: MirrorDetail, nowMs: number, choice?: TimelineChoice): Promise<Html> {
