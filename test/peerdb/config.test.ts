@@ -9,7 +9,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { decodeFlowConfig } from '../../src/source/peerdb/config.js';
-import { observe, type Observation } from '../../src/source/peerdb/decide.js';
+import { decide, observe, type Observation } from '../../src/source/peerdb/decide.js';
 import { connectPeerdb } from '../../src/source/peerdb/poller.js';
 import { MIB, readPeerdb, type Tails } from '../../src/source/peerdb/readPeerdb.js';
 import { type DaemonProcess, startDaemon, waitFor } from '../helpers/daemon.js';
@@ -51,6 +51,12 @@ describe('config_proto', () => {
     // A slot no mirror names yet: its sample predates the leader's first poll, so the incremental
     // tail never sees it; only a lookup by name finds it once a config names the slot.
     await p.slotSample('plain', 42, { slot: 'moved_slot', agoSeconds: 600 });
+    // What PeerDB records where PostgreSQL reports no state: 'unknown' before PostgreSQL 13, and an
+    // empty string for a NULL wal_status (a slot without restart_lsn).
+    await p.createFlow('pg12_source', { status: 1 });
+    await p.slotSample('pg12_source', 6, { walStatus: 'unknown' });
+    await p.createFlow('no_restart_lsn', { status: 1 });
+    await p.slotSample('no_restart_lsn', 7, { walStatus: '' });
     ({ client, shape } = await connectPeerdb(catalog.readerUrl, createLogger('silent')));
   });
   afterAll(async () => {
@@ -80,6 +86,19 @@ describe('config_proto', () => {
     // Undecodable: as without a config (PeerDB's default slot), and said once.
     expect(o.get('garbled')).toMatchObject({ flowType: 'cdc', slotLagBytes: 11 * MIB });
     expect(undecodable).toEqual([{ mirror: 'garbled', reason: expect.stringMatching(/range/) }]);
+  });
+
+  it('a wal_status that is no state of PostgreSQL is left out, and the rest of the mirror published', async () => {
+    const o = await poll();
+    expect(o.get('pg12_source')).toMatchObject({ slotLagBytes: 6 * MIB, slotWalStatus: null });
+    expect(o.get('no_restart_lsn')).toMatchObject({ slotLagBytes: 7 * MIB, slotWalStatus: null });
+    const decision = decide([o.get('pg12_source')!, o.get('no_restart_lsn')!], new Map(), new Date().toISOString());
+    expect(decision.skipped).toEqual([]);
+    expect(decision.publish.map((p) => p.update)).toEqual([
+      expect.objectContaining({ mirror: 'pg12_source', status: 'running', slotLagBytes: 6 * MIB }),
+      expect.objectContaining({ mirror: 'no_restart_lsn', status: 'running', slotLagBytes: 7 * MIB }),
+    ]);
+    expect(decision.publish.every((p) => !('slotWalStatus' in p.update))).toBe(true);
   });
 
   it('later polls: the config read again only when the row changed; a slot named later is looked up', async () => {

@@ -19,7 +19,7 @@
  * keeps that observedAt and takes the next `seq`, so it is never stale against the source's own past.
  */
 import type { UpdateInput } from '../../publish.js';
-import { parseUpdate, STATUSES, type Status } from '../../update.js';
+import { parseUpdate, STATUSES, type Status, WAL_STATUSES, type WalStatus } from '../../update.js';
 import { classifyError } from './classify.js';
 import { type PeerdbSnapshot, slotOf } from './readPeerdb.js';
 import { type ErrorRow, parentOf } from './rows.js';
@@ -71,7 +71,7 @@ export interface Observation {
   slotLagBytes: number | null;
   /** The slot sample's own time (RFC 3339 UTC): an old sample is published as old. */
   slotLagSampledAt: string | null;
-  slotWalStatus: string | null;
+  slotWalStatus: WalStatus | null;
   /** flows.updated_at: when PeerDB last set the status (or edited the flow). */
   statusSince: string;
   /** When the error was logged. */
@@ -98,6 +98,15 @@ function newest(a: ErrorRow | undefined, b: ErrorRow | undefined): ErrorRow | un
 }
 
 /** PeerDB's rows → one observation per flow (docs/peerdb.md, Where each field comes from). Pure. */
+/**
+ * The sample's wal_status where it is one of PostgreSQL's states. PeerDB records `unknown` for a
+ * source before PostgreSQL 13 and an empty string where the slot reported none (no restart_lsn):
+ * neither is a state, and either would make the whole update invalid (docs/peerdb.md, "Where each field comes from").
+ */
+function knownWalStatus(value: string | null | undefined): WalStatus | null {
+  return (WAL_STATUSES as readonly (string | null | undefined)[]).includes(value) ? (value as WalStatus) : null;
+}
+
 export function observe(snapshot: PeerdbSnapshot): Observation[] {
   const { flows, pendingLag, rows, tails, shape, tables } = snapshot;
   const names = tails.flows?.names ?? new Set(flows.map((f) => f.name));
@@ -128,7 +137,7 @@ export function observe(snapshot: PeerdbSnapshot): Observation[] {
       lagSeconds: f.cdc && pendingLag ? Math.round((pendingLag.get(f.name) ?? 0) * 1000) / 1000 : null,
       slotLagBytes: slot?.bytes ?? null,
       slotLagSampledAt: slot?.at ?? null,
-      slotWalStatus: slot?.walStatus ?? null,
+      slotWalStatus: knownWalStatus(slot?.walStatus),
       statusSince: f.updatedAt,
       errorAt: showError ? e.at : null,
       error: showError ? { message: e.message, class: classifyError(e.message) } : null,
@@ -178,8 +187,14 @@ function withoutErrorsBefore(tables: MirrorTables, entered: string): MirrorTable
   return { entries, errorAts, digest: digestOf(entries) };
 }
 
-/** Only the fields that have a value: `null` and absent mean the same to the daemon. */
-function compact(update: Record<string, unknown>): UpdateInput {
+/** An update whose fields may also be `null`: what PeerDB did not report. */
+type ObservedUpdate = { [K in keyof UpdateInput]: UpdateInput[K] | (undefined extends UpdateInput[K] ? null : never) };
+
+/**
+ * Only the fields that have a value: `null` and absent mean the same to the daemon. Typed by the
+ * message, so a field renamed or retyped there fails here too.
+ */
+function compact(update: ObservedUpdate): UpdateInput {
   return Object.fromEntries(Object.entries(update).filter(([, v]) => v !== null && v !== undefined)) as unknown as UpdateInput;
 }
 
