@@ -48,7 +48,7 @@ beforeAll(async () => {
       ...(i === 0 ? { tables: [{ table: 'a', snapshot: { partitions: 4, partitionsSynced: 1 } }, { table: 'b', snapshot: { partitions: 6, partitionsSynced: 6 } }] } : {}),
     })),
     { mirror: 'detail', status: 'setup', observedAt: ago(60_000), workflowId: 'wf-<1>', flowType: 'cdc', source: 'pg', destination: 'sf' },
-    { mirror: 'detail', status: 'running', observedAt: ago(50_000), rowsSynced: 1_234_567, lagSeconds: 200, slotLagBytes: 5.5 * 1024 ** 3 },
+    { mirror: 'detail', status: 'running', observedAt: ago(50_000), rowsSynced: 1_234_567, lagSeconds: 200, slotLagBytes: 5.5 * 1024 ** 3, slotLagSampledAt: ago(55_000), slotWalStatus: 'unreserved' },
     { mirror: 'detail', status: 'failed', observedAt: ago(40_000), error: { class: 'ssl_error', message: '<script>document.title="pwned"</script> & "more"' } },
     {
       // Dropped (so no list count changes), its page still shows: its tables too.
@@ -189,6 +189,9 @@ describe('GET /mirrors/{mirror}', () => {
     expect(body).not.toMatch(/for [^<]* ago/);
     expect(body).toContain('3 min 20 s');
     expect(body).toContain('5.5 GiB (5,905,580,032 bytes)');
+    // The slot sample's own time and its WAL status, beside the lag they came with.
+    expect(body).toMatch(/<dt>slot sampled<\/dt><dd><time datetime="[^"]+"[^>]*>[^<]+<\/time> <span class="muted">\(<time [^>]+>\d+ s ago<\/time>\)<\/span><\/dd>/);
+    expect(body).toContain('<dt>slot WAL</dt><dd>unreserved</dd>');
     expect(body).toContain('<code>wf-&lt;1&gt;</code>');
     expect(body).toContain('<pre>&lt;script&gt;document.title=&quot;pwned&quot;&lt;/script&gt; &amp; &quot;more&quot;</pre>');
     expect(body).not.toContain('<script>document.title');

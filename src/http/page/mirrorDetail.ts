@@ -51,6 +51,8 @@ function stateCards(m: MirrorState, nowMs: number): Html {
     ['rows synced', m.rowsSynced === null ? null : formatCount(m.rowsSynced)],
     ['lag', m.lagSeconds === null ? null : formatDuration(m.lagSeconds)],
     ['slot lag', slotLag === null ? null : `${formatBytes(slotLag)} (${formatCount(slotLag)} bytes)`],
+    ['slot sampled', at(m.slotLagSampledAt, nowMs)],
+    ['slot WAL', m.slotWalStatus],
     ['status since', at(m.statusSince, nowMs)],
     ['last update', html`${at(m.observedAt, nowMs)}${m.seq ? html` <span class="muted">seq ${m.seq}</span>` : ''}`],
   ])}</div>
