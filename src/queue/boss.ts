@@ -8,8 +8,14 @@
  * refreshes its claim every 3 s while a batch runs, and a supervisor pass every 2 s fails and
  * retries claims whose heartbeat is older than that. The jobs of a dead daemon therefore come back
  * once its last heartbeat is 10 s old, within one pass after that, while a long but healthy batch
- * is never taken away. The pass is a few indexed updates on the job table, so 2 s costs little.
- * `expireInSeconds` stays an outer bound on one batch's handler.
+ * is never taken away. `expireInSeconds` stays an outer bound on one batch's handler.
+ *
+ * That pass is pg-boss's monitor, so monitorIntervalSeconds is the same 2 s; it also recounts the
+ * cached counts mirrorstate_queue_jobs serves past 50,000 jobs, which keeps them a few seconds old
+ * (docs/metrics.md). It is not cheap at a backlog: the recount and the expiry and heartbeat checks
+ * each read the whole job table (no index covers active jobs), once per pass for the whole cluster,
+ * and pg-boss waits the interval after a pass, so a long pass also spaces the passes out
+ * (docs/performance.md, Figures behind the design: the queue gauge).
  */
 import { PgBoss } from 'pg-boss';
 import type { Logger } from '../log.js';
