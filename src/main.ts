@@ -20,7 +20,7 @@ import { HttpServer } from './http/server.js';
 import { readWebConfig } from './http/webConfig/read.js';
 import { type Logger, redactUrl } from './log.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics/daemon.js';
-import { QueueJobsPoller } from './metrics/queueJobs.js';
+import { QueueJobsPoller } from './queue/jobCounts.js';
 import { Outage } from './db/outage.js';
 import { QueueAnalyzer } from './queue/analyzer.js';
 import { registerMetricsRoute } from './metrics/route.js';

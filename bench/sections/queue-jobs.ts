@@ -14,8 +14,7 @@
 import pg from 'pg';
 import * as plans from 'pg-boss/dist/plans.js';
 import { createLogger } from '../../src/log.js';
-import { REPORTED_QUEUES } from '../../src/metrics/daemon.js';
-import { countQueueJobs, readCachedQueueCounts, readQueueJobs } from '../../src/metrics/queueJobs.js';
+import { countQueueJobs, readCachedQueueCounts, readQueueJobs, REPORTED_QUEUES } from '../../src/queue/jobCounts.js';
 import { createBoss, ensureQueues, SUPERVISE_INTERVAL_SECONDS, UPDATES_QUEUE } from '../../src/queue/boss.js';
 import { createTestDatabase } from '../../test/helpers/db.js';
 import type { BenchSection } from '../index.js';

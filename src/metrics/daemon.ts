@@ -6,13 +6,8 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { buildInfo } from '../buildInfo.js';
-import { DEAD_LETTER_QUEUE, UPDATES_QUEUE } from '../queue/boss.js';
 import type { Family } from './exposition.js';
 import { NO_SHARDING, type Shard } from './shard.js';
-
-/** pg-boss 12's job states, every one reported (0 when empty) so queries never meet a gap. */
-export const JOB_STATES = ['created', 'retry', 'active', 'completed', 'cancelled', 'failed'] as const;
-export const REPORTED_QUEUES = [UPDATES_QUEUE, DEAD_LETTER_QUEUE] as const;
 
 export const CATALOG_UP: Family = {
   name: 'mirrorstate_catalog_up',
@@ -142,7 +137,6 @@ export function createDaemonMetrics(options: { peerdb?: boolean; shard?: Shard }
     labelNames: ['queue', 'state'] as const,
     registers: [registry],
   });
-  for (const queue of REPORTED_QUEUES) for (const state of JOB_STATES) queueJobs.set({ queue, state }, 0);
   const batchFailures = new Counter({
     name: 'mirrorstate_batch_failures_total',
     help: 'Batches rolled back, their jobs left queued to be tried again, by reason: refused (the catalog refused their data; written update by update next), error (anything else: a lost connection, a timeout).',

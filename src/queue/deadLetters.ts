@@ -5,7 +5,7 @@
  * pg-boss's API is used where it has the verb: `findJobs` for one letter by id, `insert` to re-create
  * an update on `mirrorstate-updates` (so a redriven job gets that queue's retry and expiry options
  * exactly as a published one does), `deleteJob` for a purge by ids. The rest is SQL on pg-boss's job
- * table (as metrics/queueJobs.ts reads it), because the API has no filter by age or text, no count,
+ * table (as jobCounts.ts reads it), because the API has no filter by age or text, no count,
  * no paging, and its own `redrive()` re-creates a dead letter's data as it is, while ours must
  * unwrap the `update` inside it.
  *

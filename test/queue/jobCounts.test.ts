@@ -6,7 +6,7 @@
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
-import { readCachedQueueCounts, readQueueJobs } from '../../src/metrics/queueJobs.js';
+import { readCachedQueueCounts, readQueueJobs } from '../../src/queue/jobCounts.js';
 import { createBoss, DEAD_LETTER_QUEUE, ensureQueues, UPDATES_QUEUE } from '../../src/queue/boss.js';
 import { waitFor } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';

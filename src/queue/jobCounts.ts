@@ -16,9 +16,14 @@
  */
 import type { Gauge } from 'prom-client';
 import { quoteIdent } from '../catalog/sql.js';
-import type { Logger } from '../log.js';
-import { JOB_STATES, REPORTED_QUEUES } from './daemon.js';
 import type { Outage } from '../db/outage.js';
+import type { Logger } from '../log.js';
+import { DEAD_LETTER_QUEUE, UPDATES_QUEUE } from './boss.js';
+
+/** pg-boss 12's job states, every one reported (0 when empty) so queries never meet a gap. */
+export const JOB_STATES = ['created', 'retry', 'active', 'completed', 'cancelled', 'failed'] as const;
+/** The queues the gauge reports. */
+export const REPORTED_QUEUES = [UPDATES_QUEUE, DEAD_LETTER_QUEUE] as const;
 
 export const QUEUE_JOBS_INTERVAL_MS = 5_000;
 /** Above this many jobs in a queue (by pg-boss's cache), its counts come from the cache alone. */
@@ -111,6 +116,8 @@ export class QueueJobsPoller {
 
   constructor(private readonly options: QueueJobsPollerOptions) {
     this.log = options.logger.child({ component: 'queue-jobs' });
+    // Every series exists from the start, at 0 until the first count.
+    for (const queue of REPORTED_QUEUES) for (const state of JOB_STATES) options.gauge.set({ queue, state }, 0);
   }
 
   /** Counts once right away (so the first scrape has numbers), then every interval. */
