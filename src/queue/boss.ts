@@ -71,8 +71,31 @@ export function createBoss(options: BossOptions): PgBoss {
     if (options.outage?.report(err)) return;
     log.error({ err: brief }, 'pg-boss error');
   });
-  boss.on('warning', (warning) => log.warn({ warning }, 'pg-boss warning'));
+  boss.on('warning', warningLogger(log));
   return boss;
+}
+
+/** How often one kind of pg-boss warning is logged while it repeats. */
+export const WARNING_REPEAT_MS = 5 * 60_000;
+
+/**
+ * pg-boss repeats a standing warning at every monitor pass (a queue backlog: every few seconds for
+ * as long as it lasts). A kind of warning (its message with the numbers left out) is logged once a
+ * WARNING_REPEAT_MS, saying how many were held back since; the gauges and alerts show it meanwhile.
+ */
+export function warningLogger(log: Logger, now: () => number = Date.now): (warning: { message?: unknown }) => void {
+  const kinds = new Map<string, { loggedAt: number; heldBack: number }>();
+  return (warning) => {
+    const kind = String(warning.message).replace(/\d+/g, '#');
+    const seen = kinds.get(kind);
+    const at = now();
+    if (seen && at - seen.loggedAt < WARNING_REPEAT_MS) {
+      seen.heldBack++;
+      return;
+    }
+    log.warn({ warning, ...(seen ? { heldBack: seen.heldBack } : {}) }, 'pg-boss warning');
+    kinds.set(kind, { loggedAt: at, heldBack: 0 });
+  };
 }
 
 /** Creates the queues, or brings an existing queue's options up to date. Idempotent. */
