@@ -29,6 +29,11 @@ export type Status = (typeof STATUSES)[number];
 export const WAL_STATUSES = ['reserved', 'extended', 'unreserved', 'lost'] as const;
 export type WalStatus = (typeof WAL_STATUSES)[number];
 
+/** Whether `value` is one of PostgreSQL's wal_status states. */
+export function isWalStatus(value: unknown): value is WalStatus {
+  return (WAL_STATUSES as readonly unknown[]).includes(value);
+}
+
 /** The most tables one update may list (docs/tables.md). */
 export const MAX_TABLES_PER_UPDATE = 10_000;
 const MAX_TABLE_NAME_CHARS = 512;
@@ -350,7 +355,7 @@ const FIELD_CHECKS: Record<FieldCheck, (check: Checker, field: string, value: un
   timestamp: (check, field, value) => check.timestamp(field, value),
   walStatus: (check, field, value) => {
     if (value === undefined || value === null) return null;
-    if (typeof value !== 'string' || !(WAL_STATUSES as readonly string[]).includes(value)) {
+    if (!isWalStatus(value)) {
       return check.fail(field, `must be one of ${WAL_STATUSES.join(', ')}, got ${typeName(value)}`) ?? null;
     }
     return value;

@@ -19,7 +19,7 @@
  * keeps that observedAt and takes the next `seq`, so it is never stale against the source's own past.
  */
 import type { UpdateInput } from '../../publish.js';
-import { parseUpdate, STATUSES, type Status, WAL_STATUSES, type WalStatus } from '../../update.js';
+import { isWalStatus, parseUpdate, STATUSES, type Status, type WalStatus } from '../../update.js';
 import { classifyError } from './classify.js';
 import { type PeerdbSnapshot, slotOf } from './readPeerdb.js';
 import { type ErrorRow, parentOf } from './rows.js';
@@ -104,7 +104,7 @@ function newest(a: ErrorRow | undefined, b: ErrorRow | undefined): ErrorRow | un
  * neither is a state, and either would make the whole update invalid (docs/peerdb.md, "Where each field comes from").
  */
 function knownWalStatus(value: string | null | undefined): WalStatus | null {
-  return (WAL_STATUSES as readonly (string | null | undefined)[]).includes(value) ? (value as WalStatus) : null;
+  return isWalStatus(value) ? value : null;
 }
 
 export function observe(snapshot: PeerdbSnapshot): Observation[] {
